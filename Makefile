@@ -1,0 +1,22 @@
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+
+.PHONY: demo test venv clean
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+venv: $(PY)
+	$(PIP) install -q -e .
+
+demo: venv
+	$(VENV)/bin/muonlab run configs/demo.toml --out results/demo
+
+test: $(PY)
+	$(PIP) install -q -e '.[test]'
+	MPLBACKEND=Agg $(PY) -m pytest
+
+clean:
+	rm -rf results .pytest_cache

@@ -1,0 +1,42 @@
+"""Sweep expansion: a validated config -> the table of runs (one row per cell x optimizer x
+hyperparameter point x seed), with stable integer run ids in a fixed order."""
+from __future__ import annotations
+
+import itertools
+
+import pandas as pd
+
+from .config import SweepConfig
+
+
+def product(values: dict[str, list]) -> list[dict]:
+    keys = list(values)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(values[k] for k in keys))]
+
+
+def cells(cfg: SweepConfig) -> pd.DataFrame:
+    """One row per problem cell: ``cell_id`` and every problem parameter as ``p_<name>``."""
+    rows = product(cfg.problem_values())
+    df = pd.DataFrame([{f"p_{k}": v for k, v in r.items()} for r in rows])
+    df.insert(0, "cell_id", range(len(df)))
+    return df
+
+
+def expand_runs(cfg: SweepConfig) -> pd.DataFrame:
+    """The run table: run_id, cell_id, problem, p_*, optimizer (label), optimizer_kind, h_*, seed.
+    Order: optimizer, hyperparameter point, cell, seed (so one job holds contiguous run ids)."""
+    cell_df = cells(cfg)
+    cell_rows = cell_df.to_dict("records")
+    rows = []
+    for opt in cfg.optimizers:
+        for hp in product(cfg.hparam_values(opt)):
+            h = {f"h_{k}": v for k, v in hp.items()}
+            for c in cell_rows:
+                for s in cfg.seeds:
+                    rows.append({**c, "optimizer": opt.key, "optimizer_kind": opt.name, **h, "seed": s})
+    df = pd.DataFrame(rows)
+    df.insert(0, "run_id", range(len(df)))
+    df.insert(2, "problem", cfg.problem.kind)
+    hcols = list(dict.fromkeys(c for opt in cfg.optimizers for c in (f"h_{k}" for k in cfg.hparam_values(opt))))
+    pcols = [c for c in df.columns if c.startswith("p_")]
+    return df[["run_id", "cell_id", "problem", *pcols, "optimizer", "optimizer_kind", *hcols, "seed"]]

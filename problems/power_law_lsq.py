@@ -1,0 +1,140 @@
+"""Matrix least squares with a power-law data covariance and a power-law target.
+
+Inputs x ~ N(0, Sigma), Sigma = Q diag(lambda) Q^T with lambda_j = j^-alpha (j = 1..n) and Q = I,
+or a random orthonormal basis when ``rotate``; labels y = X* x + eps with E||eps||^2 = sigma^2.
+The target's coefficients in the eigenbasis decay as j^-beta: X* = C Q^T with C_ij = g_ij j^-beta,
+g_ij ~ N(0, 1), scaled so ||X*||_F = 1 for every beta. The power-law data/target setting is that of
+Paquette et al., "Phases of Muon" (arXiv 2605.09552) and "4+3 phases" (2024), see PAPERS.md.
+
+    f(X) = 1/2 E||X x - y||^2 = 1/2 tr((X - X*) Sigma (X - X*)^T) + sigma^2 / 2
+    grad f(X) = (X - X*) Sigma,        f* = sigma^2 / 2 at X = X*.
+
+The stochastic oracle averages (X x_i - y_i) x_i^T over a minibatch of ``batch_size`` samples
+(0 = exact gradient); a draw xi holds the standard normal variates, so the same draw can be
+evaluated at two points.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from lab.backend import host_rng
+
+from .base import Problem
+from .params import Param
+from .registry import register
+
+
+@register("power_law_lsq")
+class PowerLawLSQ(Problem):
+    """Matrix least squares, covariance eigenvalues j^-alpha, target coefficients j^-beta."""
+
+    PARAMS = {
+        "m": Param(32, int, per_run=False, low=1, doc="rows of X (outputs)"),
+        "n": Param(64, int, per_run=False, low=1, doc="columns of X (input dimension)"),
+        "alpha": Param(1.0, float, low=0.0, doc="covariance exponent: lambda_j = j^-alpha"),
+        "beta": Param(1.0, float, low=0.0, doc="target exponent: coefficients decay as j^-beta"),
+        "batch_size": Param(0, int, low=0, doc="minibatch size of the oracle; 0 = exact gradient"),
+        "sigma": Param(0.0, float, low=0.0, doc="label noise: E||eps||^2 = sigma^2"),
+        "rotate": Param(False, bool, per_run=False, doc="random orthonormal eigenbasis instead of the identity"),
+    }
+
+    def __init__(self, runs, seed, backend, **params):
+        super().__init__(runs, seed, backend, **params)
+        B, m, n = self.runs, self.params["m"], self.params["n"]
+        self.m, self.n, self.rotate = m, n, self.params["rotate"]
+        self.layer_shapes = ((m, n),)
+        j = np.arange(1, n + 1, dtype=np.float64)
+        self.eigs = j[None, :] ** -self.p("alpha")[:, None]  # (B, n) host float64
+        coef = j[None, None, :] ** -self.p("beta")[:, None, None]
+        g = np.empty((B, m, n))
+        q = np.empty((B, n, n)) if self.rotate else None
+        for s in np.unique(self.seeds):  # instances depend only on the seed; draw each once
+            rng = host_rng(s, self.instance_key)
+            gs = rng.standard_normal((m, n))
+            idx = self.seeds == s
+            g[idx] = gs
+            if self.rotate:
+                q[idx] = np.linalg.qr(rng.standard_normal((n, n)))[0]
+        c = g * coef
+        c /= np.linalg.norm(c, axis=(1, 2), keepdims=True)
+        xstar = c if q is None else c @ q.transpose(0, 2, 1)
+        bk = backend
+        self.xstar = bk.asarray(xstar)
+        self.q = None if q is None else bk.asarray(q)
+        self.qt = None if q is None else bk.asarray(np.ascontiguousarray(q.transpose(0, 2, 1)))
+        self.lam = bk.asarray(self.eigs[:, None, :])  # (B, 1, n)
+        self.sqrt_lam = bk.asarray(np.sqrt(self.eigs)[:, None, :])
+        self.batch = self.p("batch_size", np.int64)
+        self.bmax = int(self.batch.max())
+        self.sigma = self.p("sigma")
+        if self.bmax > 0:
+            w = (np.arange(self.bmax)[None, :] < self.batch[:, None]) / np.maximum(self.batch, 1)[:, None]
+            self.row_w = bk.asarray(w[:, :, None])  # (B, bmax, 1): 1/b on the run's first b rows
+            self.exact_rows = bk.xp.asarray(self.batch == 0)[:, None, None]
+            self.noise_scale = bk.asarray((self.sigma / np.sqrt(m))[:, None, None])
+
+    # --- geometry helpers ---------------------------------------------------------------------
+    def _to_eig(self, d):
+        """Coordinates of D in the eigenbasis (D Q)."""
+        return d if self.q is None else self.xp.matmul(d, self.q)
+
+    def _from_eig(self, e):
+        return e if self.q is None else self.xp.matmul(e, self.qt)
+
+    # --- the contract -------------------------------------------------------------------------
+    def gap(self, params):
+        de = self._to_eig(params[0] - self.xstar)
+        return 0.5 * (de * de * self.lam).sum(axis=(1, 2))
+
+    def loss(self, params):
+        return self.gap(params) + self.backend.asarray(0.5 * self.sigma**2)
+
+    def grad(self, params):
+        return (self._from_eig(self._to_eig(params[0] - self.xstar) * self.lam),)
+
+    def sample(self, rng):
+        if self.bmax == 0:
+            return None
+        xi = {"z": rng.normal((self.bmax, self.n))}
+        if np.any(self.sigma > 0):
+            xi["e"] = rng.normal((self.bmax, self.m))
+        return xi
+
+    def stoch_grad(self, params, xi):
+        if xi is None:
+            return self.grad(params)
+        xp = self.xp
+        x = xi["z"] * self.sqrt_lam  # (B, b, n) samples in the eigenbasis
+        if self.q is not None:
+            x = xp.matmul(x, self.qt)
+        d = params[0] - self.xstar
+        r = xp.matmul(x, d.transpose(0, 2, 1))  # rows (D x_i)^T, (B, b, m)
+        if "e" in xi:
+            r = r - xi["e"] * self.noise_scale
+        g = xp.matmul((r * self.row_w).transpose(0, 2, 1), x)
+        if self.exact_rows.any():
+            g = xp.where(self.exact_rows, self.grad(params)[0], g)
+        return (g,)
+
+    def optimum(self):
+        return (self.xstar,), self.backend.asarray(0.5 * self.sigma**2)
+
+    def constants(self):
+        lam = self.eigs
+        k = min(self.m, self.n)
+        return {
+            "L": lam.max(axis=1),
+            # sup ||D Sigma||_* / ||D||_op = sum of the k = min(m, n) largest eigenvalues
+            # (von Neumann's trace inequality; equality at D aligned with the top eigenvectors).
+            "L_star": np.sort(lam, axis=1)[:, ::-1][:, :k].sum(axis=1),
+            "mu": lam.min(axis=1),
+            "hessian_rank": np.full(self.runs, float(self.m * self.n)),
+            "f_star": 0.5 * self.sigma**2,
+            "dist0_fro": np.ones(self.runs),
+        }
+
+    @classmethod
+    def run_bytes(cls, params, itemsize):
+        m, n, b = params.get("m", 32), params.get("n", 64), max(params.get("batch_size", 0), 1)
+        rot = n * n * 2 if params.get("rotate") else 0
+        return itemsize * (14 * m * n + rot + 3 * b * (m + n) + 32 * b * (m + n))

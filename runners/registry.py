@@ -1,0 +1,73 @@
+"""The registry of optimizers: ``runners.make(name, **hp)``.
+
+An optimizer kind is a class with ``HPARAMS`` (a dict of :class:`problems.Param`) and two pure
+functions, ``init(params, hp, xp) -> state`` and ``step(params, state, oracle, t, hp) ->
+(params, state)``. Numeric per-run hyperparameters reach ``step`` as arrays of shape (B, 1, 1)
+that broadcast against each (B, m, n) layer; structural ones (``per_run=False``) as scalars.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from problems.params import Param, ParamError, check_all
+
+REGISTRY: dict[str, type] = {}
+
+
+def register(name: str):
+    def deco(cls):
+        if name in REGISTRY:
+            raise ValueError(f"optimizer {name!r} registered twice")
+        cls.name = name
+        REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def get(name: str) -> type:
+    if name not in REGISTRY:
+        raise ParamError(f"name: unknown optimizer {name!r}; allowed: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name]
+
+
+def hparams(name: str) -> dict[str, Param]:
+    return get(name).HPARAMS
+
+
+@dataclass
+class Optimizer:
+    """An optimizer kind with its hyperparameters (scalars or per-run arrays of shape (B,))."""
+
+    kind: type
+    hp: dict
+
+    @property
+    def name(self) -> str:
+        return self.kind.name
+
+    def bind(self, runs: int, backend) -> dict:
+        """Hyperparameters as the step functions see them on ``backend`` for ``runs`` runs."""
+        out = {}
+        for k, decl in self.kind.HPARAMS.items():
+            v = decl.check(k, self.hp[k], runs) if isinstance(self.hp[k], np.ndarray) else self.hp[k]
+            if decl.per_run and decl.type in (float, int):
+                out[k] = backend.asarray(np.broadcast_to(np.asarray(v, np.float64), (runs,))[:, None, None])
+            else:
+                out[k] = v
+        return out
+
+    def init(self, params, hp, xp):
+        return self.kind.init(params, hp, xp)
+
+    def step(self, params, state, oracle, t, hp):
+        return self.kind.step(params, state, oracle, t, hp)
+
+
+def make(name: str, **hp) -> Optimizer:
+    """Optimizer ``name`` with hyperparameters ``hp`` (unknown names are an error listing the
+    allowed ones; missing ones take their defaults)."""
+    kind = get(name)
+    return Optimizer(kind=kind, hp=check_all(f"optimizer {name!r}", kind.HPARAMS, hp))
