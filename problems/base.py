@@ -63,6 +63,11 @@ class Problem:
         """Gradient at ``params`` under draw ``xi``; the same xi may be used at two points."""
         return self.grad(params) if xi is None else NotImplemented
 
+    def extra_metrics(self, params) -> dict:
+        """Problem-specific metrics logged with the standard ones ({name: (B,) array}); each
+        becomes a column of curves.csv. Default: none."""
+        return {}
+
     def optimum(self) -> tuple:
         """(X* as a tuple of layers, f* of shape (B,))."""
         raise NotImplementedError

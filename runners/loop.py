@@ -55,6 +55,7 @@ def _metrics(problem, params, xstar, backend):
         "grad_op": xp.max(xp.stack([s[..., 0] for s in sv]), axis=0),
         "dist_fro": xp.sqrt(sum(((x - xs) ** 2).sum(axis=(1, 2)) for x, xs in zip(params, xstar))),
     }
+    out.update(problem.extra_metrics(params))
     return {k: backend.to_host(v).astype(np.float64) for k, v in out.items()}
 
 
@@ -108,7 +109,7 @@ def run(problem, optimizer, steps: int, seed=0, log_points: int = 30, divergence
             if t in logged:
                 rows.append(m)
 
-    curves = {k: np.stack([r[k] for r in rows]) for k in METRICS}
+    curves = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
     gaps = curves["gap"]
     hit = gaps <= target * gap0[None, :]
     first = np.where(hit.any(axis=0), logged[np.argmax(hit, axis=0)], np.inf)
