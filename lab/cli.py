@@ -21,7 +21,11 @@ def _cmd_run(args) -> int:
     from .api import run_sweep
 
     res = run_sweep(args.config, out_dir=args.out, backend=args.backend, dtype=args.dtype, force=args.force,
-                    progress=not args.quiet)
+                    progress=not args.quiet, executor=args.executor, scheduler=args.scheduler, workers=args.workers)
+    if not res["complete"]:
+        print(f"muonlab: {res['failed_jobs']} of {res['n_jobs']} jobs failed; the others are kept. "
+              f"See `muonlab status {args.out}`; re-run the same command to retry them.", file=sys.stderr)
+        return 1
     rate = res["n_runs"] * res["steps"] / max(res["execute_wall_s"], 1e-9)
     print(f"{res['n_runs']} runs ({res['diverged']} diverged) in {res['n_jobs']} jobs, {res['jobs_run_now']} run now; "
           f"wall {res['wall_s']:.1f} s, {rate:,.0f} run-steps/s in the jobs")
@@ -42,6 +46,33 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_status(args) -> int:
+    from .api import sweep_status
+
+    st = sweep_status(args.dir)
+    j, r = st["jobs"], st["runs"]
+    state = {"running": "running, or interrupted (re-run the same command to resume)"}.get(st["status"], st["status"])
+    print(f"{st['dir']}: sweep {st['name']!r} (config {st['config_hash']}), {state}")
+    print(f"jobs: {j['done']} done, {j['pending']} pending, {j['failed']} failed (of {j['total']})")
+    print(f"runs: {r['done']} done, {r['pending']} pending, {r['failed']} failed (of {r['total']})")
+    for key, err in st["failed"].items():
+        print(f"failed {key}: {err}")
+    return 0
+
+
+def _cmd_presets(args) -> int:
+    from .api import presets
+
+    found = presets(args.dir)
+    if not found:
+        where = ", ".join(args.dir) if args.dir else "configs/"
+        raise ConfigError(f"dir: no *.toml presets in {where}")
+    width = max(len(str(p)) for p, _ in found)
+    for path, desc in found:
+        print(f"{str(path):<{width}}  {desc}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = _Parser(prog="muonlab", description="Where does Muon beat GD, SignSGD and MVR? Run sweeps, get tables and figures.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -52,10 +83,19 @@ def main(argv=None) -> int:
     run.add_argument("--dtype", choices=DTYPES, help="override the config's dtype")
     run.add_argument("--force", action="store_true", help="discard results of a different config in --out")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--executor", default="local", help="where jobs run: local (default, this process) or dask")
+    run.add_argument("--scheduler", metavar="ADDRESS", help="dask: address of a running scheduler, e.g. tcp://host:8786")
+    run.add_argument("--workers", type=int, metavar="N", help="dask without --scheduler: worker processes of the local cluster")
     run.set_defaults(func=_cmd_run)
     rep = sub.add_parser("report", help="re-run the analysis of a finished sweep directory")
     rep.add_argument("dir")
     rep.set_defaults(func=_cmd_report)
+    st = sub.add_parser("status", help="jobs done / pending / failed in a (partial) sweep directory")
+    st.add_argument("dir")
+    st.set_defaults(func=_cmd_status)
+    pre = sub.add_parser("presets", help="list the preset configs, one line each")
+    pre.add_argument("dir", nargs="*", help="directories to list (default: configs/ and configs/claims/)")
+    pre.set_defaults(func=_cmd_presets)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
