@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import tomllib
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -56,29 +57,34 @@ def run_sweep(config, out_dir="results/sweep", backend: str | None = None, dtype
     jobs = plan(cfg, runs)
     store = Store(out_dir)
     store.check(cfg.digest(), force)
-    # --- nothing above writes; from here on the directory is ours ----------------------------
-    store.begin(cfg.digest(), force)
-    manifest = {
-        "config": cfg.model_dump(mode="json"),
-        "config_hash": cfg.digest(),
-        "started": _now(),
-        "status": "running",
-        "n_runs": len(runs),
-        "n_jobs": len(jobs),
-        "jobs": {j.key: j.runs for j in jobs},
-        "versions": provenance.versions(),
-        "blas": provenance.blas(),
-        "git_revision": provenance.git_revision(),
-        "host": provenance.host(),
-        **bk.info,
-        "executor": executor,
-    }
-    store.write_manifest(manifest)
-    done = store.done()
+    old = store.read_manifest()
+    done = store.done() if old is not None and old.get("config_hash") == cfg.digest() else set()
     pending = [j for j in jobs if j.key not in done]
-    t_exec = time.perf_counter()
-    ex(pending, store, progress=progress, **options)
-    t_exec = time.perf_counter() - t_exec
+    # nothing above writes; the session (a cluster connection) is opened before anything is written
+    with ex.open(options) if pending else nullcontext(options) as run_options:
+        store.begin(cfg.digest(), force)
+        manifest = {
+            "config": cfg.model_dump(mode="json"),
+            "config_hash": cfg.digest(),
+            "started": _now(),
+            "status": "running",
+            "n_runs": len(runs),
+            "n_jobs": len(jobs),
+            "jobs": {j.key: j.runs for j in jobs},
+            "versions": provenance.versions(),
+            "blas": provenance.blas(),
+            "git_revision": provenance.git_revision(),
+            "host": provenance.host(),
+            **bk.info,
+            "executor": executor,
+            "executor_options": {k: v for k, v in options.items() if isinstance(v, (str, int, float))},
+        }
+        store.write_manifest(manifest)
+        done = store.done()
+        pending = [j for j in jobs if j.key not in done]
+        t_exec = time.perf_counter()
+        ex(pending, store, progress=progress, **run_options)
+        t_exec = time.perf_counter() - t_exec
 
     keys = [j.key for j in jobs]
     failed = {k: v for k, v in store.failed().items() if k in set(keys)}

@@ -6,13 +6,15 @@ pure :class:`lab.plan.JobSpec`) through :func:`lab.jobs.run_job`, wherever it li
 each :class:`lab.jobs.JobOutcome` to :func:`finish` in the calling process, which writes it through
 the store and advances the progress bar. Options an executor accepts are declared when it is
 registered, with an optional ``preflight(**options)`` that rejects bad options (or a missing
-optional dependency) before anything is written.
+optional dependency) and an optional ``session(**options)`` context manager that acquires what
+the executor needs (a cluster connection) and yields the options to run with; both run before
+anything is written, so an unreachable scheduler leaves the output directory untouched.
 """
 from __future__ import annotations
 
 import importlib.util
 import sys
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Callable
 
@@ -30,6 +32,7 @@ class Executor:
     fn: Callable
     options: tuple[str, ...] = ()
     preflight: Callable | None = None
+    session: Callable | None = None
     doc: str = ""
 
     def check(self, options: dict) -> None:
@@ -41,6 +44,10 @@ class Executor:
         if self.preflight is not None:
             self.preflight(**options)
 
+    def open(self, options: dict):
+        """Context manager yielding the options to run with (e.g. a connected client)."""
+        return self.session(**options) if self.session is not None else nullcontext(options)
+
     def __call__(self, jobs: list[JobSpec], store: Store, progress: bool = True, **options) -> None:
         return self.fn(jobs, store, progress=progress, **options)
 
@@ -48,9 +55,11 @@ class Executor:
 EXECUTORS: dict[str, Executor] = {}
 
 
-def register(name: str, options: tuple[str, ...] = (), preflight: Callable | None = None):
+def register(name: str, options: tuple[str, ...] = (), preflight: Callable | None = None,
+             session: Callable | None = None):
     def deco(fn):
-        EXECUTORS[name] = Executor(name, fn, tuple(options), preflight, (fn.__doc__ or "").strip().split("\n")[0])
+        doc = (fn.__doc__ or "").strip().split("\n")[0]
+        EXECUTORS[name] = Executor(name, fn, tuple(options), preflight, session, doc)
         return fn
 
     return deco
@@ -104,21 +113,44 @@ def _dask_preflight(scheduler: str | None = None, workers: int | None = None, cl
         raise ConfigError(f"scheduler: got {scheduler!r}; allowed: an address such as tcp://host:8786")
 
 
-def _connect(stack: ExitStack, scheduler: str | None, workers: int | None):
-    from distributed import Client, LocalCluster
-
-    if scheduler is not None:
-        try:
-            return stack.enter_context(Client(scheduler, timeout="20s"))
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise ConfigError(f"scheduler: cannot connect to {scheduler!r} ({type(exc).__name__}: {exc}); "
-                              "is `dask scheduler` running there? (docs/distributed.md)") from None
-    cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                               dashboard_address=None))
-    return stack.enter_context(Client(cluster))
+# dask's nannies set MALLOC_TRIM_THRESHOLD_ in the workers they spawn, which turns off glibc's
+# adaptive mmap threshold: every (B, m, n) temporary of a job is then mmap'ed and page-faulted
+# afresh, about 2.5x slower on the jobs here. The workers we start go without it
+# (docs/distributed.md says how to do the same for workers started by hand).
+WORKER_ENV = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 
-@register("dask", options=("scheduler", "workers", "client"), preflight=_dask_preflight)
+def local_cluster(workers: int | None = None):
+    """A LocalCluster of ``workers`` single-threaded worker processes (None: one per core)."""
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set(WORKER_ENV):
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+
+
+@contextmanager
+def _dask_session(scheduler: str | None = None, workers: int | None = None, client=None):
+    """Yield ``{"client": ...}``: the given client, one connected to ``scheduler``, or one of a
+    LocalCluster of ``workers`` single-threaded processes (closed on exit)."""
+    if client is not None:
+        yield {"client": client}
+        return
+    from distributed import Client
+
+    with ExitStack() as stack:
+        if scheduler is not None:
+            try:
+                client = stack.enter_context(Client(scheduler, timeout="20s"))
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise ConfigError(f"scheduler: cannot connect to {scheduler!r} ({type(exc).__name__}: {exc}); "
+                                  "is `dask scheduler` running there? (docs/distributed.md)") from None
+        else:
+            client = stack.enter_context(Client(stack.enter_context(local_cluster(workers))))
+        yield {"client": client}
+
+
+@register("dask", options=("scheduler", "workers", "client"), preflight=_dask_preflight, session=_dask_session)
 def run_dask(jobs: list[JobSpec], store: Store, progress: bool = True, scheduler: str | None = None,
              workers: int | None = None, client=None) -> None:
     """Run jobs on a dask.distributed cluster: a running scheduler (``scheduler`` address, or a
@@ -129,9 +161,8 @@ def run_dask(jobs: list[JobSpec], store: Store, progress: bool = True, scheduler
         return
     from distributed import as_completed
 
-    with ExitStack() as stack:
-        if client is None:
-            client = _connect(stack, scheduler, workers)
+    with _dask_session(scheduler, workers, client) as opened:
+        client = opened["client"]
         specs = {f"muonlab-{spec.key}": spec for spec in jobs}
         pending = as_completed(client.submit(run_job, spec, key=key) for key, spec in specs.items())
         with progress_bar(jobs, progress, "dask") as bar:

@@ -3,14 +3,16 @@ no traceback, nothing written (no output directory created; an existing one unto
 from __future__ import annotations
 
 import copy
-import json
-import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from lab.cli import main
+
+sys.path.insert(0, str(Path(__file__).parent))
+from sweep_helpers import toml  # noqa: E402
 
 BASE = {
     "name": "bad",
@@ -23,26 +25,6 @@ BASE = {
                    {"name": "muon", "lr": {"logspace": [-2, -1, 2]}, "hparams": {"beta": 0.9}}],
     "analysis": {"x": "alpha", "y": "beta"},
 }
-
-
-def toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float) and not math.isfinite(v):
-        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{json.dumps(k)} = {toml_value(x)}" for k, x in v.items()) + " }"
-    raise TypeError(v)
-
-
-def toml(cfg: dict) -> str:
-    return "".join(f"{json.dumps(k)} = {toml_value(v)}\n" for k, v in cfg.items())
 
 
 def mutate(fn):
