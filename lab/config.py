@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import tomllib
 import typing
 from pathlib import Path

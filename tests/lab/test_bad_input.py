@@ -3,6 +3,8 @@ no traceback, nothing written (no output directory created; an existing one unto
 from __future__ import annotations
 
 import copy
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -207,6 +209,13 @@ def test_changed_config_refused_unless_forced(tmp_path, capsys, finished):
     code, _, err = run_cli(capsys, ["run", str(cfg), "--out", str(finished), "--quiet"])
     assert code == 2 and "different config" in err and "--force" in err and len(err.strip().splitlines()) == 1
     assert snapshot(finished) == before
+    forced = tmp_path / "forced"
+    shutil.copytree(finished, forced)
+    assert main(["run", str(cfg), "--out", str(forced), "--quiet", "--force"]) == 0
+    manifest = json.loads((forced / "manifest.json").read_text())
+    assert manifest["config"]["steps"] == 6 and manifest["jobs_run_now"] == manifest["n_jobs"]
+    old_jobs = {p.name for p in (finished / "parts").iterdir()}
+    assert not old_jobs & {p.name for p in (forced / "parts").iterdir()}  # the old parts were discarded
 
 
 @pytest.mark.parametrize("argv, field", [

@@ -1,7 +1,6 @@
 """Numerical and job faults, determinism, and the status / presets commands."""
 from __future__ import annotations
 
-import io
 import json
 import sys
 from pathlib import Path
