@@ -42,6 +42,18 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_reproduce(args) -> int:
+    from .claims import claim_paths, reproduce
+
+    names = list(claim_paths()) if args.all else args.names
+    if not names:
+        raise ConfigError("reproduce: name a claim or pass --all; see configs/claims/")
+    for name in names:
+        res = reproduce(name, full=args.full, progress=not args.quiet, force=args.force)
+        print(f"{res['name']}: {res['verdict']} ({', '.join(res['sub_verdicts'])}) in {res['wall_s']:.0f} s -> docs/claims/{res['name']}.md")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = _Parser(prog="muonlab", description="Where does Muon beat GD, SignSGD and MVR? Run sweeps, get tables and figures.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -56,6 +68,13 @@ def main(argv=None) -> int:
     rep = sub.add_parser("report", help="re-run the analysis of a finished sweep directory")
     rep.add_argument("dir")
     rep.set_defaults(func=_cmd_report)
+    rp = sub.add_parser("reproduce", help="run a claim's preset and write its verdict into docs/claims/")
+    rp.add_argument("names", nargs="*", help="claim names (configs/claims/*.toml)")
+    rp.add_argument("--all", action="store_true", help="every claim preset")
+    rp.add_argument("--full", action="store_true", help="the larger version (GPU or cluster)")
+    rp.add_argument("--force", action="store_true", help="discard earlier results of a changed preset")
+    rp.add_argument("--quiet", action="store_true", help="no progress bar")
+    rp.set_defaults(func=_cmd_reproduce)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

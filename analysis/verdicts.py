@@ -1,0 +1,121 @@
+"""Verdict rules for reproduced claims: each turns a finished sweep into a status
+(reproduced / partly / not reproduced / not testable), the numbers behind it, and the rule in words.
+The rule and its thresholds are stated in the claim's preset (configs/claims/*.toml), never here."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+STATUSES = ("reproduced", "partly", "not reproduced", "not testable")
+RULES: dict[str, Callable] = {}
+
+
+@dataclass
+class Verdict:
+    claim: str
+    status: str
+    rule: str
+    numbers: dict = field(default_factory=dict)
+
+
+@dataclass
+class SweepData:
+    """Lazy access to a sweep directory's tables."""
+
+    dir: Path
+    _cache: dict = field(default_factory=dict)
+
+    def table(self, name: str) -> pd.DataFrame:
+        if name not in self._cache:
+            self._cache[name] = pd.read_csv(self.dir / f"{name}.csv")
+        return self._cache[name]
+
+
+def register(name: str):
+    def deco(fn):
+        RULES[name] = fn
+        return fn
+
+    return deco
+
+
+def select(df: pd.DataFrame, where: dict | None) -> pd.DataFrame:
+    """Rows whose p_<name> columns equal the given values (floats compared with a tolerance)."""
+    mask = np.ones(len(df), bool)
+    for k, v in (where or {}).items():
+        col = df[f"p_{k}"]
+        mask &= np.isclose(col.astype(float), float(v)) if isinstance(v, (int, float)) else (col == v)
+    return df[mask]
+
+
+def pairwise(summary: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
+    """Per cell: a's and b's tuned medians and CIs, and who wins when the CIs separate."""
+    pa = summary[summary.optimizer == a].set_index("cell_id")
+    pb = summary[summary.optimizer == b].set_index("cell_id")
+    out = pa[[c for c in pa.columns if c.startswith("p_")]].copy()
+    out["median_a"], out["median_b"] = pa["median"], pb["median"]
+    out["outcome"] = np.where(pa["ci_high"] < pb["ci_low"], a, np.where(pb["ci_high"] < pa["ci_low"], b, "tie"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["log10_ratio"] = np.log10(pa["median"] / pb["median"])
+    return out.reset_index()
+
+
+@register("ratio_bound")
+def ratio_bound(data: SweepData, focus: str, rival: str, bound: float, where: dict | None = None) -> tuple[str, str, dict]:
+    """|log10(tuned median focus / rival)| <= bound on every selected cell: the two match up to a
+    constant factor 10^bound."""
+    pw = select(pairwise(data.table("summary"), focus, rival), where)
+    if pw.empty:
+        return "not testable", "no cell matches the selection", {}
+    worst = float(np.nanmax(np.abs(pw["log10_ratio"])))
+    nums = {"cells": len(pw), "max_abs_log10_ratio": round(worst, 3), "factor": round(10**worst, 2),
+            "median_log10_ratio": round(float(np.nanmedian(pw["log10_ratio"])), 3)}
+    text = f"max over {len(pw)} cells of |log10({focus}/{rival})| <= {bound} (a factor {10**bound:.3g})"
+    return ("reproduced" if worst <= bound else "not reproduced"), text, nums
+
+
+@register("winner_regions")
+def winner_regions(data: SweepData, a: str, b: str, x: str, y: str, where: dict | None = None) -> tuple[str, str, dict]:
+    """Three regions over (x, y): cells a wins, cells b wins (CIs separated), and ties
+    (trade-off). Reproduced when all three are present, partly when two are."""
+    pw = select(pairwise(data.table("summary"), a, b), where)
+    if pw.empty:
+        return "not testable", "no cell matches the selection", {}
+    counts = {k: int((pw["outcome"] == k).sum()) for k in (a, b, "tie")}
+    present = sum(v > 0 for v in counts.values())
+    grid = pw.pivot(index=f"p_{y}", columns=f"p_{x}", values="outcome").sort_index(ascending=False)
+    short = {a: "A", b: "B", "tie": "."}
+    head = f"{y:>8} | " + " ".join(f"{c:>5.3g}" for c in grid.columns) + f"   <- {x}"
+    rows = [f"{idx:>8.3g} | " + " ".join(f"{short[v]:>5}" for v in r) for idx, r in grid.iterrows()]
+    nums = {"cells": len(pw), **{f"cells_{k}": v for k, v in counts.items()},
+            "map": "\n".join([head, *rows]),
+            "legend": ", ".join(f"{s} = {k}" for k, s in short.items())}
+    status = {3: "reproduced", 2: "partly"}.get(present, "not reproduced")
+    text = f"over the ({x}, {y}) grid: cells where {a} wins, where {b} wins (bootstrap CIs separate), and ties all occur"
+    return status, text, nums
+
+
+def evaluate(out_dir, rules: list[dict]) -> list[Verdict]:
+    data = SweepData(Path(out_dir))
+    out = []
+    for r in rules:
+        status, text, nums = RULES[r["kind"]](data, **r.get("params", {}))
+        out.append(Verdict(claim=r["claim"], status=status, rule=text, numbers=nums))
+    return out
+
+
+def overall(verdicts: list[Verdict]) -> str:
+    """All sub-claims reproduced -> reproduced; none testable -> not testable; none reproduced
+    (and none partly) -> not reproduced; else partly."""
+    st = [v.status for v in verdicts if v.status != "not testable"]
+    if not st:
+        return "not testable"
+    if all(s == "reproduced" for s in st):
+        return "reproduced"
+    if all(s == "not reproduced" for s in st):
+        return "not reproduced"
+    return "partly"
