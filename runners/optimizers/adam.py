@@ -9,7 +9,8 @@ from . import base
 
 @register("adam")
 class Adam:
-    """M <- beta M + (1 - beta) G;  V <- beta2 V + (1 - beta2) G^2;
+    """Adam / AdamW (arXiv 1412.6980; decoupled decay arXiv 1711.05101; PAPERS.md):
+    M <- beta M + (1 - beta) G;  V <- beta2 V + (1 - beta2) G^2;
     X <- (1 - lr wd) X - lr M^ / (sqrt(V^) + eps), with the bias corrections
     M^ = M / (1 - prod beta_s), V^ = V / (1 - beta2^t) (the product form also covers a
     scheduled beta_t)."""

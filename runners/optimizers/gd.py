@@ -26,7 +26,8 @@ class _SGD:
 
 @register("gd")
 class GD(_SGD):
-    """Plain (stochastic) gradient descent: X <- X - lr G (``sgd`` with beta = 0)."""
+    """Plain (stochastic) gradient descent (Robbins & Monro 1951): X <- X - lr G (``sgd`` with
+    beta = 0)."""
 
     HPARAMS = base.with_schedule({"lr": base.lr(1e-2)}, momentum=False)
 

@@ -44,7 +44,7 @@ def orth_step(params, us, hp, factors=None):
 
 @register("muon")
 class Muon:
-    """Muon: M = beta M + (1 - beta) G (``momentum = "sum"``: M = beta M + G); U = M, or with
+    """Muon (K. Jordan 2024; PAPERS.md): M = beta M + (1 - beta) G (``momentum = "sum"``: M = beta M + G); U = M, or with
     Nesterov U = (1 - beta) G + beta M (sum: G + beta M); X <- (1 - lr wd) X - lr s orth(U)."""
 
     HPARAMS = base.with_schedule({
@@ -100,7 +100,8 @@ COMPRESSORS = {"scaled": _compress_scaled, "unit": _compress_unit}
 
 @register("ef_muon")
 class EFMuon(Muon):
-    """Muon with error feedback: P = E + lr U (U the momentum direction of ``muon``),
+    """Muon with error feedback (EF: Karimireddy et al., arXiv 1901.09847; the fix in
+    arXiv 2605.08980): P = E + lr U (U the momentum direction of ``muon``),
     D = C(P), X <- (1 - lr wd) X - D, E <- P - D. The virtual iterate X - E moves by -lr U
     exactly (SGD with momentum), which is what restores convergence on convex Lipschitz
     problems. C = ``compressor``: "scaled" (||P||_*/min(m, n)) orth(P) (contractive; default) or
@@ -151,8 +152,8 @@ class _MuonMVR:
 
 @register("muon_mvr1")
 class MuonMVR1(_MuonMVR):
-    """Muon-MVR1, one batch: G_last = G(X_{t-1}; xi_{t-1}), the previous step's gradient (stored;
-    one oracle call per step; at t = 1, G_last = G). """ + _MuonMVR.__doc__
+    __doc__ = ("Muon-MVR1, one batch: G_last = G(X_{t-1}; xi_{t-1}), the previous step's gradient (stored; "
+               "one oracle call per step; at t = 1, G_last = G). " + _MuonMVR.__doc__)
 
     @staticmethod
     def init(params, hp, xp):
@@ -167,8 +168,8 @@ class MuonMVR1(_MuonMVR):
 
 @register("muon_mvr2")
 class MuonMVR2(_MuonMVR):
-    """Muon-MVR2, two batches: G_last = G(X_{t-1}; xi_t), the previous point under the current
-    draw (two oracle calls every step; at t = 1 the previous point is X_1 itself). """ + _MuonMVR.__doc__
+    __doc__ = ("Muon-MVR2, two batches: G_last = G(X_{t-1}; xi_t), the previous point under the current "
+               "draw (two oracle calls every step; at t = 1 the previous point is X_1 itself). " + _MuonMVR.__doc__)
 
     @staticmethod
     def init(params, hp, xp):

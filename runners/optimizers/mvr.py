@@ -8,7 +8,8 @@ from . import base
 
 @register("storm")
 class STORM:
-    """d_t = g(x_t; xi_t) + beta (d_{t-1} - g(x_{t-1}; xi_t)) (beta = 1 - a_t), x <- x - lr d_t:
+    """STORM (Cutkosky & Orabona 2019, arXiv 1905.10018; PAPERS.md):
+    d_t = g(x_t; xi_t) + beta (d_{t-1} - g(x_{t-1}; xi_t)) (beta = 1 - a_t), x <- x - lr d_t:
     the same draw xi_t at the current and the previous point (two oracle calls every step). At
     t = 1 the previous point is x_1 and d_0 = g(x_1; xi_1), so d_1 = g(x_1; xi_1). With an exact
     oracle the correction cancels the momentum and STORM is gradient descent."""

@@ -27,7 +27,7 @@ class _Signum:
 
 @register("signsgd")
 class SignSGD(_Signum):
-    """SignSGD: X <- X - lr sign(G); with beta > 0 it is Signum: M <- beta M + (1 - beta) G,
+    """SignSGD (Bernstein et al. 2018, arXiv 1802.04434): X <- X - lr sign(G); with beta > 0 it is Signum: M <- beta M + (1 - beta) G,
     X <- X - lr sign(M)."""
 
     HPARAMS = base.with_schedule({
@@ -38,7 +38,7 @@ class SignSGD(_Signum):
 
 @register("signum")
 class Signum(_Signum):
-    __doc__ = "Signum (signed EMA momentum). " + _Signum.__doc__
+    __doc__ = "Signum (Bernstein et al. 2018, arXiv 1802.04434), signed EMA momentum. " + _Signum.__doc__
     HPARAMS = base.with_schedule({
         "lr": base.lr(1e-3),
         "beta": base.beta(0.9, "EMA momentum"),

@@ -162,3 +162,10 @@ def test_deterministic_by_seed(name):
     for x, y, z in zip(a.params, b.params, c.params):
         np.testing.assert_array_equal(x, y)
         assert not np.allclose(x, z)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_docstring_cites_a_source(name):
+    import re
+
+    assert re.search(r"arXiv \d{4}\.\d{4,5}|K\. Jordan|Robbins|Polyak|seed 00\d", runners.get(name).__doc__ or "")
