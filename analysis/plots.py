@@ -32,6 +32,19 @@ NONE_COLOUR = "#ffffff"
 DPI = 120
 
 
+def _loglog(ax) -> None:
+    """Log-log axes without minor ticks (they cost most of the drawing time on many panels)."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.minorticks_off()
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def _fmt(v) -> str:
     if isinstance(v, (bool, np.bool_)):
         return str(v)
@@ -127,7 +140,7 @@ def winner_map(phase: pd.DataFrame, x: str, y: str | None, optimizers: list[str]
             for r, c in zip(*np.nonzero(tie)):
                 ax.add_patch(Rectangle((c, r), 1, 1, fill=False, hatch="////", edgecolor="#7a7a7a", lw=0))
             for r, c in zip(*np.nonzero(edge)):
-                ax.add_patch(plt.Polygon([[c + 1, r], [c + 0.72, r], [c + 1, r + 0.28]], color="black"))
+                ax.add_patch(plt.Polygon([[c + 1, r], [c + 0.82, r], [c + 1, r + 0.18]], color="black"))
             if has_pred:
                 _boundary(ax, _pivot(data, x, y, "predicted_winner"))
             _ticks(ax, grid, x, y)
@@ -147,20 +160,19 @@ def winner_map(phase: pd.DataFrame, x: str, y: str | None, optimizers: list[str]
             handles.append(Patch(facecolor=NONE_COLOUR, edgecolor="black", label="all methods failed"))
         g.figure.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize=7, frameon=False)
         g.figure.suptitle(title + (f" [{suffix[1:]}]" if suffix else ""), fontsize=9, y=1.03)
-        p = path.with_name(path.stem + suffix + path.suffix)
-        g.figure.savefig(p, dpi=DPI, bbox_inches="tight")
-        plt.close(g.figure)
-        paths.append(p)
+        paths.append(_save(g.figure, path.with_name(path.stem + suffix + path.suffix)))
     return paths
 
 
 def ratio_maps(phase: pd.DataFrame, x: str, y: str | None, focus: str, path: Path, criterion: str,
-               extra: list[str] | None = None, boundary_rival: str | None = None) -> list[Path]:
+               extra: list[str] | None = None, boundary_rival: str | None = None, order: list[str] | None = None) -> list[Path]:
     """log10(criterion of focus / criterion of rival) per cell, one panel per rival (columns) and
     per value of a third swept axis (rows), one colour scale centred at zero; values in
     parentheses are pairwise ties (CIs overlap). Negative (blue) = focus better."""
     extra = extra or []
     rv = rivals(phase)
+    if order:
+        rv = sorted(rv, key=lambda r: order.index(r) if r in order else len(order))
     if not rv:
         return []
     long = []
@@ -200,22 +212,20 @@ def ratio_maps(phase: pd.DataFrame, x: str, y: str | None, focus: str, path: Pat
         for ax in g.axes[:, 1:].ravel():
             ax.set_ylabel("")
         sm = plt.cm.ScalarMappable(norm=norm, cmap="RdBu_r")
-        g.figure.colorbar(sm, ax=g.axes.ravel().tolist(), label=f"log10({criterion} {focus} / {criterion} rival)\nblue = {focus} better",
-                          shrink=0.9, pad=0.02)
+        g.figure.subplots_adjust(right=0.8)
+        cax = g.figure.add_axes([0.9, 0.15, 0.02, 0.7])
+        g.figure.colorbar(sm, cax=cax, label=f"log10({criterion} {focus} / {criterion} rival)\nblue = {focus} better")
         g.figure.suptitle(f"{focus} against each rival, tuned, median over seeds; (x) = CIs overlap"
                           + ("; black line = theory boundary" if has_pred and boundary_rival in rv else "")
                           + (f" [{suffix[1:]}]" if suffix else ""), fontsize=9, y=1.02)
-        p = path.with_name(path.stem + suffix + path.suffix)
-        g.figure.savefig(p, dpi=DPI, bbox_inches="tight")
-        plt.close(g.figure)
-        paths.append(p)
+        paths.append(_save(g.figure, path.with_name(path.stem + suffix + path.suffix)))
     return paths
 
 
 def sensitivity_grid(sens: pd.DataFrame, summary: pd.DataFrame, cells: pd.DataFrame, x: str | None, y: str | None,
                      optimizers: list[str], path: Path, criterion: str, extra: list[str] | None = None) -> list[Path]:
-    """Median criterion (and its CI) against the learning rate, per cell (FacetGrid over the swept
-    axes) and optimizer; the tuned point is circled. Other tuned hyperparameters are held at their
+    """Median criterion (and its CI) against the learning rate, per cell (a grid of panels over the
+    swept axes, one figure per value of a third axis) and optimizer; the tuned point is circled. Other tuned hyperparameters are held at their
     chosen values. Missing points: median +inf (diverged or missed the target)."""
     if "h_lr" not in sens:
         return []
@@ -231,41 +241,45 @@ def sensitivity_grid(sens: pd.DataFrame, summary: pd.DataFrame, cells: pd.DataFr
     facet_rows = [("", s)] if not extra else [(f"_{extra[0]}={_fmt(k)}" + suffix, g2) for suffix, g in _facets(s, extra)
                                             for k, g2 in g.groupby(f"p_{extra[0]}", sort=True)]
     for suffix, sub in facet_rows:
-        sub = sub.copy()
-        col, col_order = _facet_col(sub, x)
-        row, row_order = _facet_col(sub, y, descending=True)
-        g = sns.FacetGrid(sub, col=col, row=row, col_order=col_order, row_order=row_order,
-                          height=1.45, aspect=1.2, sharex=True, sharey=True, margin_titles=True)
-
-        def draw(data, **_):
-            ax = plt.gca()
-            for o in optimizers:
-                d = data[data["optimizer"] == o].sort_values("h_lr")
-                if d.empty:
-                    continue
-                ax.fill_between(d["h_lr"], d["ci_low"].clip(upper=d["median"].max() * 1e3), d["ci_high"].clip(upper=d["median"].max() * 1e3),
-                                color=pal[o], alpha=0.18, lw=0)
-                ax.plot(d["h_lr"], d["median"], marker=".", ms=3, lw=1, color=pal[o])
-                b = best[(best["cell_id"] == d["cell_id"].iloc[0]) & (best["optimizer"] == o)]
-                if len(b) and np.isfinite(b["median"].iloc[0]):
-                    ax.plot(b["h_lr"], b["median"], "o", mfc="none", mec=pal[o], ms=6, mew=1.2)
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.tick_params(labelsize=6)
-
-        g.map_dataframe(draw)
-        g.set_titles(col_template="{col_name}", row_template="{row_name}", size=7)
-        g.set_axis_labels("lr", criterion)
-        g.figure.subplots_adjust(hspace=0.25, wspace=0.12)
+        xs = sorted(sub[f"p_{x}"].unique()) if x else [None]
+        ys = sorted(sub[f"p_{y}"].unique(), reverse=True) if y else [None]
+        fig, axes = plt.subplots(len(ys), len(xs), figsize=(0.6 + 1.75 * len(xs), 0.6 + 1.45 * len(ys)), sharex=True, sharey=True,
+                                 squeeze=False)
+        for i, yv in enumerate(ys):
+            for j, xv in enumerate(xs):
+                ax = axes[i, j]
+                d0 = sub
+                if x:
+                    d0 = d0[d0[f"p_{x}"] == xv]
+                if y:
+                    d0 = d0[d0[f"p_{y}"] == yv]
+                for o in optimizers:
+                    d = d0[d0["optimizer"] == o].sort_values("h_lr")
+                    if d.empty:
+                        continue
+                    top = d["median"].max() * 1e3
+                    ax.fill_between(d["h_lr"], d["ci_low"].clip(upper=top), d["ci_high"].clip(upper=top), color=pal[o], alpha=0.18, lw=0)
+                    ax.plot(d["h_lr"], d["median"], marker=".", ms=3, lw=1, color=pal[o])
+                    b = best[(best["cell_id"] == d["cell_id"].iloc[0]) & (best["optimizer"] == o)]
+                    if len(b) and np.isfinite(b["median"].iloc[0]):
+                        ax.plot(b["h_lr"], b["median"], "o", mfc="none", mec=pal[o], ms=6, mew=1.2)
+                _loglog(ax)
+                ax.tick_params(labelsize=6)
+                if i == 0 and x:
+                    ax.set_title(f"{x} = {_fmt(xv)}", fontsize=7)
+                if j == len(xs) - 1 and y:
+                    ax.annotate(f"{y} = {_fmt(yv)}", (1.04, 0.5), xycoords="axes fraction", rotation=-90, va="center", fontsize=7)
+                if i == len(ys) - 1:
+                    ax.set_xlabel("lr", fontsize=8)
+                if j == 0:
+                    ax.set_ylabel(criterion, fontsize=8)
+        fig.subplots_adjust(hspace=0.25, wspace=0.12, left=0.08, right=0.93, bottom=0.08, top=0.9)
         handles = [Line2D([], [], color=pal[o], marker=".", label=o) for o in optimizers]
         handles.append(Line2D([], [], ls="", marker="o", mfc="none", mec="black", label="tuned lr"))
-        g.figure.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.98), fontsize=8, frameon=False)
-        g.figure.suptitle(f"lr sensitivity: median {criterion} over seeds (band: bootstrap CI)" + (f" [{suffix[1:]}]" if suffix else ""),
-                          fontsize=10, y=1.01)
-        p = path.with_name(path.stem + suffix + path.suffix)
-        g.figure.savefig(p, dpi=DPI, bbox_inches="tight")
-        plt.close(g.figure)
-        paths.append(p)
+        fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.94, 0.9), fontsize=8, frameon=False)
+        fig.suptitle(f"lr sensitivity: median {criterion} over seeds (band: bootstrap CI)" + (f" [{suffix[1:]}]" if suffix else ""),
+                     fontsize=10)
+        paths.append(_save(fig, path.with_name(path.stem + suffix + path.suffix)))
     return paths
 
 
@@ -295,8 +309,7 @@ def curves_figure(curves: pd.DataFrame, chosen: pd.DataFrame, cells: pd.DataFram
                 continue
             ax.fill_between(e.index, e["min"], e["max"], color=pal[o], alpha=0.2, lw=0)
             ax.plot(e.index, e["median"], color=pal[o], lw=1.3, label=o)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        _loglog(ax)
         ax.set_title(_cell_title(cells, cid, swept), fontsize=8)
         ax.set_xlabel("step")
         ax.set_ylabel("gap f - f*" if metric == "gap" else metric)
@@ -305,10 +318,8 @@ def curves_figure(curves: pd.DataFrame, chosen: pd.DataFrame, cells: pd.DataFram
         ax.set_visible(False)
     axes[0, 0].legend(fontsize=7, frameon=False)
     fig.suptitle(f"{metric} of the tuned runs: median over seeds, band = min..max", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+    fig.subplots_adjust(hspace=0.5, wspace=0.35)
+    return _save(fig, path)
 
 
 def profile_figure(profile: pd.DataFrame, optimizers: list[str], path: Path, criterion: str) -> Path | None:
@@ -328,10 +339,7 @@ def profile_figure(profile: pd.DataFrame, optimizers: list[str], path: Path, cri
     ax.set_title(f"performance profiles over {int(profile['n_cells'].iloc[0])} cells (Dolan & More 2002)", fontsize=9)
     ax.legend(fontsize=8, frameon=False)
     ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def rates_figure(curves: pd.DataFrame, fits: pd.DataFrame, table: pd.DataFrame, cells: pd.DataFrame, cell_id,
@@ -367,8 +375,7 @@ def rates_figure(curves: pd.DataFrame, fits: pd.DataFrame, table: pd.DataFrame, 
             ax.plot(tt, anchor * (tt / lo) ** s, ":", color="0.35", lw=1)
             ax.annotate(f"{s:+.2f}", (tt[-1], anchor * (tt[-1] / lo) ** s), fontsize=6, color="0.3", xytext=(2, 0), textcoords="offset points")
     ax.axvspan(lo, hi, color="0.9", zorder=0)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    _loglog(ax)
     ax.set_xlabel("step")
     ax.set_ylabel(metric)
     ax.set_title(_cell_title(cells, cell_id, swept) + "\nshaded: fit window; dotted: reference slopes (seeds 000/003)", fontsize=8)
@@ -393,10 +400,8 @@ def rates_figure(curves: pd.DataFrame, fits: pd.DataFrame, table: pd.DataFrame, 
     if len(xs) <= 16:
         bx.set_xticks(list(xs.values()), [str(k) for k in xs])
     bx.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+    fig.subplots_adjust(wspace=0.3)
+    return _save(fig, path)
 
 
 def modes_figure(curves: pd.DataFrame, chosen: pd.DataFrame, runs: pd.DataFrame, cells: pd.DataFrame, cell_id, swept: list[str],
@@ -431,13 +436,9 @@ def modes_figure(curves: pd.DataFrame, chosen: pd.DataFrame, runs: pd.DataFrame,
         ll = np.geomspace(lam.min(), lam.max(), 20)
         for s, lab in ((0.5, "1/2: SignSVD (Muon), large batch"), (1.0, "1: SGD / SignSGD")):
             ax.plot(ll, anchor[1] * (ll / anchor[0]) ** s, ":" if s == 1 else "--", color="0.3", lw=1, label=f"predicted slope {lab}")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    _loglog(ax)
     ax.set_xlabel("lambda_j (covariance eigenvalue, j^-alpha)")
     ax.set_ylabel("mode decay rate 1/t_j (e-folding)")
     ax.set_title(_cell_title(cells, cell_id, swept) + "\nPhases of Muon (arXiv 2605.09552): per-mode decay", fontsize=8)
     ax.legend(fontsize=6.5, frameon=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

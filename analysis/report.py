@@ -145,7 +145,8 @@ def _run(out_dir, crit: str | None = None, focus: str | None = None, refine: boo
     summary = cells.merge(summary, on="cell_id")
     sens = cells[["cell_id"]].merge(sens, on="cell_id")
     phase_all = phase_table(summary, cells, focus, chosen, level, by)
-    if by:  # maps at the largest horizon
+    top = None
+    if by:  # maps and figures at the largest horizon
         top = phase_all[horizon].max()
         _note(notes, "info", f"phase maps and profiles are drawn at the largest {horizon} = {top:g}; phase.csv holds every horizon")
         phase = phase_all[phase_all[horizon] == top].reset_index(drop=True)
@@ -263,7 +264,7 @@ def _run(out_dir, crit: str | None = None, focus: str | None = None, refine: boo
             _note(notes, "info", f"--refine-edges: widened grids written to {p['refine_edges'].name}; run it with muonlab run")
 
     if figures:
-        _figures(res, phase, summ_map, curves, rate_fits, metric)
+        _figures(res, phase, curves, rate_fits, metric, (horizon, top) if by else None)
     p["analysis"] = out / "analysis.json"
     p["analysis"].write_text(json.dumps(_json_safe({
         "criterion": crit, "criterion_definition": CRITERIA[crit], "focus": focus, "level": level,
@@ -312,15 +313,20 @@ def _warnings(res: Result) -> None:
     n_seeds = int(s["n_seeds"].min()) if len(s) else 0
     if 0 < n_seeds < 6:
         _note(notes, "warning", f"only {n_seeds} seeds per point: the bootstrap CI of the median cannot be wider than the "
-              f"seeds' range, whose coverage is {100 * (1 - 2.0 ** (1 - n_seeds)):.0f}%, below the nominal {100 * res.level:.0f}%")
+              f"seeds' range, whose coverage is {100 * (1 - 2.0 ** (1 - n_seeds)):.0f}%, so the CIs cover less than the nominal "
+              f"{100 * res.level:.0f}%")
     if res.crit == "steps_to_target":
         miss = float(np.mean(~np.isfinite(s["median"].astype(float))))
         if miss > 0:
             _note(notes, "info", f"{100 * miss:.0f}% of tuned (cell, method) pairs never reached the target (median +inf)")
 
 
-def _figures(res: Result, phase: pd.DataFrame, summ_map: pd.DataFrame, curves, rate_fits, metric) -> None:
+def _figures(res: Result, phase: pd.DataFrame, curves, rate_fits, metric, top: tuple | None) -> None:
     p, out = res.paths, res.out
+
+    def at(df: pd.DataFrame) -> pd.DataFrame:  # the rows at the largest horizon, when one is grouped on
+        return df if top is None or top[0] not in df else df[df[top[0]] == top[1]]
+
     if res.x is not None:
         blabel = None
         if res.theory_rival:
@@ -331,27 +337,27 @@ def _figures(res: Result, phase: pd.DataFrame, summ_map: pd.DataFrame, curves, r
         title = f"winner by {res.crit} (tuned lr, median over seeds, {100 * res.level:.0f}% bootstrap CIs)"
         for q in plots.winner_map(phase, res.x, res.y, res.labels, out / "phase_winner.png", title, res.extra, blabel):
             p[q.stem] = q
-        for q in plots.ratio_maps(phase, res.x, res.y, res.focus, out / "phase_ratio.png", res.crit, res.extra, res.theory_rival):
+        for q in plots.ratio_maps(phase, res.x, res.y, res.focus, out / "phase_ratio.png", res.crit, res.extra, res.theory_rival, res.labels):
             p[q.stem] = q
-    for q in plots.sensitivity_grid(res.sens, res.summary, res.cells, res.x, res.y, res.labels, out / "lr_sensitivity.png",
+    for q in plots.sensitivity_grid(at(res.sens), at(res.summary), res.cells, res.x, res.y, res.labels, out / "lr_sensitivity.png",
                                     res.crit, res.extra):
         p[q.stem] = q
     q = plots.profile_figure(res.profile, res.labels, out / "performance_profile.png", res.crit)
     if q:
         p[q.stem] = q
     if curves is not None:
-        q = plots.curves_figure(curves, res.chosen, res.cells, res.curve_cells, res.swept, res.labels, out / "curves_selected.png")
+        q = plots.curves_figure(curves, at(res.chosen), res.cells, res.curve_cells, res.swept, res.labels, out / "curves_selected.png")
         if q:
             p[q.stem] = q
         if not res.rate_table.empty:
-            q = plots.rates_figure(curves, rate_fits, res.rate_table, res.cells, res.curve_cells[0], res.swept, res.labels,
+            q = plots.rates_figure(curves, at(rate_fits), at(res.rate_table), res.cells, res.curve_cells[0], res.swept, res.labels,
                                    out / "rates.png", metric)
             if q:
                 p[q.stem] = q
         if not res.modes.empty:
             m = res.modes.merge(res.cells, on="cell_id")
             cid = m.sort_values(["p_alpha", "cell_id"], ascending=[False, True])["cell_id"].iloc[0]
-            q = plots.modes_figure(curves, res.chosen, res.runs, res.cells, cid, res.swept, res.labels, out / "phase_modes.png")
+            q = plots.modes_figure(curves, at(res.chosen), res.runs, res.cells, cid, res.swept, res.labels, out / "phase_modes.png")
             if q:
                 p[q.stem] = q
 

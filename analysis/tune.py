@@ -85,8 +85,8 @@ def tuned_columns(runs: pd.DataFrame) -> list[str]:
 
 def _point_ids(runs: pd.DataFrame, keys: list[str]) -> pd.Series:
     """Integer id of each run's hyperparameter point within its (keys, optimizer)."""
-    h = hparam_columns(runs)
-    return runs.groupby([*keys, "optimizer", *h], dropna=False, sort=True).ngroup().rename("point")
+    cols = list(dict.fromkeys([*keys, "optimizer", *hparam_columns(runs)]))
+    return runs.groupby(cols, dropna=False, sort=True).ngroup().rename("point")
 
 
 def sensitivity(runs: pd.DataFrame, scores: "pd.Series | str", level: float = LEVEL, by: tuple[str, ...] = (),
@@ -102,7 +102,7 @@ def sensitivity(runs: pd.DataFrame, scores: "pd.Series | str", level: float = LE
     first = g.first()
     samples = [np.asarray(s, float) for s in g["score"].apply(np.asarray)]
     med, lo, hi = median_ci(samples, level)
-    out = first[[*keys, "optimizer", "optimizer_kind", *hparam_columns(runs)]].copy()
+    out = first[list(dict.fromkeys([*keys, "optimizer", "optimizer_kind", *hparam_columns(runs)]))].copy()
     out["median"], out["ci_low"], out["ci_high"] = med, lo, hi
     out["n_seeds"] = g.size().to_numpy()
     out["n_diverged"] = g["status"].agg(lambda s: int((s != "ok").sum())).to_numpy()

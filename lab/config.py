@@ -19,7 +19,7 @@ from .backend import BACKENDS, DTYPES
 from .errors import ConfigError
 from .grids import GridValue, expand
 
-CRITERIA = ("final_gap", "best_gap", "steps_to_target")
+CRITERIA = ("final_gap", "best_gap", "auc_log_gap", "steps_to_target")  # analysis.tune.CRITERIA
 
 
 class _Strict(BaseModel):
@@ -44,10 +44,17 @@ class OptimizerConfig(_Strict):
 
 
 class AnalysisConfig(_Strict):
+    """How ``analysis`` reads the sweep (docs/protocol.md)."""
     focus: Optional[str] = None  # default: the first optimizer named muon, else the first one
     criterion: Literal[CRITERIA] = "final_gap"  # type: ignore[valid-type]
     x: Optional[str] = None
     y: Optional[str] = None
+    level: float = Field(0.95, gt=0, lt=1)  # bootstrap CI level
+    cells: Optional[list[int]] = None  # cells for curves_selected.png / rates.png (default: corners + extremes)
+    rate_metric: Literal["gap", "grad_fro", "grad_nuc", "grad_op", "dist_fro"] = "gap"
+    rate_window: Optional[tuple[float, float]] = None  # steps [t0, t1] of the vs-step fit (default: last decade)
+    rate_horizon: Optional[str] = None  # a p_/h_ parameter that is the horizon T: fit final metric vs T across runs
+    theory_threshold: float = Field(1.0, gt=0)  # Shen et al.: predict the focus method wins where r*L/L_star > this
 
 
 class SweepConfig(_Strict):
