@@ -16,6 +16,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -32,11 +33,17 @@ NONE_COLOUR = "#ffffff"
 DPI = 120
 
 
-def _loglog(ax) -> None:
-    """Log-log axes without minor ticks (they cost most of the drawing time on many panels)."""
+def _loglog(ax, minor: bool = False) -> None:
+    """Log-log axes; minor ticks off unless asked (they cost most of the drawing time on many
+    panels), except on a y axis spanning under a decade, where they carry the only labels."""
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.minorticks_off()
+    if not minor:
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        lo, hi = ax.get_ylim()
+        if hi < 100 * lo:
+            return
+        ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
 
 
 def _save(fig, path: Path) -> Path:
@@ -66,7 +73,10 @@ def _pivot(df: pd.DataFrame, x: str, y: str | None, value: str) -> pd.DataFrame:
 
 def _ticks(ax, grid: pd.DataFrame, x: str, y: str | None) -> None:
     ax.set_xticks(np.arange(grid.shape[1]) + 0.5, [_fmt(v) for v in grid.columns], rotation=0)
-    ax.set_yticks(np.arange(grid.shape[0]) + 0.5, [_fmt(v) for v in grid.index], rotation=0)
+    if y is None:
+        ax.set_yticks([])
+    else:
+        ax.set_yticks(np.arange(grid.shape[0]) + 0.5, [_fmt(v) for v in grid.index], rotation=0)
     ax.set_xlabel(x)
     ax.set_ylabel(y or "")
 
@@ -233,9 +243,9 @@ def sensitivity_grid(sens: pd.DataFrame, summary: pd.DataFrame, cells: pd.DataFr
     tuned_other = [c for c in sens.columns if c.startswith("h_") and c != "h_lr"
                    and (sens.groupby("optimizer")[c].nunique(dropna=True) > 1).any()]
     s = sens.merge(summary[["cell_id", "optimizer", *tuned_other]], on=["cell_id", "optimizer", *tuned_other]) if tuned_other else sens
-    s = s.merge(cells, on="cell_id")
+    s = _with_cells(s, cells)
     s = s[np.isfinite(s["median"].astype(float))]
-    best = summary.merge(cells, on="cell_id")
+    best = _with_cells(summary, cells)
     pal = palette(optimizers)
     paths = []
     facet_rows = [("", s)] if not extra else [(f"_{extra[0]}={_fmt(k)}" + suffix, g2) for suffix, g in _facets(s, extra)
@@ -281,6 +291,11 @@ def sensitivity_grid(sens: pd.DataFrame, summary: pd.DataFrame, cells: pd.DataFr
                      fontsize=10)
         paths.append(_save(fig, path.with_name(path.stem + suffix + path.suffix)))
     return paths
+
+
+def _with_cells(df: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with the cells' p_* columns (those it lacks)."""
+    return df.merge(cells[["cell_id", *[c for c in cells.columns if c not in df]]], on="cell_id")
 
 
 def _cell_title(cells: pd.DataFrame, cell_id, swept: list[str]) -> str:
@@ -381,7 +396,7 @@ def rates_figure(curves: pd.DataFrame, fits: pd.DataFrame, table: pd.DataFrame, 
     ax.set_title(_cell_title(cells, cell_id, swept) + "\nshaded: fit window; dotted: reference slopes (seeds 000/003)", fontsize=8)
     ax.legend(fontsize=6.5, frameon=False, ncol=2)
 
-    t = table.merge(cells, on="cell_id").sort_values("cell_id")
+    t = _with_cells(table, cells).sort_values("cell_id")
     xs = {cid: i for i, cid in enumerate(sorted(t["cell_id"].unique()))}
     off = {o: (i - (len(optimizers) - 1) / 2) * 0.22 for i, o in enumerate(optimizers)}
     for o in optimizers:

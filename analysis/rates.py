@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .stats import LEVEL, loglog_fit, median_ci
+from .stats import LEVEL, loglog_fit, loglog_fits, median_ci
 from .theory import reference_slope
 
 METRICS = ("gap", "grad_fro", "grad_nuc", "grad_op", "dist_fro")
@@ -39,12 +39,12 @@ def fit_curves(curves: pd.DataFrame, chosen: pd.DataFrame, metric: str = "gap", 
     lo, hi = window or default_window(curves["step"])
     ok = chosen[chosen["status"] == "ok"] if "status" in chosen else chosen
     c = curves[curves["run_id"].isin(ok["run_id"]) & (curves["step"] >= lo) & (curves["step"] <= hi)]
-    fits = {rid: fit_exponent(g["step"], g[metric]) for rid, g in c.groupby("run_id", sort=False)}
+    fits = loglog_fits(c["run_id"].to_numpy(), c["step"].to_numpy(), c[metric].to_numpy())
     keys = [k for k in ok.columns if k not in ("status", "score")]
     out = ok[keys].copy()
-    out["slope"] = out["run_id"].map(lambda r: fits.get(r, (np.nan,))[0])
-    out["intercept"] = out["run_id"].map(lambda r: fits.get(r, (np.nan, np.nan))[1])
-    out["n_points"] = out["run_id"].map(lambda r: fits.get(r, (0, 0, 0))[2])
+    out["slope"] = out["run_id"].map(fits["slope"])
+    out["intercept"] = out["run_id"].map(fits["intercept"])
+    out["n_points"] = out["run_id"].map(fits["n"]).fillna(0).astype(int)
     out["metric"], out["window_lo"], out["window_hi"] = metric, lo, hi
     return out
 

@@ -78,7 +78,7 @@ def _focus(config: dict) -> str:
 
 def _note(res_notes: list, level: str, text: str) -> None:
     res_notes.append((level, text))
-    (log.warning if level == "warning" else log.info)(text)
+    (log.warning if level == "warning" else log.info)(f"analysis: {text}")
 
 
 def _pick_cells(phase: pd.DataFrame, cells: pd.DataFrame, x: str | None, y: str | None, wanted: list | None) -> list:
@@ -143,7 +143,7 @@ def _run(out_dir, crit: str | None = None, focus: str | None = None, refine: boo
     pcols = [c for c in runs.columns if c.startswith("p_")]
     cells = runs[["cell_id", *pcols]].drop_duplicates("cell_id").sort_values("cell_id").reset_index(drop=True)
     summary = cells.merge(summary, on="cell_id")
-    sens = cells[["cell_id"]].merge(sens, on="cell_id")
+    sens = cells.merge(sens, on="cell_id")
     phase_all = phase_table(summary, cells, focus, chosen, level, by)
     top = None
     if by:  # maps and figures at the largest horizon
@@ -245,7 +245,7 @@ def _run(out_dir, crit: str | None = None, focus: str | None = None, refine: boo
     profile.to_csv(p["profile"], index=False)
     if not rate_tab.empty:
         p["rates"] = out / "rates.csv"
-        rate_tab.to_csv(p["rates"], index=False)
+        cells.merge(rate_tab, on="cell_id").to_csv(p["rates"], index=False)
     if not horizon_tab.empty:
         p["rates_horizon"] = out / "rates_horizon.csv"
         horizon_tab.to_csv(p["rates_horizon"], index=False)
@@ -474,7 +474,9 @@ def _blocks(res: Result) -> list[tuple]:
 
     B.append(("h2", "Tuning"))
     budget = s.groupby("optimizer").agg(n_grid=("n_grid", "max"), lr_min=("lr_min", "min"), lr_max=("lr_max", "max"),
-                                        cells_at_edge=("lr_at_edge", "sum"), diverged_frac_grid=("diverged_frac_grid", "mean")).reset_index()
+                                        cells_at_edge=("lr_at_edge", "sum"), diverged_frac_grid=("diverged_frac_grid", "mean"),
+                                        diverged_frac_tuned=("n_diverged", "sum"), seeds=("n_seeds", "sum")).reset_index()
+    budget["diverged_frac_tuned"] = budget["diverged_frac_tuned"] / budget.pop("seeds")
     B.append(("p", f"Every method: its grid of hyperparameter points per cell (n_grid), the same criterion, the median over seeds; "
                    f"{100 * res.level:.0f}% percentile bootstrap CI (scipy.stats.bootstrap). Protocol: docs/protocol.md."))
     B.append(("table", budget))

@@ -42,18 +42,19 @@ def steps_to_target(curves: pd.DataFrame, target: float, relative: bool = True, 
 def auc_log_gap(curves: pd.DataFrame, metric: str = "gap") -> pd.Series:
     """10 ** ((1/T) * integral_0^T log10 gap(t) dt), trapezoid rule on the logged steps, per
     ``run_id``: a geometric-mean gap over the run (positive, same units as the gap, so ratios of
-    it are meaningful). Non-finite gaps give +inf."""
-    out = {}
-    for rid, g in curves.sort_values(["run_id", "step"], kind="stable").groupby("run_id", sort=False):
-        t = g["step"].to_numpy(float)
-        v = g[metric].to_numpy(float)
-        if not np.all(np.isfinite(v)) or len(t) < 2 or t[-1] <= t[0]:
-            out[rid] = np.inf
-            continue
-        lv = np.log10(np.maximum(v, TINY))
-        area = float(np.sum(0.5 * (lv[1:] + lv[:-1]) * np.diff(t)))
-        out[rid] = 10.0 ** (area / (t[-1] - t[0]))
-    return pd.Series(out, name="auc_log_gap", dtype=float)
+    it are meaningful). Runs with a non-finite gap, or fewer than two logged steps, give +inf."""
+    c = curves.sort_values(["run_id", "step"], kind="stable")
+    t = c["step"].to_numpy(float)
+    v = c[metric].to_numpy(float)
+    lv = np.log10(np.maximum(np.where(np.isfinite(v), v, np.nan), TINY))
+    rid = c["run_id"].to_numpy()
+    same = np.r_[False, rid[1:] == rid[:-1]]  # row i continues the run of row i-1
+    seg = np.where(same, 0.5 * (lv + np.r_[np.nan, lv[:-1]]) * (t - np.r_[np.nan, t[:-1]]), 0.0)
+    g = pd.DataFrame({"run_id": rid, "seg": seg, "t": t, "bad": ~np.isfinite(v)}).groupby("run_id", sort=False)
+    area, span = g["seg"].sum(min_count=1), g["t"].max() - g["t"].min()
+    out = 10.0 ** (area / span.where(span > 0))
+    out[g["bad"].any() | ~np.isfinite(out)] = np.inf
+    return out.rename("auc_log_gap").astype(float)
 
 
 def criterion(runs: pd.DataFrame, name: str, curves: pd.DataFrame | None = None, target: float | None = None) -> pd.Series:

@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer, model_validator
 
 import problems
 import runners
@@ -55,6 +55,16 @@ class AnalysisConfig(_Strict):
     rate_window: Optional[tuple[float, float]] = None  # steps [t0, t1] of the vs-step fit (default: last decade)
     rate_horizon: Optional[str] = None  # a p_/h_ parameter that is the horizon T: fit final metric vs T across runs
     theory_threshold: float = Field(1.0, gt=0)  # Shen et al.: predict the focus method wins where r*L/L_star > this
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_options(self, handler):
+        """The options added after the first release appear in a dump only when they differ from
+        their defaults, so that they leave the config hash of existing sweeps unchanged."""
+        out = handler(self)
+        for k in ("level", "cells", "rate_metric", "rate_window", "rate_horizon", "theory_threshold"):
+            if k in out and getattr(self, k) == AnalysisConfig.model_fields[k].default:
+                del out[k]
+        return out
 
 
 class SweepConfig(_Strict):

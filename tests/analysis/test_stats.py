@@ -61,3 +61,17 @@ def test_loglog_fit_exact_power_law():
     s, b, n = loglog_fit(t, 3.0 * t ** -0.75)
     assert np.isclose(s, -0.75) and np.isclose(10 ** b, 3.0) and n == 20
     assert np.isnan(loglog_fit([1, 2], [1, 2])[0])
+
+
+def test_loglog_fits_by_group_skips_bad_points():
+    from analysis.stats import loglog_fits
+
+    t = np.tile(np.geomspace(1, 100, 10), 3)
+    keys = np.repeat([7, 8, 9], 10)
+    v = np.concatenate([5 * t[:10] ** -1.0, 0.5 * t[:10] ** -0.25, t[:10] ** 0.5])
+    v[25] = np.nan  # a bad point in group 9 is dropped, the fit is still exact
+    v[26] = -1.0
+    r = loglog_fits(keys, t, v)
+    assert np.allclose(r.loc[[7, 8, 9], "slope"], [-1.0, -0.25, 0.5])
+    assert list(r.loc[[7, 8, 9], "n"]) == [10, 10, 8]
+    assert np.isclose(10 ** r.loc[7, "intercept"], 5.0)
