@@ -176,59 +176,59 @@ def winner_map(phase: pd.DataFrame, x: str, y: str | None, optimizers: list[str]
 
 def ratio_maps(phase: pd.DataFrame, x: str, y: str | None, focus: str, path: Path, criterion: str,
                extra: list[str] | None = None, boundary_rival: str | None = None, order: list[str] | None = None) -> list[Path]:
-    """log10(criterion of focus / criterion of rival) per cell, one panel per rival (columns) and
-    per value of a third swept axis (rows), one colour scale centred at zero; values in
-    parentheses are pairwise ties (CIs overlap). Negative (blue) = focus better."""
+    """One figure per rival, ``<path stem>_<rival>.png``: log10(criterion of focus / criterion of
+    rival) per cell, panels over a third swept axis (FacetGrid), and one colour scale centred at
+    zero shared by every rival's figure; values in parentheses are pairwise ties (CIs overlap).
+    Negative (blue) = focus better."""
     extra = extra or []
     rv = rivals(phase)
     if order:
         rv = sorted(rv, key=lambda r: order.index(r) if r in order else len(order))
     if not rv:
         return []
-    long = []
-    for r in rv:
-        d = phase.copy()
-        d["_rival"], d["_value"] = r, d[f"log10_ratio_{r}"].astype(float)
-        tie = d.get(f"vs_{r}", pd.Series("", index=d.index)) == "tie"
-        d["_label"] = [("(" + f"{v:.2f}" + ")" if t else f"{v:.2f}") if np.isfinite(v) else ("+inf" if v > 0 else "-inf" if v < 0 else "")
-                       for v, t in zip(d["_value"], tie)]
-        long.append(d)
-    long = pd.concat(long, ignore_index=True)
-    vals = long["_value"].to_numpy(float)
+    vals = phase[[f"log10_ratio_{r}" for r in rv]].to_numpy(float)
     fin = vals[np.isfinite(vals)]
     vmax = max(float(np.abs(fin).max()) if fin.size else 1.0, 1e-3)
     norm = TwoSlopeNorm(vcenter=0.0, vmin=-vmax, vmax=vmax)
     has_pred = "predicted_winner" in phase and phase["predicted_winner"].notna().any()
-    row, order = _facet_col(long, extra[0] if extra else None)
     paths = []
-    for suffix, sub in _facets(long, extra):
-        ncol = sub[f"p_{x}"].nunique()
-        nrow = sub[f"p_{y}"].nunique() if y else 1
+    for r in rv:
+        d = phase.copy()
+        d["_value"] = d[f"log10_ratio_{r}"].astype(float)
+        tie = d[f"vs_{r}"] == "tie" if f"vs_{r}" in d else pd.Series(False, index=d.index)
+        d["_label"] = [("(" + f"{v:.2f}" + ")" if t else f"{v:.2f}") if np.isfinite(v) else ("+inf" if v > 0 else "-inf" if v < 0 else "")
+                       for v, t in zip(d["_value"], tie)]
+        col, order_ = _facet_col(d, extra[0] if extra else None)
+        boundary = has_pred and r == boundary_rival
+        for suffix, sub in _facets(d, extra):
+            ncol = sub[f"p_{x}"].nunique()
+            nrow = sub[f"p_{y}"].nunique() if y else 1
 
-        def draw(data, **_):
-            ax = plt.gca()
-            grid = _pivot(data, x, y, "_value").astype(float)
-            sns.heatmap(grid.clip(-vmax, vmax), ax=ax, cmap="RdBu_r", norm=norm, cbar=False, annot=_pivot(data, x, y, "_label").to_numpy(),
-                        fmt="", annot_kws={"fontsize": 6.5}, linewidths=0.5, linecolor="white")
-            if has_pred and data["_rival"].iloc[0] == boundary_rival:
-                _boundary(ax, _pivot(data, x, y, "predicted_winner"))
-            _ticks(ax, grid, x, y)
+            def draw(data, **_):
+                ax = plt.gca()
+                grid = _pivot(data, x, y, "_value").astype(float)
+                sns.heatmap(grid.clip(-vmax, vmax), ax=ax, cmap="RdBu_r", norm=norm, cbar=False,
+                            annot=_pivot(data, x, y, "_label").to_numpy(), fmt="", annot_kws={"fontsize": 6.5},
+                            linewidths=0.5, linecolor="white")
+                if boundary:
+                    _boundary(ax, _pivot(data, x, y, "predicted_winner"))
+                _ticks(ax, grid, x, y)
 
-        h = 0.55 * nrow + 1.0
-        g = sns.FacetGrid(sub, col="_rival", col_order=rv, row=row, row_order=order, height=h, aspect=max(0.8, (0.7 * ncol + 0.5) / h),
-                          sharex=False, sharey=False, despine=False, margin_titles=True)
-        g.map_dataframe(draw)
-        g.set_titles(col_template=f"{focus} vs {{col_name}}", row_template="{row_name}" if row else "")
-        for ax in g.axes[:, 1:].ravel():
-            ax.set_ylabel("")
-        sm = plt.cm.ScalarMappable(norm=norm, cmap="RdBu_r")
-        g.figure.subplots_adjust(right=0.8)
-        cax = g.figure.add_axes([0.9, 0.15, 0.02, 0.7])
-        g.figure.colorbar(sm, cax=cax, label=f"log10({criterion} {focus} / {criterion} rival)\nblue = {focus} better")
-        g.figure.suptitle(f"{focus} against each rival, tuned, median over seeds; (x) = CIs overlap"
-                          + ("; black line = theory boundary" if has_pred and boundary_rival in rv else "")
-                          + (f" [{suffix[1:]}]" if suffix else ""), fontsize=9, y=1.02)
-        paths.append(_save(g.figure, path.with_name(path.stem + suffix + path.suffix)))
+            h = max(2.4, 0.55 * nrow + 1.0)
+            g = sns.FacetGrid(sub, col=col, col_order=order_, height=h, aspect=max(0.8, (0.7 * ncol + 0.5) / h),
+                              sharex=False, sharey=False, despine=False)
+            g.map_dataframe(draw)
+            g.set_titles(col_template="{col_name}" if col else "")
+            for ax in g.axes[:, 1:].ravel():
+                ax.set_ylabel("")
+            g.figure.subplots_adjust(right=0.8)
+            cax = g.figure.add_axes([0.86, 0.15, 0.025, 0.7])
+            g.figure.colorbar(plt.cm.ScalarMappable(norm=norm, cmap="RdBu_r"), cax=cax,
+                              label=f"log10 ratio of {criterion}, {focus} / {r}\n(blue: {focus} better)")
+            g.figure.suptitle(f"{focus} vs {r}: tuned, median over seeds; (x) = CIs overlap"
+                              + ("; black line = theory boundary" if boundary else "")
+                              + (f" [{suffix[1:]}]" if suffix else ""), fontsize=9, y=1.04)
+            paths.append(_save(g.figure, path.with_name(f"{path.stem}_{r}{suffix}{path.suffix}")))
     return paths
 
 

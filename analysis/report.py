@@ -422,8 +422,8 @@ def _blocks(res: Result) -> list[tuple]:
                                           "black corner: some method's lr at its edge; black line: theory boundary."))
     for k in sorted(res.paths):
         if k.startswith("phase_ratio"):
-            B.append(("fig", res.paths[k], f"log10 ratio of {res.focus}'s criterion to each rival's on one centred scale; "
-                                          "values in parentheses: CIs overlap."))
+            B.append(("fig", res.paths[k], f"log10 ratio of {res.focus}'s criterion to {k.removeprefix('phase_ratio_')}'s, "
+                                          "on one centred colour scale shared by all rivals; values in parentheses: CIs overlap."))
     if "performance_profile" in res.paths:
         B.append(("fig", res.paths["performance_profile"], "Performance profiles over the cells."))
 

@@ -103,7 +103,8 @@ def sensitivity(runs: pd.DataFrame, scores: "pd.Series | str", level: float = LE
     first = g.first()
     samples = [np.asarray(s, float) for s in g["score"].apply(np.asarray)]
     med, lo, hi = median_ci(samples, level)
-    out = first[list(dict.fromkeys([*keys, "optimizer", "optimizer_kind", *hparam_columns(runs)]))].copy()
+    kind = ["optimizer_kind"] if "optimizer_kind" in first else []
+    out = first[list(dict.fromkeys([*keys, "optimizer", *kind, *hparam_columns(runs)]))].copy()
     out["median"], out["ci_low"], out["ci_high"] = med, lo, hi
     out["n_seeds"] = g.size().to_numpy()
     out["n_diverged"] = g["status"].agg(lambda s: int((s != "ok").sum())).to_numpy()

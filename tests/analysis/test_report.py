@@ -38,7 +38,7 @@ def _png_ok(p):
 
 def test_tiny_sweep_figures_and_tables(sweep):
     sweep, paths = sweep
-    for name in ("phase_winner", "phase_ratio", "lr_sensitivity_sigma=0", "lr_sensitivity_sigma=0.5", "performance_profile",
+    for name in ("phase_winner", "phase_ratio_gd", "phase_ratio_signsgd", "lr_sensitivity_sigma=0", "lr_sensitivity_sigma=0.5", "performance_profile",
                  "curves_selected", "rates"):
         assert _png_ok(paths[name]), name
     phase = pd.read_csv(sweep / "phase.csv")
@@ -111,7 +111,7 @@ def test_synthetic_directory_with_mode_errors(tmp_path):
            "analysis": {"criterion": "auc_log_gap"}}
     (tmp_path / "manifest.json").write_text(json.dumps({"config": cfg, "config_hash": "x"}))
     paths = analysis.report(tmp_path)
-    assert _png_ok(paths["phase_modes"]) and _png_ok(paths["phase_winner"])
+    assert _png_ok(paths["phase_modes"]) and _png_ok(paths["phase_winner"]) and _png_ok(paths["phase_ratio_gd"])
     modes_tab = pd.read_csv(tmp_path / "modes.csv")
     got = modes_tab.groupby("optimizer")["slope"].median()
     assert abs(got["gd"] - 1.0) < 0.05 and abs(got["muon"] - 0.5) < 0.05
