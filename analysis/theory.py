@@ -1,5 +1,5 @@
 """Theory predictions computed from the problem constants (runs.csv ``c_*``) and the seed papers,
-each with its source and how far it was verified (see /work/shared/PAPERS.md).
+each with its source and how far it was verified (see ../shared/PAPERS.md).
 
 1. Shen et al., "On the Convergence Analysis of Muon" (arXiv 2505.23737; seeds 001/004).
    GD is analysed with the Frobenius-norm smoothness L, Muon with the spectral-to-nuclear

@@ -10,6 +10,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .stats import log10_ratio, verdict
+
 STATUSES = ("reproduced", "partly", "not reproduced", "not testable")
 RULES: dict[str, Callable] = {}
 
@@ -53,14 +55,14 @@ def select(df: pd.DataFrame, where: dict | None) -> pd.DataFrame:
 
 
 def pairwise(summary: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
-    """Per cell: a's and b's tuned medians and CIs, and who wins when the CIs separate."""
+    """Per cell: a's and b's tuned medians, the log10 ratio and the outcome (a, b, or tie when
+    the CIs overlap) by the lab's one tie rule (analysis.stats.verdict)."""
     pa = summary[summary.optimizer == a].set_index("cell_id")
-    pb = summary[summary.optimizer == b].set_index("cell_id")
+    pb = summary[summary.optimizer == b].set_index("cell_id").reindex(pa.index)
     out = pa[[c for c in pa.columns if c.startswith("p_")]].copy()
     out["median_a"], out["median_b"] = pa["median"], pb["median"]
-    out["outcome"] = np.where(pa["ci_high"] < pb["ci_low"], a, np.where(pb["ci_high"] < pa["ci_low"], b, "tie"))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["log10_ratio"] = np.log10(pa["median"] / pb["median"])
+    out["outcome"] = [verdict(a, b, *v) for v in zip(pa["ci_low"], pa["ci_high"], pb["ci_low"], pb["ci_high"], pa["median"], pb["median"])]
+    out["log10_ratio"] = log10_ratio(pa["median"], pb["median"])
     return out.reset_index()
 
 

@@ -117,8 +117,9 @@ class SweepConfig(_Strict):
         return next((o.key for o in self.optimizers if o.name == "muon"), self.optimizers[0].key)
 
     def digest(self) -> str:
-        """Hash of the validated config (what a resumed sweep must match)."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Hash of what determines the runs (a resumed sweep must match it): the validated config
+        without its name, description and [analysis] section, which change no run."""
+        blob = json.dumps(self.model_dump(mode="json", exclude={"name", "description", "analysis"}), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
