@@ -261,8 +261,8 @@ def block_apply(xp, d, a_blk, c_blk, a_glob, c_glob, coupling, mu, grid, with_gl
 
 class BlockH(Operator):
     """Block-diagonal Hessian over a kr x kc grid of tiles (each tile its own Kronecker operator
-    A_b D_b C_b, power-law factor spectra in random bases), mixed with a global Kronecker operator
-    A_g D C_g of the same spectral laws by ``coupling`` c in [0, 1]; c = 0 is exactly
+    A_b D_b C_b in random bases), mixed with a global Kronecker operator A_g D C_g by ``coupling``
+    c in [0, 1] (the builder gives the tiles slices of the global spectra); c = 0 is exactly
     block-diagonal in vec(X), c = 1 has no block structure. Host arrays: a_blk (B, k, mb, mb),
     c_blk (B, k, nb, nb), a_glob (B, m, m), c_glob (B, n, n), their eigenvalues ea_blk (B, k, mb),
     ec_blk (B, k, nb), ea_glob (B, m), ec_glob (B, n); coupling, mu (B,)."""

@@ -17,7 +17,9 @@ Muon gains when L_* is far below min(m, n) L (low-rank, approximately block-diag
   matrix rank); ``aligned``: eigen-matrices e_i e_j^T at r random entries (H diagonal);
   ``rotated``: P e_i e_j^T Q^T (rank-one eigen-matrices in random bases).
 - ``block``: block-diagonal over a grid of ``blocks`` tiles (``layout`` rows, cols or tiles),
-  each tile its own Kronecker operator, mixed with a global Kronecker operator by ``coupling``.
+  each tile its own Kronecker operator in random bases, mixed with a global Kronecker operator
+  (power laws alpha/kappa, alpha_right/kappa_right) by ``coupling``. The tiles split the global
+  factor spectra between them (interleaved), so c = 0 and c = 1 have the same eigenvalues.
 - ``dense``: the ``low_rank`` construction (any rank, any basis) formed as an explicit
   mn x mn matrix; refused above m*n = 1024.
 
@@ -235,10 +237,14 @@ def _block(pb: Quadratic):
     grid = block_grid(pb.params["layout"], pb.params["blocks"], m, n)
     k, mb, nb = grid[0] * grid[1], m // grid[0], n // grid[1]
     alpha, kappa, alpha_r, kappa_r = pb.p("alpha"), pb.p("kappa"), pb.p("alpha_right"), pb.p("kappa_right")
-    ea = pb.finite("alpha", power_law(mb, alpha, kappa, names=("alpha", "kappa")))  # each tile: the same laws
-    ec = pb.finite("alpha_right", power_law(nb, alpha_r, kappa_r, names=("alpha_right", "kappa_right")))
     ga = pb.finite("alpha", power_law(m, alpha, kappa, names=("alpha", "kappa")))
     gc = pb.finite("alpha_right", power_law(n, alpha_r, kappa_r, names=("alpha_right", "kappa_right")))
+    # tile (r, c) takes every kr-th value of the global left spectrum from r and every kc-th of the
+    # right one from c: the tiles split the global spectra, so the block-diagonal operator has the
+    # same eigenvalues as the global one and only the block structure differs
+    rr, cc = np.divmod(np.arange(k), grid[1])
+    ea_k = np.stack([ga[:, r::grid[0]] for r in rr], axis=1)  # (B, k, mb)
+    ec_k = np.stack([gc[:, c::grid[1]] for c in cc], axis=1)  # (B, k, nb)
     pa, pc = np.empty((B, k, mb, mb)), np.empty((B, k, nb, nb))
     qa, qc = np.empty((B, m, m)), np.empty((B, n, n))
     for s, _, idx in pb.groups():
@@ -251,7 +257,5 @@ def _block(pb: Quadratic):
     def sym(basis, eig):  # basis diag(eig) basis^T, batched
         return np.matmul(basis * eig[..., None, :], np.swapaxes(basis, -1, -2))
 
-    ea_k = np.broadcast_to(ea[:, None, :], (B, k, mb))
-    ec_k = np.broadcast_to(ec[:, None, :], (B, k, nb))
     return BlockH(pb.backend, grid, m, n, sym(pa, ea_k), sym(pc, ec_k), sym(qa, ga), sym(qc, gc),
                   (ea_k, ec_k, ga, gc), pb.p("coupling"), pb.p("mu"))

@@ -156,9 +156,13 @@ def test_block_mask_and_coupling_is_linear():
     assert np.abs(H0[off]).max() == 0.0 and np.abs(H0[~off]).max() > 0
     assert np.abs(H1[off]).max() > 1e-3  # coupled
     np.testing.assert_allclose(Hc, 0.75 * H0 + 0.25 * H1, atol=1e-12)
-    # each block is A_b (x) C_b with the power-law spectra
-    e = np.sort(np.linalg.eigvalsh(H0[np.ix_(blk == 0, blk == 0)]))
-    np.testing.assert_allclose(e, np.sort(np.outer(pure_power_law(2, 1.0), pure_power_law(6, 0.5)).ravel()), atol=1e-12)
+    # block r is A_r (x) C_r with every 2nd left eigenvalue from r and the whole right law, so the
+    # block-diagonal and the global operator have the same eigenvalues
+    a, c = pure_power_law(4, 1.0), pure_power_law(6, 0.5)
+    for r in range(2):
+        e = np.sort(np.linalg.eigvalsh(H0[np.ix_(blk == r, blk == r)]))
+        np.testing.assert_allclose(e, np.sort(np.outer(a[r::2], c).ravel()), atol=1e-12)
+    np.testing.assert_allclose(np.linalg.eigvalsh(H0), np.linalg.eigvalsh(H1), atol=1e-12)
 
 
 def test_block_tiles_and_cols_layouts():
@@ -167,6 +171,8 @@ def test_block_tiles_and_cols_layouts():
     t = tile.reshape(-1)
     H = dense_hessian(P)
     assert np.abs(H[t[:, None] != t[None, :]]).max() == 0.0
+    want = np.outer(pure_power_law(4, 1.0), pure_power_law(6, 1.0)).ravel()  # defaults alpha = alpha_right = 1
+    np.testing.assert_allclose(np.sort(np.linalg.eigvalsh(H)), np.sort(want), atol=1e-12)
     P = make(runs=1, seed=7, m=4, n=6, hessian="block", blocks=3, layout="cols")
     c = np.tile(np.arange(6) // 2, 4)
     assert np.abs(dense_hessian(P)[c[:, None] != c[None, :]]).max() == 0.0
