@@ -28,7 +28,7 @@ from lab.backend import host_rng
 from .base import Problem
 from .data import label_variance, noise_var_at_opt, regression_batch_grad
 from .hessians import factored_truth
-from .linalg import op_norm
+from .linalg import op_norm, power_law, random_orthonormal
 from .noise import noise_params
 from .params import Param
 from .registry import register
@@ -54,9 +54,8 @@ class PowerLawLSQ(Problem):
         B, m, n = self.runs, self.params["m"], self.params["n"]
         self.m, self.n, self.rotate = m, n, self.params["rotate"]
         self.layer_shapes = ((m, n),)
-        j = np.arange(1, n + 1, dtype=np.float64)
-        self.eigs = self.finite("alpha", j[None, :] ** -self.p("alpha")[:, None])  # (B, n) host float64
-        coef = j[None, None, :] ** -self.p("beta")[:, None, None]
+        self.eigs = self.finite("alpha", power_law(n, self.p("alpha")))  # (B, n) host float64: j^-alpha
+        coef = power_law(n, self.p("beta"))[:, None, :]  # j^-beta
         g = np.empty((B, m, n))
         q = np.empty((B, n, n)) if self.rotate else None
         for s in np.unique(self.seeds):  # instances depend only on the seed; draw each once
@@ -65,7 +64,7 @@ class PowerLawLSQ(Problem):
             idx = self.seeds == s
             g[idx] = gs
             if self.rotate:
-                q[idx] = np.linalg.qr(rng.standard_normal((n, n)))[0]
+                q[idx] = random_orthonormal(rng, n)
         c = g * coef
         c /= np.linalg.norm(c, axis=(1, 2), keepdims=True)
         self.coef_host = self.finite("beta", c)

@@ -57,8 +57,8 @@ class TwoSidedLSQ(Problem):
         self.layer_shapes = ((m, n),)
         self.lam_in = self.finite("alpha_in", power_law(n, self.p("alpha_in")))
         self.lam_out = self.finite("alpha_out", power_law(m, self.p("alpha_out")))
-        i, j = np.arange(1, m + 1.0), np.arange(1, n + 1.0)
-        decay = (i[None, :, None] * j[None, None, :]) ** -self.p("beta")[:, None, None]
+        beta = self.p("beta")
+        decay = power_law(m, beta)[:, :, None] * power_law(n, beta)[:, None, :]  # (i j)^-beta
         g = np.empty((B, m, n))
         q_in = np.empty((B, n, n)) if self.rotate else None
         q_out = np.empty((B, m, m)) if self.rotate else None
