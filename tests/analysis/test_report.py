@@ -13,7 +13,7 @@ PNG = b"\x89PNG"
 
 TINY = {
     "name": "tiny", "steps": 30, "log_points": 8, "seeds": [0, 1], "dtype": "float64",
-    "problem": {"kind": "power_law_lsq", "fixed": {"m": 4, "n": 8, "batch_size": 4},
+    "problem": {"kind": "power_law_lsq", "fixed": {"m": 4, "n": 8, "batch_size": 4, "noise": "minibatch"},
                 "grid": {"alpha": [0.0, 2.0], "beta": [0.0, 1.0], "sigma": [0.0, 0.5]}},
     "optimizers": [{"name": "gd", "lr": [1e-4, 2e-4, 4e-4]},  # far too small: the best lr sits at the top edge
                    {"name": "signsgd", "lr": {"logspace": [-3, -1, 3]}},

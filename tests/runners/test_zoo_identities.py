@@ -45,7 +45,7 @@ def test_muon_and_signum_differ_off_the_diagonal_class():
 # --- MVR, STORM -------------------------------------------------------------------------------
 
 def _noisy_lsq(runs=2):
-    return problems.make("power_law_lsq", runs=runs, seed=list(range(runs)), m=4, n=6, batch_size=3, sigma=0.5, dtype="float64")
+    return problems.make("power_law_lsq", runs=runs, seed=list(range(runs)), m=4, n=6, batch_size=3, noise="minibatch", label_noise=0.5, dtype="float64")
 
 
 @pytest.mark.parametrize("name", ["muon_mvr1", "muon_mvr2"])
