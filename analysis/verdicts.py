@@ -121,3 +121,55 @@ def overall(verdicts: list[Verdict]) -> str:
     if all(s == "not reproduced" for s in st):
         return "not reproduced"
     return "partly"
+
+
+def tuned_runs(data: SweepData) -> pd.DataFrame:
+    """The runs at each (cell, optimizer)'s tuned hyperparameter point (every seed)."""
+    runs, summary = data.table("runs"), data.table("summary")
+    h = [c for c in summary.columns if c.startswith("h_") and c in runs.columns and summary[c].notna().any()]
+    keys = ["cell_id", "optimizer"]
+    chosen = summary[keys + h]
+    merged = runs.merge(chosen, on=keys, suffixes=("", "_tuned"))
+    same = np.ones(len(merged), bool)
+    for c in h:
+        a, b = merged[c], merged[f"{c}_tuned"]
+        same &= (a == b) | (a.isna() & b.isna())
+    return merged[same][runs.columns]
+
+
+@register("mode_exponent")
+def mode_exponent(data: SweepData, optimizer: str, expected: float, tol: float, where: dict | None = None,
+                  modes: tuple[int, int] | None = None) -> tuple[str, str, dict]:
+    """Phases of Muon's per-mode claim: fit rate_j ~ lambda_j^q across the logged eigen-modes
+    (rate_j = 1 / e-folding step of mode_err_j, analysis.theory.mode_decay_rates; lambda_j =
+    j^-alpha) for every seed of the tuned runs of ``optimizer`` in the selected cells (``modes`` =
+    [j_lo, j_hi] restricts the fit to those modes); reproduced when the median exponent is within
+    ``tol`` of ``expected``."""
+    from .stats import loglog_fit
+    from .theory import mode_columns, mode_decay_rates, mode_eigenvalues
+
+    curves = data.table("curves")
+    cols = mode_columns(curves)
+    if not cols:
+        return "not testable", "the sweep logged no mode_err_<j> curves (set log_modes)", {}
+    if modes is not None:
+        cols = [(j, c) for j, c in cols if modes[0] <= j <= modes[1]]
+    runs = select(tuned_runs(data), where)
+    runs = runs[(runs["optimizer"] == optimizer) & (runs["status"] == "ok")]
+    if runs.empty:
+        return "not testable", f"no finished tuned run of {optimizer} matches the selection", {}
+    slopes = []
+    for _, r in runs.iterrows():
+        g = curves[curves["run_id"] == r["run_id"]].sort_values("step")
+        rate = mode_decay_rates(g, [c for _, c in cols])
+        q, _, n = loglog_fit(mode_eigenvalues([j for j, _ in cols], float(r["p_alpha"])), rate)
+        if n >= 3 and np.isfinite(q):
+            slopes.append(q)
+    span = f"modes {cols[0][0]}..{cols[-1][0]}" if cols else "no modes"
+    text = f"median over seeds of the fitted exponent q (rate_j ~ lambda_j^q, {span}) of {optimizer} within {tol} of {expected}"
+    if not slopes:
+        return "not testable", text + ": no run had >= 3 modes that decayed by a factor e", {}
+    med = float(np.median(slopes))
+    nums = {"runs_fitted": len(slopes), "median_exponent": round(med, 3), "min": round(min(slopes), 3),
+            "max": round(max(slopes), 3), "expected": expected}
+    return ("reproduced" if abs(med - expected) <= tol else "not reproduced"), text, nums

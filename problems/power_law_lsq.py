@@ -46,6 +46,8 @@ class PowerLawLSQ(Problem):
         "batch_size": Param(0, int, low=0, doc="minibatch size of the oracle; 0 = exact (population) gradient"),
         "label_noise": Param(0.0, float, low=0.0, doc="teacher's label noise: E||eps||^2 = label_noise^2"),
         "rotate": Param(False, bool, per_run=False, doc="random orthonormal eigenbasis instead of the identity"),
+        "log_modes": Param(0, int, per_run=False, low=0,
+                           doc="log the error of this many eigen-directions (log-spaced j) as mode_err_<j> curves"),
         **noise_params(minibatch=True),
     }
 
@@ -133,6 +135,18 @@ class PowerLawLSQ(Problem):
         out["dist0_op"] = op_norm(self.xstar_host)
         out["noise_var_opt"] = noise_var_at_opt(self.label_var, self.p("sigma"), self.noise_kind, self.batch, self.trace)
         return out
+
+    def extra_metrics(self, params):
+        """mode_err_<j> = ||(X - X*) q_j||^2, the squared error along the j-th eigenvector of Sigma
+        (lambda_j = j^-alpha), for ``log_modes`` log-spaced j in 1..n: the per-mode curves on which
+        Phases of Muon (arXiv 2605.09552) states its square-root preconditioning claim."""
+        k = self.params["log_modes"]
+        if k == 0:
+            return {}
+        de = self._to_eig(params[0] - self.xstar)
+        per_mode = (de * de).sum(axis=1)  # (B, n)
+        modes = np.unique(np.round(np.geomspace(1, self.n, min(k, self.n))).astype(int))
+        return {f"mode_err_{j}": per_mode[:, j - 1] for j in modes}
 
     def spectra(self):
         """cov: the eigenvalues lambda_j of Sigma; target: the target's energy per eigendirection,

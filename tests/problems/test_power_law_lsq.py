@@ -125,3 +125,17 @@ def test_invalid_parameters_name_the_parameter():
         make(batch_size=2.5)
     with pytest.raises(problems.ParamError, match="unknown parameter"):
         make(gamma=1.0)
+
+
+def test_mode_errors_follow_gd_closed_form():
+    """mode_err_j = ||(X - X*) q_j||^2 decays exactly as (1 - lr lambda_j)^(2t) under exact GD."""
+    P = make(alpha=1.0, rotate=True, log_modes=6, n=6)
+    lr, steps = 0.8, 7
+    res = runners.run(P, runners.make("gd", lr=lr), steps=steps, seed=0, log_points=3)
+    lam = np.arange(1, 7) ** -1.0
+    modes = sorted(int(k.removeprefix("mode_err_")) for k in res.curves if k.startswith("mode_err_"))
+    assert modes[0] == 1 and modes[-1] == 6 and len(modes) >= 4
+    for j in modes:
+        curve = res.curves[f"mode_err_{j}"][:, 0]
+        e0 = (P.xstar[0] @ P.q[0][:, j - 1]) @ (P.xstar[0] @ P.q[0][:, j - 1])
+        np.testing.assert_allclose(curve, e0 * (1 - lr * lam[j - 1]) ** (2 * res.steps), rtol=1e-10)
