@@ -15,7 +15,7 @@ from .backend import BackendError, get_backend
 from .config import SweepConfig, load_config, parse_config
 from .errors import ConfigError
 from .executors import get as get_executor
-from .plan import plan
+from .plan import check_instances, plan
 from .store import Store
 from .sweep import expand_runs
 
@@ -55,6 +55,7 @@ def run_sweep(config, out_dir="results/sweep", backend: str | None = None, dtype
         raise ConfigError(str(e)) from None
     runs = expand_runs(cfg)
     jobs = plan(cfg, runs)
+    check_instances(cfg, runs, jobs)
     store = Store(out_dir)
     store.check(cfg.digest(), force)
     old = store.read_manifest()
@@ -155,7 +156,10 @@ def presets(dirs=None) -> list[tuple[Path, str]]:
         for path in sorted(d.glob("*.toml")):
             try:
                 data = tomllib.loads(path.read_text())
-                desc = str(data.get("description") or "").strip() or "(no description)"
+                sweep = data.get("sweep") if isinstance(data.get("sweep"), dict) else {}
+                # a sweep preset has a description; a claim preset a title (and its sweep a description)
+                desc = str(data.get("description") or data.get("title") or sweep.get("description") or "").strip()
+                desc = desc or "(no description)"
             except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
                 desc = f"(unreadable: {type(e).__name__})"
             out.append((path, " ".join(desc.split())))

@@ -9,6 +9,7 @@ from pathlib import Path
 from problems.params import ParamError
 
 from .backend import BACKENDS, DTYPES, BackendError
+from .config import CRITERIA
 from .errors import ConfigError
 
 
@@ -41,8 +42,25 @@ def _cmd_report(args) -> int:
 
     if not (Path(args.dir) / "runs.csv").exists():
         raise ConfigError(f"dir: {args.dir} holds no runs.csv; run a sweep into it first")
-    paths = analysis.report(args.dir)
-    print("wrote " + " ".join(sorted(str(p) for p in paths.values())))
+    try:
+        paths = analysis.report(args.dir, criterion=args.criterion, focus=args.focus, refine_edges=args.refine_edges)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    print(f"report: {paths['report_html']} ({paths['report_md'].name}); tables and figures in {args.dir}")
+    if "refine_edges" in paths:
+        print(f"edge lrs: widened grids in {paths['refine_edges']}; run them with: muonlab run {paths['refine_edges']} --out {args.dir}_refined")
+    return 0
+
+
+def _cmd_reproduce(args) -> int:
+    from .claims import claim_paths, reproduce
+
+    names = list(claim_paths()) if args.all else args.names
+    if not names:
+        raise ConfigError("reproduce: name a claim or pass --all; see configs/claims/")
+    for name in names:
+        res = reproduce(name, full=args.full, progress=not args.quiet, force=args.force)
+        print(f"{res['name']}: {res['verdict']} ({', '.join(res['sub_verdicts'])}) in {res['wall_s']:.0f} s -> docs/claims/{res['name']}.md")
     return 0
 
 
@@ -87,8 +105,11 @@ def main(argv=None) -> int:
     run.add_argument("--scheduler", metavar="ADDRESS", help="dask: address of a running scheduler, e.g. tcp://host:8786")
     run.add_argument("--workers", type=int, metavar="N", help="dask without --scheduler: worker processes of the local cluster")
     run.set_defaults(func=_cmd_run)
-    rep = sub.add_parser("report", help="re-run the analysis of a finished sweep directory")
-    rep.add_argument("dir")
+    rep = sub.add_parser("report", help="analyze a finished sweep directory: tables, figures, report.md and report.html")
+    rep.add_argument("dir", help="results directory of a sweep (runs.csv, curves.csv, manifest.json)")
+    rep.add_argument("--criterion", choices=CRITERIA, help="override the config's tuning criterion")
+    rep.add_argument("--focus", help="override the focus optimizer (label) of the log-ratio maps")
+    rep.add_argument("--refine-edges", action="store_true", help="write DIR/refine_edges.toml: lr grids widened where a tuned lr sat at an edge")
     rep.set_defaults(func=_cmd_report)
     st = sub.add_parser("status", help="jobs done / pending / failed in a (partial) sweep directory")
     st.add_argument("dir")
@@ -96,6 +117,13 @@ def main(argv=None) -> int:
     pre = sub.add_parser("presets", help="list the preset configs, one line each")
     pre.add_argument("dir", nargs="*", help="directories to list (default: configs/ and configs/claims/)")
     pre.set_defaults(func=_cmd_presets)
+    rp = sub.add_parser("reproduce", help="run a claim's preset and write its verdict into docs/claims/")
+    rp.add_argument("names", nargs="*", help="claim names (configs/claims/*.toml)")
+    rp.add_argument("--all", action="store_true", help="every claim preset")
+    rp.add_argument("--full", action="store_true", help="the larger version (GPU or cluster)")
+    rp.add_argument("--force", action="store_true", help="discard earlier results of a changed preset")
+    rp.add_argument("--quiet", action="store_true", help="no progress bar")
+    rp.set_defaults(func=_cmd_reproduce)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

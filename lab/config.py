@@ -10,7 +10,7 @@ import typing
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer
 
 import problems
 import runners
@@ -20,7 +20,7 @@ from .backend import BACKENDS, DTYPES
 from .errors import ConfigError
 from .grids import GridValue, expand
 
-CRITERIA = ("final_gap", "best_gap", "steps_to_target")
+CRITERIA = ("final_gap", "best_gap", "auc_log_gap", "steps_to_target")  # analysis.tune.CRITERIA
 MAX_RUNS = 1_000_000  # runs in one sweep (the run table is held in memory)
 LABEL_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.+-")
 
@@ -59,10 +59,33 @@ class OptimizerConfig(_Strict):
 
 
 class AnalysisConfig(_Strict):
+    """How ``analysis`` reads the sweep (docs/protocol.md)."""
     focus: Optional[str] = None  # default: the first optimizer named muon, else the first one
     criterion: Literal[CRITERIA] = "final_gap"  # type: ignore[valid-type]
     x: Optional[str] = None
     y: Optional[str] = None
+    level: float = Field(0.95, gt=0, lt=1)  # bootstrap CI level
+    cells: Optional[list[int]] = None  # cells for curves_selected.png / rates.png (default: corners + extremes)
+    rate_metric: Literal["gap", "grad_fro", "grad_nuc", "grad_op", "dist_fro"] = "gap"
+    rate_window: Optional[tuple[float, float]] = None  # steps [t0, t1] of the vs-step fit (default: last decade)
+    rate_horizon: Optional[str] = None  # a p_/h_ parameter that is the horizon T: fit final metric vs T across runs
+    theory_threshold: float = Field(1.0, gt=0)  # Shen et al.: predict the focus method wins where r*L/L_star > this
+
+    @field_validator("rate_window", mode="before")
+    @classmethod
+    def _window_from_list(cls, v):
+        # TOML has arrays, not tuples; the strict models take a [t0, t1] array here
+        return tuple(v) if isinstance(v, list) else v
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_options(self, handler):
+        """The options added after the first release appear in a dump only when they differ from
+        their defaults, so that they leave the config hash of existing sweeps unchanged."""
+        out = handler(self)
+        for k in ("level", "cells", "rate_metric", "rate_window", "rate_horizon", "theory_threshold"):
+            if k in out and getattr(self, k) == AnalysisConfig.model_fields[k].default:
+                del out[k]
+        return out
 
 
 class SweepConfig(_Strict):
@@ -105,8 +128,9 @@ class SweepConfig(_Strict):
         return next((o.key for o in self.optimizers if o.name == "muon"), self.optimizers[0].key)
 
     def digest(self) -> str:
-        """Hash of the validated config (what a resumed sweep must match)."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Hash of what determines the runs (a resumed sweep must match it): the validated config
+        without its name, description and [analysis] section, which change no run."""
+        blob = json.dumps(self.model_dump(mode="json", exclude={"name", "description", "analysis"}), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

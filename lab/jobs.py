@@ -18,7 +18,7 @@ import problems
 import runners
 
 from .backend import get_backend
-from .plan import JobSpec
+from .plan import JobSpec, spec_hparams
 
 
 def execute(spec: JobSpec) -> dict[str, pd.DataFrame]:
@@ -26,7 +26,7 @@ def execute(spec: JobSpec) -> dict[str, pd.DataFrame]:
     backend = get_backend(spec.backend, spec.dtype)
     seeds = np.asarray(spec.seeds, np.int64)
     problem = problems.make(spec.problem, runs=spec.runs, seed=seeds, backend=backend, **spec.problem_params)
-    opt = runners.make(spec.optimizer, **{k: np.asarray(v) if isinstance(v, list) else v for k, v in spec.hparams.items()})
+    opt = runners.make(spec.optimizer, **spec_hparams(spec))
     res = runners.run(problem, opt, steps=spec.steps, seed=seeds, log_points=spec.log_points,
                       divergence_factor=spec.divergence_factor, target=spec.target)
     wall = time.perf_counter() - t0

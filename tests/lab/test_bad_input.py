@@ -21,7 +21,7 @@ BASE = {
     "steps": 5,
     "log_points": 3,
     "seeds": [0, 1],
-    "problem": {"kind": "power_law_lsq", "fixed": {"m": 3, "n": 4, "batch_size": 2},
+    "problem": {"kind": "power_law_lsq", "fixed": {"m": 3, "n": 4, "batch_size": 2, "noise": "minibatch"},
                 "grid": {"alpha": [0.0, 1.0], "beta": {"linspace": [0.0, 1.0, 2]}}},
     "optimizers": [{"name": "gd", "lr": [0.1, 1.0]},
                    {"name": "muon", "lr": {"logspace": [-2, -1, 2]}, "hparams": {"beta": 0.9}}],
@@ -46,6 +46,18 @@ def setp(path: str, value):
         for p in head:
             node = node[int(p)] if isinstance(node, list) else node.setdefault(p, {})
         node[int(last) if isinstance(node, list) else last] = value
+    return mutate(fn)
+
+
+def setps(**values):
+    """Several setp at once (keys with __ for dots)."""
+    def fn(cfg):
+        for path, value in values.items():
+            *head, last = path.split("__")
+            node = cfg
+            for p in head:
+                node = node[int(p)] if isinstance(node, list) else node.setdefault(p, {})
+            node[last] = value
     return mutate(fn)
 
 
@@ -137,6 +149,11 @@ CASES = {
     "focus not an optimizer": (setp("analysis.focus", "adam"), "analysis.focus", "gd, muon"),
     "axis not swept": (setp("analysis.x", "m"), "analysis.x", "alpha, beta"),
     "same axis twice": (setp("analysis.y", "alpha"), "analysis.y", "beta"),
+    # constraints between parameters that only the problem's constructor knows (caught before
+    # anything runs: every cell is built once at validation)
+    "minibatch without noise kind": (setp("problem.fixed.noise", "none"), "problem.fixed.batch_size", "noise = 'minibatch'"),
+    "sigma without noise kind": (setps(problem__fixed__noise="none", problem__fixed__batch_size=0,
+                                       problem__grid__sigma=[0.0, 0.5]), "problem.grid.sigma", "'gaussian'"),
     # not TOML at all
     "bad toml": (lambda: "steps = = 3\n", "config", "TOML"),
 }

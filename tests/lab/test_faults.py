@@ -26,7 +26,7 @@ SMALL = {
     "steps": 60,
     "log_points": 6,
     "seeds": [0, 1],
-    "problem": {"kind": "power_law_lsq", "fixed": {"m": 4, "n": 6, "batch_size": 3, "sigma": 0.2},
+    "problem": {"kind": "power_law_lsq", "fixed": {"m": 4, "n": 6, "batch_size": 3, "noise": "minibatch", "label_noise": 0.2},
                 "grid": {"alpha": [0.0, 1.0]}},
     "optimizers": [{"name": "gd", "lr": [0.05, 0.3]},
                    {"name": "signsgd", "lr": [0.001, 0.01], "hparams": {"beta": 0.5}},
