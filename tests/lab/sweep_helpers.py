@@ -16,7 +16,7 @@ GRIDS = ("runs.csv", "curves.csv", "summary.csv", "phase.csv")
 MANY_JOBS = {
     "name": "many_jobs",
     "description": "twelve one-run jobs",
-    "steps": 1500,
+    "steps": 800,
     "log_points": 6,
     "seeds": [0, 1],
     "memory_budget_mb": 1e-4,
@@ -25,6 +25,22 @@ MANY_JOBS = {
     "optimizers": [{"name": "gd", "lr": [0.1, 0.5]}, {"name": "muon", "lr": [0.01, 0.03]}],
     "analysis": {"x": "alpha"},
 }
+
+
+_REFERENCE: dict = {}
+
+
+def reference_sweep(tmp_path_factory) -> tuple[Path, dict]:
+    """An uninterrupted local sweep of MANY_JOBS, run once per test session (read-only)."""
+    if "ref" not in _REFERENCE:
+        from lab.api import run_sweep
+        from lab.config import parse_config
+
+        out = tmp_path_factory.mktemp("reference")
+        res = run_sweep(parse_config(MANY_JOBS), out_dir=out, progress=False)
+        assert res["complete"] and res["n_jobs"] >= 10
+        _REFERENCE["ref"] = (out, res)
+    return _REFERENCE["ref"]
 
 
 def config(base=MANY_JOBS, **changes) -> dict:

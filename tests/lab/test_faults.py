@@ -15,6 +15,7 @@ from lab.cli import main
 from lab.config import parse_config
 from lab.executors import EXECUTORS
 from lab.plan import plan
+from lab.store import Store
 from lab.sweep import expand_runs
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -48,11 +49,18 @@ def with_huge_lr(cfg: dict) -> dict:
     return cfg
 
 
-def test_diverging_runs_leave_their_neighbours_bit_identical(tmp_path):
-    calm = run_sweep(parse_config(SMALL), out_dir=tmp_path / "calm", progress=False)
+@pytest.fixture(scope="module")
+def calm(tmp_path_factory):
+    """A sweep of SMALL (no run diverges)."""
+    out = tmp_path_factory.mktemp("calm")
+    return out, run_sweep(parse_config(SMALL), out_dir=out, progress=False)
+
+
+def test_diverging_runs_leave_their_neighbours_bit_identical(tmp_path, calm):
+    calm_dir, calm = calm
     wild = run_sweep(parse_config(with_huge_lr(SMALL)), out_dir=tmp_path / "wild", progress=False)
     assert calm["n_jobs"] == wild["n_jobs"] == 3  # the diverging runs share each job with the others
-    runs_c, runs_w = read_text_table(tmp_path / "calm/runs.csv"), read_text_table(tmp_path / "wild/runs.csv")
+    runs_c, runs_w = read_text_table(calm_dir / "runs.csv"), read_text_table(tmp_path / "wild/runs.csv")
     huge = runs_w["h_lr"].astype(float) == HUGE_LR
     assert (runs_w.loc[huge, "status"] == "diverged").all() and huge.sum() == 3 * 2 * 2
     assert (runs_c["status"] == "ok").all()
@@ -65,7 +73,7 @@ def test_diverging_runs_leave_their_neighbours_bit_identical(tmp_path):
         return curves.merge(runs[["run_id", *RUN_KEY]], on="run_id").drop(columns="run_id")
 
     cw = keyed_curves(tmp_path / "wild", runs_w[~huge])
-    cc = keyed_curves(tmp_path / "calm", runs_c)
+    cc = keyed_curves(calm_dir, runs_c)
     order = [*RUN_KEY, "step"]
     pd.testing.assert_frame_equal(cw.sort_values(order).reset_index(drop=True),
                                   cc.sort_values(order).reset_index(drop=True))
@@ -73,17 +81,17 @@ def test_diverging_runs_leave_their_neighbours_bit_identical(tmp_path):
     assert np.isfinite(runs_w.loc[huge, "final_gap"].astype(float)).all()
 
 
-def test_same_config_and_seed_give_identical_csvs(tmp_path):
-    a = run_sweep(parse_config(SMALL), out_dir=tmp_path / "a", progress=False)
+def test_same_config_and_seed_give_identical_csvs(tmp_path, calm):
+    a_dir, a = calm
     b = run_sweep(parse_config(SMALL), out_dir=tmp_path / "b", progress=False)
     assert a["complete"] and b["complete"]
     for name in GRIDS:
-        ta, tb = (read_text_table(tmp_path / d / name) for d in "ab")
+        ta, tb = (read_text_table(d / name) for d in (a_dir, tmp_path / "b"))
         ta, tb = (t.drop(columns=[c for c in t.columns if c == "job_wall_s"]) for t in (ta, tb))
         pd.testing.assert_frame_equal(ta, tb, obj=name)
         if name != "runs.csv":  # no timing column: the files themselves are byte-identical
-            assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
-    m = json.loads((tmp_path / "a/manifest.json").read_text())
+            assert (a_dir / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    m = json.loads((a_dir / "manifest.json").read_text())
     for key in ("versions", "backend", "dtype", "blas", "git_revision", "config_hash", "host"):
         assert key in m, key
     assert m["backend"] == "numpy" and m["dtype"] == "float32" and "numpy" in m["versions"]
@@ -147,9 +155,13 @@ def test_presets_lists_configs_with_their_description(tmp_path, capsys):
 
 
 def test_progress_bar_shows_rate_and_eta(tmp_path, capsys):
-    run_sweep(parse_config(config(SMALL, steps=5)), out_dir=tmp_path / "p", progress=True)
+    cfg = parse_config(config(SMALL, steps=5))
+    jobs = plan(cfg, expand_runs(cfg))
+    store = Store(tmp_path)
+    EXECUTORS["local"](jobs, store, progress=True)
     err = capsys.readouterr().err
-    assert "100%" in err and "run/s" in err and "<" in err  # tqdm: [elapsed<remaining, rate]
+    assert "local: 100%" in err and "run/s" in err and "<" in err  # tqdm: [elapsed<remaining, rate]
+    assert store.done() == {j.key for j in jobs}
 
 
 def test_executor_registry():

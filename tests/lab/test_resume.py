@@ -20,7 +20,7 @@ from lab.api import run_sweep, sweep_status
 from lab.config import parse_config
 
 sys.path.insert(0, str(Path(__file__).parent))
-from sweep_helpers import MANY_JOBS, assert_every_run_once, assert_same_grids, toml  # noqa: E402
+from sweep_helpers import MANY_JOBS, assert_every_run_once, assert_same_grids, reference_sweep, toml  # noqa: E402
 
 
 def start(cfg: Path, out: Path) -> subprocess.Popen:
@@ -41,8 +41,7 @@ def wait_for_parts(proc: subprocess.Popen, out: Path, n: int) -> None:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """An uninterrupted sweep."""
-    out = tmp_path_factory.mktemp("ref")
-    return out, run_sweep(parse_config(MANY_JOBS), out_dir=out, progress=False)
+    return reference_sweep(tmp_path_factory)
 
 
 def test_kill9_at_random_moments_then_resume(tmp_path, reference):
