@@ -26,7 +26,7 @@ from matplotlib.patches import Patch, Rectangle  # noqa: E402
 
 from .phase import NONE, rivals  # noqa: E402
 from .stats import loglog_fit  # noqa: E402
-from .theory import REFERENCE_SLOPES, mode_columns, mode_decay_rates, mode_eigenvalues  # noqa: E402
+from .theory import REFERENCE_SLOPES, mode_columns, mode_decay_rates, mode_eigenvalues, mode_theory  # noqa: E402
 
 TIE_COLOUR = "#bdbdbd"
 NONE_COLOUR = "#ffffff"
@@ -421,8 +421,10 @@ def rates_figure(curves: pd.DataFrame, fits: pd.DataFrame, table: pd.DataFrame, 
 
 def modes_figure(curves: pd.DataFrame, chosen: pd.DataFrame, runs: pd.DataFrame, cells: pd.DataFrame, cell_id, swept: list[str],
                  optimizers: list[str], path: Path) -> Path | None:
-    """Phases of Muon overlay: per-mode decay rate (1 / e-folding step) against lambda_j, median
-    over seeds, with the predicted slopes 1/2 (SignSVD / Muon, large batch) and 1 (SGD, SignSGD)."""
+    """Per-mode decay rate (1 / e-folding step) against the component weight j^-alpha, median
+    over seeds, with the problem's predicted slopes (analysis.theory.MODE_THEORIES: Phases of
+    Muon's 1/2 vs 1 on power_law_lsq, associative memory's 0 vs 1)."""
+    th = mode_theory(str(runs["problem"].iloc[0]) if "problem" in runs else "power_law_lsq")
     mc = mode_columns(curves)
     if not mc:
         return None
@@ -449,11 +451,11 @@ def modes_figure(curves: pd.DataFrame, chosen: pd.DataFrame, runs: pd.DataFrame,
             anchor = (lam[ok][0], med[ok][0])
     if anchor is not None:
         ll = np.geomspace(lam.min(), lam.max(), 20)
-        for s, lab in ((0.5, "1/2: SignSVD (Muon), large batch"), (1.0, "1: SGD / SignSGD")):
+        for s, lab in th.lines:
             ax.plot(ll, anchor[1] * (ll / anchor[0]) ** s, ":" if s == 1 else "--", color="0.3", lw=1, label=f"predicted slope {lab}")
     _loglog(ax)
-    ax.set_xlabel("lambda_j (covariance eigenvalue, j^-alpha)")
+    ax.set_xlabel(th.axis)
     ax.set_ylabel("mode decay rate 1/t_j (e-folding)")
-    ax.set_title(_cell_title(cells, cell_id, swept) + "\nPhases of Muon (arXiv 2605.09552): per-mode decay", fontsize=8)
+    ax.set_title(_cell_title(cells, cell_id, swept) + "\n" + th.source.split(":")[0] + ": per-mode decay", fontsize=8)
     ax.legend(fontsize=6.5, frameon=False)
     return _save(fig, path)

@@ -452,7 +452,8 @@ def _blocks(res: Result) -> list[tuple]:
     B.append(("table", theory.REFERENCE_RATES))
     if not res.modes.empty:
         m = res.modes.groupby("optimizer").agg(slope_median=("slope", "median"), n_runs=("slope", "size"), predicted=("predicted", "first")).reset_index()
-        B.append(("p", f"{theory.PHASES}. Fitted exponent q of the per-mode decay rate ~ lambda_j^q (modes.csv):"))
+        th = theory.mode_theory(str(res.runs["problem"].iloc[0]) if "problem" in res.runs else "power_law_lsq")
+        B.append(("p", f"{th.source}. Fitted exponent q of the per-mode decay rate ~ (j^-alpha)^q (modes.csv):"))
         B.append(("table", m))
         if "phase_modes" in res.paths:
             B.append(("fig", res.paths["phase_modes"], "Per-mode decay rate against the covariance eigenvalue, with the predicted slopes."))

@@ -23,6 +23,7 @@ each with its source and how far it was verified (see ../shared/PAPERS.md).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -146,9 +147,34 @@ def agreement(predicted, measured) -> dict:
             "n_measured_tie": int((m == "tie").sum())}
 
 
-# --- Phases of Muon: per-mode decay exponents ------------------------------------------------------
-PHASES_EXPONENT = {"muon": 0.5, "signsvd": 0.5, "gd": 1.0, "sgd": 1.0, "signsgd": 1.0}
+# --- per-mode (per-component) decay exponents ------------------------------------------------------
+@dataclass(frozen=True)
+class ModeTheory:
+    """What a problem's ``mode_err_<j>`` curves are measured against: the weight j^-alpha of
+    component j (its name on the axis), the predicted exponent q of rate_j ~ weight_j^q per
+    optimizer kind, and the source."""
+
+    source: str
+    axis: str
+    exponents: dict
+    lines: tuple  # (slope, label) reference lines on the figure
+
+
+ASSOC = "Muon in associative memory (arXiv 2602.05725; secondary summary): GD rate ~ frequency, Muon even"
+MODE_THEORIES = {
+    "power_law_lsq": ModeTheory(PHASES, "lambda_j (covariance eigenvalue, j^-alpha)",
+                                {"muon": 0.5, "signsvd": 0.5, "gd": 1.0, "sgd": 1.0, "signsgd": 1.0},
+                                ((0.5, "1/2: SignSVD (Muon), large batch"), (1.0, "1: SGD / SignSGD"))),
+    "assoc_memory": ModeTheory(ASSOC, "p_j (item frequency, ~ j^-alpha)", {"muon": 0.0, "gd": 1.0, "sgd": 1.0},
+                               ((0.0, "0: Muon, even"), (1.0, "1: GD, proportional to frequency"))),
+}
+PHASES_EXPONENT = MODE_THEORIES["power_law_lsq"].exponents
 _MODE = re.compile(r"^mode_err_(\d+)$")
+
+
+def mode_theory(problem: str) -> ModeTheory:
+    """The per-mode theory of a problem kind (Phases of Muon's for power_law_lsq by default)."""
+    return MODE_THEORIES.get(problem, MODE_THEORIES["power_law_lsq"])
 
 
 def mode_columns(curves: pd.DataFrame) -> list[tuple[int, str]]:
@@ -157,12 +183,13 @@ def mode_columns(curves: pd.DataFrame) -> list[tuple[int, str]]:
     return sorted(found)
 
 
-def predicted_mode_exponent(kind: str) -> float:
-    """Phases of Muon: 1/2 for SignSVD/Muon (large batch), 1 for GD/SGD and SignSGD; NaN otherwise."""
+def predicted_mode_exponent(kind: str, problem: str = "power_law_lsq") -> float:
+    """The problem's predicted exponent for optimizer ``kind`` (Phases of Muon: 1/2 for
+    SignSVD/Muon at large batch, 1 for GD/SGD and SignSGD); NaN where the theory says nothing."""
     k = kind.lower()
     if "mvr" in k:
         return np.nan
-    return PHASES_EXPONENT.get(k, np.nan)
+    return mode_theory(problem).exponents.get(k, np.nan)
 
 
 def mode_decay_rates(curve: pd.DataFrame, cols: list[str], fold: float = np.e) -> np.ndarray:
@@ -206,6 +233,7 @@ def mode_exponents(curves: pd.DataFrame, chosen: pd.DataFrame, runs: pd.DataFram
         return pd.DataFrame()
     modes, cols = [j for j, _ in mc], [c for _, c in mc]
     info = runs.set_index("run_id")[["p_alpha", "optimizer_kind"]]
+    problem = str(runs["problem"].iloc[0]) if "problem" in runs else "power_law_lsq"
     sel = chosen[chosen["status"] == "ok"] if "status" in chosen else chosen
     c = curves[curves["run_id"].isin(sel["run_id"])].sort_values(["run_id", "step"])
     rows = []
@@ -216,7 +244,7 @@ def mode_exponents(curves: pd.DataFrame, chosen: pd.DataFrame, runs: pd.DataFram
             continue
         rate = mode_decay_rates(g, cols)
         q, _, n = loglog_fit(lam, rate)
-        rows.append({"run_id": rid, "slope": q, "n_modes": n, "predicted": predicted_mode_exponent(info.loc[rid, "optimizer_kind"])})
+        rows.append({"run_id": rid, "slope": q, "n_modes": n, "predicted": predicted_mode_exponent(info.loc[rid, "optimizer_kind"], problem)})
     if not rows:
         return pd.DataFrame()
     fits = pd.DataFrame(rows)

@@ -18,7 +18,7 @@ def quadratic_params(draw):
     kw = dict(m=m, n=n, hessian=hessian, alpha=draw(st.floats(0, 3)), mu=draw(st.sampled_from([0.0, 0.01, 1.0])))
     if hessian in ("kronecker", "block"):
         kw["alpha_right"] = draw(st.floats(0, 3))
-        if kw["alpha"] > 0:
+        if kw["alpha"] >= 0.05:  # kappa^(1/alpha) overflows for tiny alpha (a documented parameter error)
             kw["kappa"] = draw(st.sampled_from([0.0, 1.0, 50.0]))
     if hessian == "kronecker":
         kw["basis"] = draw(st.sampled_from(["aligned", "rotated"]))
