@@ -111,8 +111,8 @@ def _verdict_block(claim: ClaimConfig, vs, status: str, res: dict, full: bool) -
 
 def write_index(docs: Path) -> Path:
     rows = []
-    for j in sorted((docs / "claims").glob("*.json")):
-        d = json.loads(j.read_text())
+    records = [json.loads(j.read_text()) for j in (docs / "claims").glob("*.json")]
+    for d in sorted(records, key=lambda d: (d.get("preset", ""), d["name"])):
         fig = f"[{d['key_figure']}](claims/{d['name']}/{d['key_figure']})" if d.get("key_figure") else ""
         rows.append(f"| [{d['title']}](claims/{d['name']}.md) | {d['source']} | **{d['verdict']}** | {fig} | {d['wall_s']:.0f} s ({d['size']}) |")
     text = "\n".join([
@@ -135,17 +135,25 @@ def reproduce(name: str, full: bool = False, out_root: "str | Path" = "results/c
     out = Path(out_root) / (claim.name + ("_full" if full else ""))
     t0 = time.perf_counter()
     res = run_sweep(cfg, out_dir=out, progress=progress, force=force)
+    if not res.get("complete", True):
+        raise ConfigError(f"reproduce: {res.get('failed_jobs')} job(s) of {claim.name} failed (see muonlab status {out}); "
+                          "no verdict is written from an incomplete sweep")
+    wall = time.perf_counter() - t0
+    docs = Path(docs)
+    record = docs / "claims" / f"{claim.name}.json"
+    if res["jobs_run_now"] < res["n_jobs"] and record.exists():  # resumed: keep the runtime of the run that computed the jobs
+        wall = json.loads(record.read_text()).get("wall_s", wall)
+    res = {**res, "wall_s": wall}
     vs = verdicts.evaluate(out, [r.model_dump() for r in claim.rules])
     status = verdicts.overall(vs)
-    docs = Path(docs)
     figdir = docs / "claims" / claim.name
     figdir.mkdir(parents=True, exist_ok=True)
     for fig in claim.figures:
         if (out / fig).exists():
             shutil.copyfile(out / fig, figdir / fig)
     (docs / "claims" / f"{claim.name}.md").write_text(_verdict_block(claim, vs, status, res, full))
-    summary = {"name": claim.name, "title": claim.title, "source": claim.source, "verdict": status,
-               "key_figure": claim.figures[0] if claim.figures else None, "wall_s": time.perf_counter() - t0,
+    summary = {"name": claim.name, "preset": str(path), "title": claim.title, "source": claim.source, "verdict": status,
+               "key_figure": claim.figures[0] if claim.figures else None, "wall_s": wall,
                "size": claim.size, "sub_verdicts": [v.status for v in vs]}
     (docs / "claims" / f"{claim.name}.json").write_text(json.dumps(summary, indent=2))
     write_index(docs)
