@@ -209,6 +209,18 @@ def storm(d_prev, g, g_prev, b):
     return g + b * (d_prev - g_prev)
 
 
+def storm_layers(d_prev, grads, g_prev, b, t):
+    """:func:`storm` on every layer; at t = 1 the recursion starts from d_0 = g(x_0; xi_1)."""
+    d_prev = g_prev if t == 1 else d_prev
+    return tuple(storm(dp, g, gp, b) for dp, g, gp in zip(d_prev, grads, g_prev))
+
+
+def two_point(params, state, oracle):
+    """The step's one draw xi_t at the current and the previous point (MVR2 / STORM):
+    (G(X_t; xi_t), G(X_{t-1}; xi_t)); ``state["prev"]`` holds X_{t-1}."""
+    return oracle(params), oracle(state["prev"])
+
+
 def mvr_correction(g, g_last, gamma, b, clip: bool):
     """Muon-MVR's corrected gradient (arXiv 2509.15816), one layer:
     c = G + gamma b / (1 - b) (G - G_last), optionally scaled to ||c||_F <= 1."""

@@ -106,10 +106,8 @@ class GluonMVR1(_GluonBase):
 
     @staticmethod
     def step(params, state, oracle, t, hp):
-        grads = oracle(params)
-        g_prev = oracle(state["prev"])
-        m_prev = g_prev if t == 1 else state["m"]
-        m = tuple(base.storm(mp, g, gp, hp["beta"]) for mp, g, gp in zip(m_prev, grads, g_prev))
+        grads, g_prev = base.two_point(params, state, oracle)
+        m = base.storm_layers(state["m"], grads, g_prev, hp["beta"], t)
         return lmo_step(params, m, hp), {"m": m, "prev": tuple(params)}
 
 
@@ -127,9 +125,7 @@ class GluonMVR2(_GluonBase):
 
     @staticmethod
     def step(params, state, oracle, t, hp):
-        grads = oracle(params)
-        g_prev = oracle(state["prev"])
-        v_prev = g_prev if t == 1 else state["g"]
-        v = tuple(base.storm(vp, g, gp, 1 - hp["q"]) for vp, g, gp in zip(v_prev, grads, g_prev))
+        grads, g_prev = base.two_point(params, state, oracle)
+        v = base.storm_layers(state["g"], grads, g_prev, 1 - hp["q"], t)
         m, _ = base.momentum(state["m"], v, hp["beta"], "ema")
         return lmo_step(params, m, hp), {"m": m, "g": v, "prev": tuple(params)}

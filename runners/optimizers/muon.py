@@ -177,7 +177,6 @@ class MuonMVR2(_MuonMVR):
 
     @staticmethod
     def step(params, state, oracle, t, hp):
-        grads = oracle(params)
-        g_last = oracle(state["prev"])
+        grads, g_last = base.two_point(params, state, oracle)
         new, m = _MuonMVR._update(params, state, grads, g_last, hp)
         return new, {"m": m, "prev": tuple(params)}

@@ -25,8 +25,6 @@ class STORM:
 
     @staticmethod
     def step(params, state, oracle, t, hp):
-        grads = oracle(params)
-        g_prev = oracle(state["prev"])
-        d_prev = g_prev if t == 1 else state["d"]
-        d = tuple(base.storm(dp, g, gp, hp["beta"]) for dp, g, gp in zip(d_prev, grads, g_prev))
+        grads, g_prev = base.two_point(params, state, oracle)
+        d = base.storm_layers(state["d"], grads, g_prev, hp["beta"], t)
         return tuple(x - hp["lr"] * di for x, di in zip(params, d)), {"d": d, "prev": tuple(params)}
