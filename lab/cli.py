@@ -85,9 +85,15 @@ def _cmd_presets(args) -> int:
     if not found:
         where = ", ".join(args.dir) if args.dir else "configs/"
         raise ConfigError(f"dir: no *.toml presets in {where}")
-    width = max(len(str(p)) for p, _ in found)
+    def shown(p) -> str:
+        try:
+            return str(Path(p).resolve().relative_to(Path.cwd()))
+        except ValueError:
+            return str(p)
+
+    width = max(len(shown(p)) for p, _ in found)
     for path, desc in found:
-        print(f"{str(path):<{width}}  {desc}")
+        print(f"{shown(path):<{width}}  {desc}")
     return 0
 
 
