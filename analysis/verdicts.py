@@ -246,7 +246,7 @@ def _combine(states: list[str]) -> str:
 @register("advantage_tracks")
 def advantage_tracks(data: SweepData, focus: str, rival: str, against: str, sign: int = 1,
                      metric: str = "best_grad_nuc", within: "str | list | None" = None, alpha: float = 0.05,
-                     where: dict | None = None) -> tuple[str, str, dict]:
+                     where: dict | None = None, figure: str | None = None) -> tuple[str, str, dict]:
     """Spearman correlation between ``against`` (a problem parameter, or ``theory_advantage`` =
     r L / L_star of Shen et al. from phase.csv, taken in log) and the measured advantage
     log10(rival / focus) of the tuned ``metric`` (positive = focus better), per group of
@@ -283,6 +283,10 @@ def advantage_tracks(data: SweepData, focus: str, rival: str, against: str, sign
     pivot_cols = [c for c in adv.columns if c.startswith("p_") and adv[c].nunique() > 1]
     tab = adv[[*pivot_cols, "x", "focus", "rival", "advantage", "outcome"]].copy()
     tab = tab.rename(columns={"x": xname, "focus": f"{focus}", "rival": f"{rival}", "advantage": f"log10({rival}/{focus})"})
+    if figure:
+        x = adv["x"].astype(float)
+        logx = against != "theory_advantage" and bool((x > 0).all()) and x.max() >= 10 * x.min()
+        advantage_figure(adv, "x", xname, focus, rival, metric, data.dir / figure, hue=within, logx=logx)
     nums["spearman"] = "; ".join(lines) if lines else "no group with 3+ finite cells"
     nums["cells_focus_better"] = int((adv["outcome"] == focus).sum())
     nums["cells_rival_better"] = int((adv["outcome"] == rival).sum())
@@ -345,7 +349,8 @@ def rate_order(data: SweepData, fast: str, slow: str, where: dict | None = None,
             continue
         sep = sa["slope_ci_high"] < sb["slope_ci_low"]
         states.append("good" if sep else "weak" if sa["slope"] < sb["slope"] else "bad")
-        parts.append(f"cell {k}: {fast} {sa['slope']:+.3f} [{sa['slope_ci_low']:+.3f}, {sa['slope_ci_high']:+.3f}] vs "
+        lab = ", ".join(f"{c[2:]}={sa[c]:g}" for c in r.columns if c.startswith("p_") and r[c].nunique() > 1) or f"cell {k}"
+        parts.append(f"{lab}: {fast} {sa['slope']:+.3f} [{sa['slope_ci_low']:+.3f}, {sa['slope_ci_high']:+.3f}] vs "
                      f"{slow} {sb['slope']:+.3f} [{sb['slope_ci_low']:+.3f}, {sb['slope_ci_high']:+.3f}]")
     return _combine(states), f"{fast}'s fitted exponent is below {slow}'s with separated CIs in every cell", {"exponents": "\n".join(parts)}
 
@@ -394,7 +399,7 @@ def equal_oracle(data: SweepData, focus: str, rival: str, metric: str = "grad_nu
         lo, hi = _log10_ratio_ci([va], [vb], paired=True)
         med_s = float(np.log10(np.median(sa)) - np.log10(np.median(sb)))
         states.append("good" if hi[0] < 0 else "weak" if med < 0 else "bad")
-        parts.append(f"cell {cell}: at {int(np.median(budget))} calls log10({focus}/{rival}) = {med:+.3f} [{lo[0]:+.3f}, {hi[0]:+.3f}]"
+        parts.append(f"{_cell_label(data.table('runs'), cell) or f'cell {cell}'}: at {int(np.median(budget))} calls log10({focus}/{rival}) = {med:+.3f} [{lo[0]:+.3f}, {hi[0]:+.3f}]"
                      f"; at equal steps {med_s:+.3f} ({focus} makes {np.median(cps_a):g} calls/step, {rival} {np.median(cps_b):g})")
     text = f"at equal oracle calls, {focus}'s tuned {metric} is below {rival}'s (paired bootstrap CI of the log ratio below 0)"
     return _combine(states), text, {"comparison": "\n".join(parts)}
@@ -532,19 +537,21 @@ def _envelope_rows(data: SweepData, methods: list, where: dict | None, floor: st
             top = t.max()
             w = (t >= top / window) & (t <= top)
             slope = _loglog_fit(t[w], e.to_numpy(float)[w])[0]
-            yield cell, m, float(e.iloc[-1]), float(fl[cell]), slope
+            yield _cell_label(data.table("runs"), cell) or f"cell {cell}", m, float(e.iloc[-1]), float(fl[cell]), slope
 
 
 @register("stalls")
 def stalls(data: SweepData, methods: list, frac: float = 0.5, floor: str = "eps", window: float = 10.0,
-           where: dict | None = None) -> tuple[str, str, dict]:
+           where: dict | None = None, figure: "dict | None" = None) -> tuple[str, str, dict]:
     """No hyperparameter point of the method gets far below the eps floor of diagonal_abs (see
     :func:`eps_floor`): the envelope over the whole grid (:func:`envelope`, best-so-far gap) at
     the last step stays >= ``frac`` x floor. Good where it does; bad where it does not."""
+    if figure:
+        envelope_figure(data, figure["methods"], data.dir / figure["name"], floor=floor, where=where)
     states, parts = [], []
     for cell, m, last, fl, slope in _envelope_rows(data, methods, where, floor, window):
         states.append("good" if last >= frac * fl else "bad")
-        parts.append(f"{m} (cell {cell}): best gap over the grid {last:.3g} = {last / fl:.2f} x floor {fl:.3g}; last-decade slope {slope:+.2f}")
+        parts.append(f"{m} ({cell}): best gap over the grid {last:.3g} = {last / fl:.2f} x floor {fl:.3g}; last-decade slope {slope:+.2f}")
     if not states:
         return "not testable", "no envelope (needs two or more eps values for the floor)", {}
     return (_combine(states), f"the best-so-far gap over each method's whole grid (every lr, momentum) stays >= {frac} x the eps floor at the last step",
@@ -553,15 +560,17 @@ def stalls(data: SweepData, methods: list, frac: float = 0.5, floor: str = "eps"
 
 @register("converges")
 def converges(data: SweepData, methods: list, frac: float = 0.1, max_slope: float = -0.2, floor: str = "eps",
-              window: float = 10.0, where: dict | None = None) -> tuple[str, str, dict]:
+              window: float = 10.0, where: dict | None = None, figure: "dict | None" = None) -> tuple[str, str, dict]:
     """The method's envelope (best-so-far gap over its grid) ends below ``frac`` x the eps floor
     and is still falling over the last ``window``-fold of steps (log-log slope <= ``max_slope``).
     Good where both hold, weak where one does, bad otherwise."""
+    if figure:
+        envelope_figure(data, figure["methods"], data.dir / figure["name"], floor=floor, where=where)
     states, parts = [], []
     for cell, m, last, fl, slope in _envelope_rows(data, methods, where, floor, window):
         below, falling = last <= frac * fl, np.isfinite(slope) and slope <= max_slope
         states.append("good" if below and falling else "weak" if below or falling else "bad")
-        parts.append(f"{m} (cell {cell}): best gap over the grid {last:.3g} = {last / fl:.3g} x floor {fl:.3g}; last-decade slope {slope:+.2f}")
+        parts.append(f"{m} ({cell}): best gap over the grid {last:.3g} = {last / fl:.3g} x floor {fl:.3g}; last-decade slope {slope:+.2f}")
     if not states:
         return "not testable", "no envelope (needs two or more eps values for the floor)", {}
     return (_combine(states), f"the best-so-far gap over the method's grid ends below {frac} x the eps floor and still falls (slope <= {max_slope}) over the last decade",
@@ -570,7 +579,8 @@ def converges(data: SweepData, methods: list, frac: float = 0.1, max_slope: floa
 
 @register("envelope_slope")
 def envelope_slope(data: SweepData, methods: list, expect: str = "flat", tol: float = 0.05, metric: str = "grad_fro",
-                   running_min: bool = True, window: float = 10.0, where: dict | None = None) -> tuple[str, str, dict]:
+                   running_min: bool = True, window: float = 10.0, where: dict | None = None,
+                   figure: "dict | None" = None) -> tuple[str, str, dict]:
     """Whether the best a method can do by step t over its whole grid (:func:`envelope` of
     ``metric``, best-so-far when ``running_min``) still improves with the horizon: the log-log
     slope over the last ``window``-fold of steps is >= -``tol`` for ``expect = "flat"`` (no
@@ -578,6 +588,9 @@ def envelope_slope(data: SweepData, methods: list, expect: str = "flat", tol: fl
     otherwise."""
     if expect not in ("flat", "falling"):
         raise ValueError(f"envelope_slope: expect: got {expect!r}; allowed: flat, falling")
+    if figure:
+        envelope_figure(data, figure["methods"], data.dir / figure["name"], metric=metric, running_min=running_min,
+                        where=figure.get("where", where))
     runs = select(data.table("runs"), where)
     states, parts = [], []
     pcols = [c for c in runs.columns if c.startswith("p_") and data.table("runs")[c].nunique() > 1]
@@ -626,3 +639,62 @@ def theory_agreement(data: SweepData, min_score: float = 0.75, on: str = "grad_n
     s = a["decisive_score"]
     status = "not testable" if not np.isfinite(s) else "reproduced" if s >= min_score else "partly" if s >= 0.5 else "not reproduced"
     return status, f"the predicted winner (A = r L / L_star vs 1) matches the measured one ({col}) in >= {min_score:.0%} of the decisive cells", nums
+
+
+# --- claim figures: drawn into the sweep directory by a rule given ``figure = "<name>.png"`` ---------
+def _cell_label(runs: pd.DataFrame, cell) -> str:
+    pcols = [c for c in runs.columns if c.startswith("p_") and runs[c].nunique() > 1]
+    row = runs[runs.cell_id == cell].iloc[0]
+    return ", ".join(f"{c[2:]} = {row[c]:g}" if isinstance(row[c], (int, float, np.number)) else f"{c[2:]} = {row[c]}" for c in pcols)
+
+
+def envelope_figure(data: SweepData, methods: list, path: Path, metric: str = "gap", running_min: bool = True,
+                    floor: str | None = None, where: dict | None = None) -> Path:
+    """One panel per selected cell: each method's envelope (best over its grid by step t), with
+    the eps floor of diagonal_abs when ``floor`` names the eps parameter."""
+    from . import plots
+
+    runs = data.table("runs")
+    cells = sorted(select(runs, where).cell_id.unique())
+    fl = eps_floor(data, floor) if floor else pd.Series(dtype=float)
+    labels = [m for m in dict.fromkeys(runs.optimizer) if m in methods] or list(methods)
+    colours = plots.palette(labels)
+    fig, axes = plots.plt.subplots(1, len(cells), figsize=(4.2 * len(cells), 3.6), squeeze=False, sharey=True)
+    for ax, cell in zip(axes[0], cells):
+        for m in labels:
+            e = envelope(data, m, cell, metric, running_min)
+            e = e[(e.index > 0) & np.isfinite(e.to_numpy(float))]
+            ls = "--" if any(k in m for k in ("ef", "mvr", "ssd")) else "-"
+            ax.plot(e.index, e.to_numpy(float), ls, color=colours[m], label=m, lw=1.6)
+        if cell in fl.index:
+            ax.axhline(fl[cell], color="k", lw=1, ls=":", label="eps floor")
+        plots._loglog(ax)
+        ax.set_title(_cell_label(runs, cell), fontsize=9)
+        ax.set_xlabel("step")
+    axes[0][0].set_ylabel(f"best {'so-far ' if running_min else ''}{metric} over the grid (median of seeds)")
+    axes[0][-1].legend(fontsize=7, frameon=False)
+    fig.suptitle("envelope: for each step, the best grid point (every lr and momentum)", fontsize=10)
+    return plots._save(fig, path)
+
+
+def advantage_figure(adv: pd.DataFrame, xcol: str, xname: str, focus: str, rival: str, metric: str, path: Path,
+                     hue: "list | None" = None, logx: bool = False) -> Path:
+    """The measured advantage log10(rival / focus) of each cell against the claim's variable."""
+    from . import plots
+
+    fig, ax = plots.plt.subplots(figsize=(5.2, 3.8))
+    groups = [("", adv)] if not hue else list(adv.groupby([f"p_{h}" for h in hue], sort=True))
+    colours = plots.sns.color_palette("colorblind", max(len(groups), 3))
+    for (key, g), col in zip(groups, colours):
+        key = key if isinstance(key, tuple) else (key,)
+        lab = ", ".join(f"{h} = {k:g}" for h, k in zip(hue or [], key)) if hue else None
+        g = g.sort_values(xcol)
+        ax.plot(g[xcol], g["advantage"], "o-", color=col, label=lab, ms=4, lw=1)
+    ax.axhline(0, color="k", lw=0.8)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xname)
+    ax.set_ylabel(f"log10({rival} / {focus}), tuned {metric}\n(> 0: {focus} better)")
+    if hue:
+        ax.legend(fontsize=7, frameon=False)
+    return plots._save(fig, path)
