@@ -689,7 +689,7 @@ def advantage_figure(adv: pd.DataFrame, xcol: str, xname: str, focus: str, rival
         key = key if isinstance(key, tuple) else (key,)
         lab = ", ".join(f"{h} = {k:g}" for h, k in zip(hue or [], key)) if hue else None
         g = g.sort_values(xcol)
-        ax.plot(g[xcol], g["advantage"], "o-", color=col, label=lab, ms=4, lw=1)
+        ax.plot(g[xcol], g["advantage"], "o-" if hue else "o", color=col, label=lab, ms=4, lw=1)
     ax.axhline(0, color="k", lw=0.8)
     if logx:
         ax.set_xscale("log")

@@ -236,3 +236,26 @@ def test_preset_rules_on_a_tiny_sweep(path, tmp_path, monkeypatch):
         assert isinstance(verdict.numbers, dict)
         json.dumps(verdict.numbers)  # the page's JSON must stay serializable
     assert v.overall(out) in STATUSES
+
+
+def test_theory_agreement(tmp_path):
+    ph = pd.DataFrame({"cell_id": range(4), "theory_advantage": [4.0, 8.0, 0.5, 1.0], "theory_rival": "gd",
+                       "predicted_winner": ["muon", "muon", "gd", "tie"],
+                       "vs_gd": ["muon", "muon", "gd", "tie"], "vs_gd_grad_nuc": ["gd", "gd", "muon", "tie"]})
+    ph.to_csv(tmp_path / "phase.csv", index=False)
+    d = v.SweepData(tmp_path)
+    status, _, nums = v.RULES["theory_agreement"](d, on="criterion")
+    assert status == "reproduced" and nums["agree"] == 1.0 and nums["decisive_cells"] == 3
+    assert v.RULES["theory_agreement"](d, on="grad_nuc")[0] == "not reproduced"
+    pd.DataFrame({"cell_id": [0], "theory_rival": [None]}).to_csv(tmp_path / "phase.csv", index=False)
+    assert v.RULES["theory_agreement"](v.SweepData(tmp_path))[0] == "not testable"
+
+
+def test_rules_draw_their_figures(tmp_path):
+    fn = lambda c, o, lr, s, t: {"gap": (1 + c["eps"] * 2) * u_shape(lr) * t ** -0.5, "grad_nuc": u_shape(lr) * (2.0 if o == "a" else 1.0) * np.ones(t.shape)}
+    d = write_sweep(tmp_path, [{"eps": 0.01}, {"eps": 0.03}], {"a": 1, "b": 1}, LRS, [0, 1], fn)
+    v.RULES["stalls"](d, methods=["a"], figure={"name": "env.png", "methods": ["a", "b"]})
+    v.RULES["envelope_slope"](d, methods=["a"], metric="gap", figure={"name": "env2.png", "methods": ["a", "b"]})
+    v.RULES["advantage_tracks"](d, focus="b", rival="a", against="eps", figure="adv.png")
+    for name in ("env.png", "env2.png", "adv.png"):
+        assert (tmp_path / name).stat().st_size > 1000
