@@ -45,15 +45,29 @@ def schedule(coeffs, steps):
     return tuple(coeffs[min(i, len(coeffs) - 1)] for i in range(int(steps)))
 
 
+def finite_runs(u):
+    """(u with every run that holds a NaN or inf zeroed, the (B,) mask of those runs or None).
+    LAPACK's SVD raises on non-finite input, which would crash a whole batch for one diverging
+    run; callers zero such runs before the SVD and give them NaN after it (the loop then flags
+    the run as diverged)."""
+    xp = _xp(u)
+    bad = ~xp.isfinite(u).all(axis=(-2, -1))
+    if not bool(bad.any()):
+        return u, None
+    return xp.where(bad[:, None, None], 0, u), bad
+
+
 @register("svd")
 def polar_svd(u, steps=None):
     """Exact polar factor via the SVD: U S V^T -> U_r V_r^T, dropping singular values below
-    max(m, n) * eps(dtype) * s_max (so zero maps to zero)."""
+    max(m, n) * eps(dtype) * s_max (so zero maps to zero). Runs with non-finite input give NaN."""
     xp = _xp(u)
+    u, bad = finite_runs(u)
     w, s, vt = xp.linalg.svd(u, full_matrices=False)
     tol = max(u.shape[-2:]) * xp.finfo(u.dtype).eps * s[..., :1]
     keep = (s > tol).astype(u.dtype)
-    return xp.matmul(w * keep[..., None, :], vt)
+    out = xp.matmul(w * keep[..., None, :], vt)
+    return out if bad is None else xp.where(bad[:, None, None], xp.nan, out)
 
 
 def newton_schulz(u, coeffs, norm_scale: float = 1.0):

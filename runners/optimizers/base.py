@@ -17,7 +17,7 @@ from lab.backend import array_module
 from problems.params import Param, ParamError
 
 from .. import schedules
-from ..orth import ORTH, SPEC_PREFIX, max_abs_normalize, orthogonalize, parse_spec
+from ..orth import ORTH, SPEC_PREFIX, finite_runs, max_abs_normalize, orthogonalize, parse_spec
 
 # --- hyperparameter declarations ------------------------------------------------------------
 
@@ -136,9 +136,11 @@ def nuclear(u):
     """Nuclear norm (sum of singular values), (B, 1, 1), via the singular values of the
     max-abs-scaled matrix."""
     xp = array_module(u)
+    u, bad = finite_runs(u)
     amax = xp.abs(u).max(axis=(-2, -1), keepdims=True)
     sv = xp.linalg.svd(max_abs_normalize(u), compute_uv=False)
-    return amax * sv.sum(axis=-1)[:, None, None]
+    out = amax * sv.sum(axis=-1)[:, None, None]
+    return out if bad is None else xp.where(bad[:, None, None], xp.nan, out)
 
 
 # --- the LMO table: one entry per norm ------------------------------------------------------
