@@ -6,6 +6,8 @@ CuPy is imported here and nowhere else.
 """
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +38,11 @@ class Backend:
         if self.name == "cupy":
             return self.xp.asnumpy(a)
         return np.asarray(a)
+
+    def sync(self) -> None:
+        """Wait until queued device work is done (timing; a no-op on the numpy backend)."""
+        if self.name == "cupy":
+            self.xp.cuda.get_current_stream().synchronize()
 
     @property
     def info(self) -> dict:
@@ -84,6 +91,45 @@ def available_backends() -> list[str]:
     except BackendError:
         pass
     return out
+
+
+_BLAS = {"controller": None, "users": 0, "saved": None}
+_BLAS_LOCK = threading.Lock()
+
+
+def _blas_controller():
+    if _BLAS["controller"] is None:
+        from threadpoolctl import ThreadpoolController  # noqa: PLC0415
+
+        _BLAS["controller"] = ThreadpoolController().select(user_api="blas")
+    return _BLAS["controller"]
+
+
+def blas_threads() -> int:
+    """Threads NumPy's BLAS uses now (1 if it cannot be told)."""
+    libs = _blas_controller().lib_controllers
+    return max([lib.num_threads for lib in libs] or [1])
+
+
+@contextmanager
+def limit_blas_threads(n: int):
+    """Limit the host BLAS to ``n`` threads inside the block (process-wide; concurrent and nested
+    blocks share one limit, restored when the last one exits)."""
+    ctl = _blas_controller()
+    with _BLAS_LOCK:
+        if _BLAS["users"] == 0:
+            _BLAS["saved"] = [lib.num_threads for lib in ctl.lib_controllers]
+            for lib in ctl.lib_controllers:
+                lib.set_num_threads(n)
+        _BLAS["users"] += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS["users"] -= 1
+            if _BLAS["users"] == 0:
+                for lib, k in zip(ctl.lib_controllers, _BLAS["saved"]):
+                    lib.set_num_threads(k)
 
 
 def host_rng(*key: int) -> np.random.Generator:

@@ -7,5 +7,6 @@ from .registry import REGISTRY, get, make, register
 
 # Importing a generator module registers it.
 from . import power_law_lsq  # noqa: E402,F401
+from . import sample_lsq  # noqa: E402,F401
 
 __all__ = ["Problem", "Param", "ParamError", "REGISTRY", "get", "make", "register"]
