@@ -64,6 +64,21 @@ class SampleLSQ(Problem):
         self.xhat = bk.asarray(xhat)
         self.s = bk.asarray(self.cov)
 
+    def take(self, idx):
+        """The sub-batch of runs ``idx`` (what rebuilding them from their seeds and parameters
+        would give, without redrawing the data; the run loop's lanes use it)."""
+        idx = np.asarray(idx)
+        sub = object.__new__(type(self))
+        sub.__dict__.update(self.__dict__)
+        sub.runs, sub.seeds = len(idx), self.seeds[idx]
+        sub.params = {k: v[idx] if isinstance(v, np.ndarray) and v.shape == (self.runs,) else v for k, v in self.params.items()}
+        for k in ("f_star", "cov", "xhat_fro"):
+            setattr(sub, k, getattr(self, k)[idx])
+        dev = self.xp.asarray(idx)
+        for k in ("a", "at_n", "y", "xhat", "s"):
+            setattr(sub, k, getattr(self, k)[dev])
+        return sub
+
     def gap(self, params):
         d = params[0] - self.xhat
         return 0.5 * (self.xp.matmul(d, self.s) * d).sum(axis=(1, 2))

@@ -49,3 +49,15 @@ def test_constants_and_gd_converges():
     np.testing.assert_allclose(c["f_star"], 0, atol=1e-20)
     res = runners.run(P, runners.make("gd", lr=1.0 / c["L"]), steps=400, log_points=5)
     assert np.all(res.final["gap"] < 1e-6 * res.curves["gap"][0])
+
+
+def test_take_equals_rebuilding_the_sub_batch():
+    P = make(runs=4, seed=[3, 1, 2, 1], alpha=[0.0, 0.5, 1.0, 1.5], sigma=[0.1, 0.2, 0.3, 0.4])
+    idx = np.array([3, 1])
+    sub = P.take(idx)
+    ref = make(runs=2, seed=[1, 1], alpha=[1.5, 0.5], sigma=[0.4, 0.2])
+    for k in ("a", "at_n", "y", "xhat", "s", "f_star", "cov", "xhat_fro", "seeds"):
+        np.testing.assert_array_equal(getattr(sub, k), getattr(ref, k), err_msg=k)
+    for k, v in ref.constants().items():
+        np.testing.assert_array_equal(sub.constants()[k], v, err_msg=k)
+    assert sub.runs == 2 and P.runs == 4
