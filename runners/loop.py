@@ -10,6 +10,7 @@ reduction to catch non-finite parameters and, on a GPU, never waits for the devi
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -95,8 +96,9 @@ def run(problem, optimizer, steps: int, seed=0, log_points: int = 30, divergence
     parameters and flagged 'diverged'. ``steps_to_target`` is the first logged step whose gap is
     at most ``target`` x the initial gap (inf if none).
 
-    ``lanes``: sub-batches run in parallel threads on NumPy (None: one per BLAS thread, at most
-    B; 1: the whole batch in this thread). The result does not depend on it.
+    ``lanes``: sub-batches run in parallel threads on NumPy (None: ``$MUONLAB_LANES`` if set, else
+    one per BLAS thread, at most B; 1: the whole batch in this thread). The result does not
+    depend on it.
     """
     if int(steps) < 1:
         raise ValueError(f"steps: got {steps!r}; allowed: an integer >= 1")
@@ -104,7 +106,7 @@ def run(problem, optimizer, steps: int, seed=0, log_points: int = 30, divergence
     B = problem.runs
     seeds = np.broadcast_to(np.asarray(seed, np.int64), (B,))
     if lanes is None:
-        lanes = blas_threads() if problem.backend.name == "numpy" else 1
+        lanes = int(os.environ.get("MUONLAB_LANES", 0)) or (blas_threads() if problem.backend.name == "numpy" else 1)
     lanes = max(1, min(int(lanes), B))
     kw = dict(steps=int(steps), log_points=log_points, divergence_factor=divergence_factor, target=target)
     try:

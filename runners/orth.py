@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
+
 from lab.backend import array_module as _xp
 
 ORTH: dict[str, Callable] = {}
@@ -98,6 +100,18 @@ def _add_diag(a, v):
     a.reshape(a.shape[0], p * p)[:, :: p + 1] += v
 
 
+def _scaled_transpose(z, s, out, xp):
+    """out = s Z^T for a batch. On the host, matrices with both sides >= 128 are copied in 32 x 32
+    tiles (NumPy's plain strided copy of a 256 x 256 matrix ran ~3x slower)."""
+    B, p, q = z.shape
+    t = 32
+    if xp is np and p >= 128 and q >= 128 and p % t == 0 and q % t == 0:
+        src = z.reshape(B, p // t, t, q // t, t).transpose(0, 3, 1, 4, 2)
+        xp.multiply(src, s, out=out.reshape(B, q // t, t, p // t, t).transpose(0, 1, 3, 2, 4))
+    else:
+        xp.multiply(z.transpose(0, 2, 1), s, out=out)
+
+
 def _ns_direct(z, coeffs, xp):
     """The iteration on X = d Z (p <= q), updating Z in place of a ping-pong buffer pair."""
     B, p, q = z.shape
@@ -108,12 +122,12 @@ def _ns_direct(z, coeffs, xp):
     d = 1.0
     for a, b, c in coeffs:
         if c == 0:  # cubic step: Z <- (a I + b A) Z
-            xp.multiply(z.transpose(0, 2, 1), b * d * d, out=zt)
+            _scaled_transpose(z, b * d * d, zt, xp)
             xp.matmul(z, zt, out=g)
             _add_diag(g, a)
             xp.matmul(g, z, out=z2)
         else:
-            xp.multiply(z.transpose(0, 2, 1), c * d * d, out=zt)
+            _scaled_transpose(z, c * d * d, zt, xp)
             xp.matmul(z, zt, out=g)  # c A
             _add_diag(g, b / 2)
             xp.matmul(g, g, out=h)
