@@ -76,3 +76,32 @@ def test_timer_counts_calls():
     before = dict(loop.TIMER)
     runners.run(_problem(), runners.make("gd", lr=0.1), steps=3, log_points=2)
     assert loop.TIMER["calls"] == before["calls"] + 1 and loop.TIMER["seconds"] > before["seconds"]
+
+
+@pytest.mark.parametrize("shape", [(5, 9), (9, 5), (6, 6)])
+def test_singular_values_match_svd_and_nan_for_non_finite(shape):
+    rng = np.random.default_rng(1)
+    g = rng.standard_normal((4, *shape)).astype(np.float32)
+    g[2] *= 1e-3
+    g[3, 1, 1] = np.inf
+    sv = loop._singular_values(g, np)
+    ref = np.linalg.svd(g[:3].astype(np.float64), compute_uv=False)
+    np.testing.assert_allclose(sv[:3], ref, rtol=1e-6, atol=1e-7 * ref.max())
+    assert np.all(np.isnan(sv[3]))
+
+
+def test_run_rng_draws_equal_the_generator_and_survive_refills():
+    """Each run's draws are its own generator's successive standard normals (float32), whatever
+    the block size; a draw handed out earlier is not overwritten by a later refill."""
+    from lab.backend import RunRNG, get_backend, host_rng
+
+    bk = get_backend("numpy", "float32")
+    rng = RunRNG(np.array([4, 9, 4]), bk, stream=1, block=3)
+    auto = RunRNG(np.array([9]), bk, stream=1)
+    draws = [rng.normal((2, 5)) for _ in range(7)]
+    ref = host_rng(9, 1, 2, 5).standard_normal((7, 2, 5), dtype=np.float32)
+    for t, d in enumerate(draws):
+        assert d.shape == (3, 2, 5) and d.dtype == np.float32
+        np.testing.assert_array_equal(d[1], ref[t])
+        np.testing.assert_array_equal(d[0], d[2])
+        np.testing.assert_array_equal(auto.normal((2, 5))[0], ref[t])
