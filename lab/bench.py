@@ -228,14 +228,19 @@ def bench(backend="numpy", cases=tuple(CASES), optimizers=None, repeats: int = 5
     optimizers = list(optimizers or default_optimizers())
     out = {"machine": machine(backend), "backend": backend, "repeats": repeats, "log_points": log_points}
     progress("measuring the matmul peak ...")
-    out["matmul"] = matmul_peak(backend, repeats)
+    first = matmul_peak(backend, repeats)
     out["workload"] = []
     for name in optimizers:
         for case in cases:
             progress(f"workload W: {name} on {case} ...")
             row = workload(case, name, backend, repeats, log_points)
-            row["fraction_of_peak"] = None if row["gflops"] is None else row["gflops"] / out["matmul"]["peak"]
             out["workload"].append(row)
+    progress("measuring the matmul peak again ...")
+    again = matmul_peak(backend, repeats)  # a busy spell during the first measurement must not lower the peak
+    out["matmul"] = {"rows": [dict(a, gflops=max(a["gflops"], b["gflops"])) for a, b in zip(first["rows"], again["rows"])],
+                     "peak": max(first["peak"], again["peak"])}
+    for row in out["workload"]:
+        row["fraction_of_peak"] = None if row["gflops"] is None else row["gflops"] / out["matmul"]["peak"]
     if with_demo:
         progress("demo sweep end to end ...")
         out["demo"] = demo(backend=backend)
@@ -255,7 +260,8 @@ def markdown(res: dict) -> str:
     lines = [f"Machine: {mc['cpu']}, {mc['cores']} cores" + (f", GPU {mc['gpu']} (CuPy {mc['cupy']})" if "gpu" in mc else "")
              + f"; Python {mc['python']}, NumPy {mc['numpy']}; BLAS {blas}; OPENBLAS_CORETYPE={core.get('value')} "
              f"({core.get('source')}); backend {res['backend']}; medians of {res['repeats']} repeats.", "",
-             "| matmul (float32) | how | GFLOP/s |", "|---|---|---|"]
+             "| matmul (float32; the better of two medians, before and after the workloads) | how | GFLOP/s |",
+             "|---|---|---|"]
     lines += [f"| {r['shape']} | {r['how']} | {r['gflops']:.0f} |" for r in res["matmul"]["rows"]]
     lines += [f"| **peak** | best of the above | **{res['matmul']['peak']:.0f}** |", "",
               f"| workload W (T = {STEPS}, metrics at {res['log_points']} log-spaced steps) | optimizer | B | "
