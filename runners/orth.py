@@ -94,10 +94,10 @@ def newton_schulz(u, coeffs, norm_scale: float = 1.0):
     return x.transpose(0, 2, 1) if tall else x
 
 
-def _add_diag(a, v):
-    """a += v I, in place, for a batch of square matrices."""
+def _diag(a):
+    """A writable view of the diagonals of a batch of contiguous square matrices, (B, p)."""
     p = a.shape[-1]
-    a.reshape(a.shape[0], p * p)[:, :: p + 1] += v
+    return a.reshape(a.shape[0], p * p)[:, :: p + 1]
 
 
 def _scaled_transpose(z, s, out, xp):
@@ -118,20 +118,21 @@ def _ns_direct(z, coeffs, xp):
     zt = xp.empty((B, q, p), dtype=z.dtype)
     g = xp.empty((B, p, p), dtype=z.dtype)
     h = xp.empty_like(g)
+    g_diag, h_diag = _diag(g), _diag(h)
     z2 = xp.empty_like(z)
     d = 1.0
     for a, b, c in coeffs:
         if c == 0:  # cubic step: Z <- (a I + b A) Z
             _scaled_transpose(z, b * d * d, zt, xp)
             xp.matmul(z, zt, out=g)
-            _add_diag(g, a)
+            g_diag += a
             xp.matmul(g, z, out=z2)
         else:
             _scaled_transpose(z, c * d * d, zt, xp)
             xp.matmul(z, zt, out=g)  # c A
-            _add_diag(g, b / 2)
+            g_diag += b / 2
             xp.matmul(g, g, out=h)
-            _add_diag(h, a * c - b * b / 4)  # c (a I + b A + c A^2)
+            h_diag += a * c - b * b / 4  # c (a I + b A + c A^2)
             xp.matmul(h, z, out=z2)
             d /= c
         z, z2 = z2, z
@@ -159,7 +160,7 @@ def _ns_gram_fused(x, coeffs, xp):
             phi = xp.matmul(a_k, a_k)
             phi *= c
             phi += b * a_k
-            _add_diag(phi, a)
+            _diag(phi)[...] += a
             qk = phi if qk is None else xp.matmul(phi, qk)
             if i + 1 < len(group):
                 a_k = xp.matmul(phi, xp.matmul(a_k, phi))
