@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import provenance
+from . import perf_env, provenance
 from .backend import BackendError, get_backend
 from .config import SweepConfig, load_config, parse_config
 from .errors import ConfigError
@@ -76,6 +76,7 @@ def run_sweep(config, out_dir="results/sweep", backend: str | None = None, dtype
             "blas": provenance.blas(),
             "git_revision": provenance.git_revision(),
             "host": provenance.host(),
+            "perf_env": perf_env.settings(),
             **bk.info,
             "executor": executor,
             "executor_options": {k: v for k, v in options.items() if isinstance(v, (str, int, float))},

@@ -6,6 +6,8 @@ CuPy is imported here and nowhere else.
 """
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +38,11 @@ class Backend:
         if self.name == "cupy":
             return self.xp.asnumpy(a)
         return np.asarray(a)
+
+    def sync(self) -> None:
+        """Wait until queued device work is done (timing; a no-op on the numpy backend)."""
+        if self.name == "cupy":
+            self.xp.cuda.get_current_stream().synchronize()
 
     @property
     def info(self) -> dict:
@@ -86,6 +93,45 @@ def available_backends() -> list[str]:
     return out
 
 
+_BLAS = {"controller": None, "users": 0, "saved": None}
+_BLAS_LOCK = threading.Lock()
+
+
+def _blas_controller():
+    if _BLAS["controller"] is None:
+        from threadpoolctl import ThreadpoolController  # noqa: PLC0415
+
+        _BLAS["controller"] = ThreadpoolController().select(user_api="blas")
+    return _BLAS["controller"]
+
+
+def blas_threads() -> int:
+    """Threads NumPy's BLAS uses now (1 if it cannot be told)."""
+    libs = _blas_controller().lib_controllers
+    return max([lib.num_threads for lib in libs] or [1])
+
+
+@contextmanager
+def limit_blas_threads(n: int):
+    """Limit the host BLAS to ``n`` threads inside the block (process-wide; concurrent and nested
+    blocks share one limit, restored when the last one exits)."""
+    ctl = _blas_controller()
+    with _BLAS_LOCK:
+        if _BLAS["users"] == 0:
+            _BLAS["saved"] = [lib.num_threads for lib in ctl.lib_controllers]
+            for lib in ctl.lib_controllers:
+                lib.set_num_threads(n)
+        _BLAS["users"] += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS["users"] -= 1
+            if _BLAS["users"] == 0:
+                for lib, k in zip(ctl.lib_controllers, _BLAS["saved"]):
+                    lib.set_num_threads(k)
+
+
 def host_rng(*key: int) -> np.random.Generator:
     """A NumPy generator keyed by integers (problem instances are always drawn on the host, in
     float64, so the same seed gives the same problem on every backend and dtype)."""
@@ -100,17 +146,21 @@ class RunRNG:
     share their draws (common random numbers: the runs of one cell and seed that differ only in
     their learning rate see the same minibatches). Each call of :meth:`normal` returns an array of
     shape ``(B, *shape)`` on the backend. Values come from NumPy's generator on the host, drawn in
-    blocks of ``block`` calls ahead; each shape has its own generator, so a block of K draws equals
-    K successive draws and blocking does not change any value.
+    the backend's float dtype in blocks of calls ahead (``block`` calls; None: as many as fit
+    ``BLOCK_BYTES``, at least 32) straight into a host buffer (no stacking copy), moved to the
+    device once per block; each shape has its own generator, so a block of K draws equals K successive draws
+    and blocking does not change any value.
     """
 
     seeds: np.ndarray
     backend: Backend
     stream: int = 1
-    block: int = 32
+    block: int | None = None
     _uniq: np.ndarray = field(default=None, init=False, repr=False)
     _inverse: object = field(default=None, init=False, repr=False)
     _state: dict = field(default_factory=dict, init=False, repr=False)
+
+    BLOCK_BYTES = 4 << 20
 
     def __post_init__(self):
         self.seeds = np.asarray(self.seeds, dtype=np.int64).reshape(-1)
@@ -127,12 +177,17 @@ class RunRNG:
         shape = tuple(int(s) for s in shape)
         st = self._state.get(shape)
         if st is None:
-            gens = [host_rng(s, self.stream, *shape) for s in self._uniq]
-            st = self._state[shape] = {"gens": gens, "buf": None, "pos": 0}
-        if st["buf"] is None or st["pos"] >= self.block:
             host_dtype = np.float32 if np.dtype(self.backend.dtype) == np.float32 else np.float64
-            block = np.stack([g.standard_normal((self.block, *shape), dtype=host_dtype) for g in st["gens"]])
-            st["buf"], st["pos"] = self.backend.asarray(block), 0
+            per_call = len(self._uniq) * int(np.prod(shape)) * np.dtype(host_dtype).itemsize
+            block = self.block or max(32, self.BLOCK_BYTES // max(per_call, 1))
+            gens = [host_rng(s, self.stream, *shape) for s in self._uniq]
+            st = self._state[shape] = {"gens": gens, "dtype": host_dtype, "block": block, "buf": None, "pos": block}
+        if st["pos"] >= st["block"]:
+            # a fresh buffer per block: draws handed out earlier (views) stay valid
+            host = np.empty((len(self._uniq), st["block"], *shape), st["dtype"])
+            for g, row in zip(st["gens"], host):
+                g.standard_normal(out=row, dtype=host.dtype)
+            st["buf"], st["pos"] = self.backend.asarray(host) if self.backend.name != "numpy" else host, 0
         out = st["buf"][:, st["pos"]]
         st["pos"] += 1
         return out if self._inverse is None else out[self._inverse]

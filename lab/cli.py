@@ -6,11 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from problems.params import ParamError
+from .perf_env import configure as _configure_perf_env
 
-from .backend import BACKENDS, DTYPES, BackendError
-from .config import CRITERIA
-from .errors import ConfigError
+_configure_perf_env()  # before NumPy loads (OPENBLAS_CORETYPE is read then); recorded in manifests
+
+from problems.params import ParamError  # noqa: E402
+
+from .backend import BACKENDS, DTYPES, BackendError  # noqa: E402
+from .config import CRITERIA  # noqa: E402
+from .errors import ConfigError  # noqa: E402
 
 
 class _Parser(argparse.ArgumentParser):
@@ -97,6 +101,20 @@ def _cmd_presets(args) -> int:
     return 0
 
 
+def _cmd_bench(args) -> int:
+    import json
+
+    from . import bench
+
+    res = bench.bench(args.backend, cases=args.cases.split(","), optimizers=args.optimizers and args.optimizers.split(","),
+                      repeats=args.repeats, with_demo=not args.no_demo, levers=args.levers,
+                      progress=lambda s: print(s, file=sys.stderr))
+    print(bench.markdown(res) if args.markdown else bench.text(res))
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1, default=str))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = _Parser(prog="muonlab", description="Where does Muon beat GD, SignSGD and MVR? Run sweeps, get tables and figures.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -130,6 +148,16 @@ def main(argv=None) -> int:
     rp.add_argument("--force", action="store_true", help="discard earlier results of a changed preset")
     rp.add_argument("--quiet", action="store_true", help="no progress bar")
     rp.set_defaults(func=_cmd_reproduce)
+    ben = sub.add_parser("bench", help="matmul peak and the lab's throughput on workload W (docs/benchmarks.md)")
+    ben.add_argument("--backend", choices=BACKENDS, default="numpy")
+    ben.add_argument("--cases", default="small,large,tall,wide", help="comma-separated: small,large,tall,wide")
+    ben.add_argument("--optimizers", help="comma-separated registry names (default: muon, gd, signsgd, *mvr2*)")
+    ben.add_argument("--repeats", type=int, default=5, help="timed repeats per figure (the median is reported)")
+    ben.add_argument("--no-demo", action="store_true", help="skip the demo sweep end to end")
+    ben.add_argument("--levers", action="store_true", help="also measure each speed lever off vs on")
+    ben.add_argument("--markdown", action="store_true", help="print the docs/benchmarks.md tables")
+    ben.add_argument("--json", help="write all figures to this JSON file")
+    ben.set_defaults(func=_cmd_bench)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

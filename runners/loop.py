@@ -1,15 +1,32 @@
 """The run loop: T steps of one optimizer on a batch of B problems, metrics at log-spaced steps,
-divergent runs frozen and flagged while the others go on."""
+divergent runs frozen and flagged while the others go on.
+
+Speed (docs/benchmarks.md): on NumPy the batch is split into ``lanes`` sub-batches that run in
+threads, each with single-threaded BLAS and no synchronization until the end (NumPy releases the
+GIL inside matmuls and ufuncs); this uses every core on small matrices, where BLAS itself would
+run single-threaded. Runs are independent and a sub-batch is rebuilt from its runs' seeds and
+parameters, so the split changes no value. Between logged steps the loop does one cheap per-run
+reduction to catch non-finite parameters and, on a GPU, never waits for the device.
+"""
 from __future__ import annotations
 
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from lab.backend import RunRNG
+from lab.backend import RunRNG, blas_threads, limit_blas_threads
 
 METRICS = ("gap", "grad_fro", "grad_nuc", "grad_op", "dist_fro")
 OK, DIVERGED = "ok", "diverged"
+
+# Wall seconds spent inside run() and its calls, accumulated per process (the benchmark's
+# "array math" share of a sweep; docs/benchmarks.md).
+TIMER = {"calls": 0, "seconds": 0.0}
+_TIMER_LOCK = threading.Lock()
 
 
 def log_steps(steps: int, points: int) -> np.ndarray:
@@ -44,10 +61,23 @@ class RunResult:
     extra: dict = field(default_factory=dict)
 
 
+def _singular_values(g, xp):
+    """Singular values of each (m, n) matrix, descending, from the eigenvalues of its float64 Gram
+    matrix on the smaller side: 1.2-1.7x faster than a float32 SVD at W's and the demo's shapes,
+    and no less accurate (absolute error ~ sqrt(eps64) s_max for tiny values, ~eps64 otherwise)."""
+    g = g.astype(xp.float64)
+    if g.shape[-2] > g.shape[-1]:
+        g = g.transpose(0, 2, 1)
+    gram = xp.matmul(g, g.transpose(0, 2, 1))
+    ok = xp.isfinite(gram).all(axis=(1, 2))[:, None]  # a non-finite run gets NaN, not a LinAlgError
+    ev = xp.linalg.eigvalsh(xp.where(ok[:, :, None], gram, 0))
+    return xp.where(ok, xp.sqrt(xp.maximum(ev[..., ::-1], 0)), xp.nan)
+
+
 def _metrics(problem, params, xstar, backend):
     xp = backend.xp
     grads = problem.grad(params)
-    sv = [xp.linalg.svd(g, compute_uv=False) for g in grads]
+    sv = [_singular_values(g, xp) for g in grads]
     out = {
         "gap": problem.gap(params),
         "grad_fro": xp.sqrt(sum((g * g).sum(axis=(1, 2)) for g in grads)),
@@ -59,8 +89,18 @@ def _metrics(problem, params, xstar, backend):
     return {k: backend.to_host(v).astype(np.float64) for k, v in out.items()}
 
 
+def _finite_runs(params, xp):
+    """(B,) device bool: every entry of every layer of the run is finite. One reduction per layer
+    (a sum is non-finite iff an entry is, or iff it overflows, which only a diverging run does)."""
+    ok = None
+    for x in params:
+        f = xp.isfinite(x.reshape(x.shape[0], -1).sum(axis=1))
+        ok = f if ok is None else ok & f
+    return ok
+
+
 def run(problem, optimizer, steps: int, seed=0, log_points: int = 30, divergence_factor: float = 1e6,
-        target: float = 1e-2) -> RunResult:
+        target: float = 1e-2, lanes: int | None = None) -> RunResult:
     """Run ``optimizer`` for ``steps`` steps on every run of ``problem``.
 
     ``seed`` (scalar or (B,)) keys each run's oracle stream (:class:`lab.backend.RunRNG`).
@@ -68,20 +108,84 @@ def run(problem, optimizer, steps: int, seed=0, log_points: int = 30, divergence
     ``divergence_factor`` x its initial gap (checked at logged steps) is frozen at its last good
     parameters and flagged 'diverged'. ``steps_to_target`` is the first logged step whose gap is
     at most ``target`` x the initial gap (inf if none).
+
+    ``lanes``: sub-batches run in parallel threads on NumPy (None: ``$MUONLAB_LANES`` if set, else
+    one per BLAS thread, at most B; 1: the whole batch in this thread). The result does not
+    depend on it.
     """
     if int(steps) < 1:
         raise ValueError(f"steps: got {steps!r}; allowed: an integer >= 1")
-    backend, xp, B = problem.backend, problem.xp, problem.runs
+    t0 = time.perf_counter()
+    B = problem.runs
     seeds = np.broadcast_to(np.asarray(seed, np.int64), (B,))
+    if lanes is None:
+        lanes = int(os.environ.get("MUONLAB_LANES", 0)) or (blas_threads() if problem.backend.name == "numpy" else 1)
+    lanes = max(1, min(int(lanes), B))
+    kw = dict(steps=int(steps), log_points=log_points, divergence_factor=divergence_factor, target=target)
+    try:
+        if lanes == 1:
+            return _run_batch(problem, optimizer, seeds, **kw)
+        parts = np.array_split(np.arange(B), lanes)
+        with limit_blas_threads(1), ThreadPoolExecutor(lanes, thread_name_prefix="muonlab-lane") as pool:
+            futures = [pool.submit(_run_batch, _take_problem(problem, idx), _take_optimizer(optimizer, idx, B),
+                                   seeds[idx], **kw) for idx in parts]
+            return _concat([f.result() for f in futures])
+    finally:
+        with _TIMER_LOCK:
+            TIMER["calls"] += 1
+            TIMER["seconds"] += time.perf_counter() - t0
+
+
+def _take_problem(problem, idx):
+    """The sub-batch ``idx`` of ``problem``: its own ``take`` if it has one, else the same kind
+    rebuilt from those runs' seeds and parameters (a run is a function of its seed and
+    parameters, docs/design.md)."""
+    if hasattr(problem, "take"):
+        return problem.take(idx)
+    B = problem.runs
+    params = {k: v[idx] if isinstance(v, np.ndarray) and v.shape == (B,) else v for k, v in problem.params.items()}
+    return type(problem)(runs=len(idx), seed=problem.seeds[idx], backend=problem.backend, **params)
+
+
+def _take_optimizer(optimizer, idx, B):
+    hp = {k: v[idx] if isinstance(v, np.ndarray) and v.shape == (B,) else v for k, v in optimizer.hp.items()}
+    return type(optimizer)(kind=optimizer.kind, hp=hp)
+
+
+def _concat(parts: list[RunResult]) -> RunResult:
+    first = parts[0]
+    return RunResult(
+        steps=first.steps,
+        curves={k: np.concatenate([p.curves[k] for p in parts], axis=1) for k in first.curves},
+        final={k: np.concatenate([p.final[k] for p in parts]) for k in first.final},
+        status=np.concatenate([p.status for p in parts]),
+        diverged_step=np.concatenate([p.diverged_step for p in parts]),
+        params=tuple(np.concatenate(layer) for layer in zip(*(p.params for p in parts))),
+        oracle_calls_per_step=first.oracle_calls_per_step,
+        extra={"lanes": len(parts)},
+    )
+
+
+def _run_batch(problem, optimizer, seeds, steps, log_points, divergence_factor, target,
+               sync_every_step: bool | None = None) -> RunResult:
+    """The loop on one batch. ``sync_every_step`` (default: on NumPy, where it costs nothing)
+    brings the per-run finiteness flags to the host each step; otherwise they stay on the device
+    and frozen runs are restored with ``where`` every step, the host waiting only at logged steps."""
+    backend, xp, B = problem.backend, problem.xp, problem.runs
+    if sync_every_step is None:
+        sync_every_step = backend.name == "numpy"
     rng = RunRNG(seeds, backend, stream=1)
     params = problem.init(RunRNG(seeds, backend, stream=2))
     hp = optimizer.bind(B, backend)
     state = optimizer.init(params, hp, xp)
     xstar, _ = problem.optimum()
     logged = log_steps(int(steps), log_points)
+    logged_set = set(logged.tolist())
     rows = []
     active = np.ones(B, bool)
     diverged_step = np.full(B, -1, np.int64)
+    active_dev = None if sync_every_step else xp.ones((B,), dtype=bool)
+    step_dev = None if sync_every_step else xp.full((B,), -1, dtype=xp.int64)
     calls = 0
 
     with np.errstate(all="ignore"):
@@ -92,8 +196,22 @@ def run(problem, optimizer, steps: int, seed=0, log_points: int = 30, divergence
             oracle = Oracle(problem, problem.sample(rng))
             new, state = optimizer.step(params, state, oracle, t, hp)
             calls += oracle.calls
-            bad = ~np.all([backend.to_host(xp.isfinite(x).all(axis=(1, 2))) for x in new], axis=0)
-            if t in logged:
+            is_logged = t in logged_set
+            if not sync_every_step and not is_logged:
+                fin = _finite_runs(new, xp)
+                step_dev = xp.where(active_dev & ~fin, t, step_dev)
+                active_dev &= fin
+                keep = active_dev[:, None, None]
+                params = tuple(xp.where(keep, x1, x0) for x1, x0 in zip(new, params))
+                continue
+            if not sync_every_step:  # a logged step: bring the device-side flags to the host
+                active = backend.to_host(active_dev).copy()
+                diverged_step = backend.to_host(step_dev).copy()
+                if not active.all():  # runs frozen since the last logged step stay frozen
+                    keep = active_dev[:, None, None]
+                    new = tuple(xp.where(keep, x1, x0) for x1, x0 in zip(new, params))
+            bad = ~backend.to_host(_finite_runs(new, xp))
+            if is_logged:
                 m = _metrics(problem, new, xstar, backend)
                 bad |= ~np.isfinite(m["gap"]) | (m["gap"] > divergence_factor * gap0)
             newly = bad & active
@@ -103,10 +221,13 @@ def run(problem, optimizer, steps: int, seed=0, log_points: int = 30, divergence
             if not active.all():
                 keep = xp.asarray(active)[:, None, None]
                 new = tuple(xp.where(keep, x1, x0) for x1, x0 in zip(new, params))
-                if t in logged:
+                if is_logged:
                     m = _metrics(problem, new, xstar, backend)
+            if not sync_every_step:
+                active_dev = xp.asarray(active)
+                step_dev = xp.asarray(diverged_step)
             params = new
-            if t in logged:
+            if is_logged:
                 rows.append(m)
 
     curves = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
@@ -124,4 +245,5 @@ def run(problem, optimizer, steps: int, seed=0, log_points: int = 30, divergence
         diverged_step=diverged_step,
         params=tuple(backend.to_host(x) for x in params),
         oracle_calls_per_step=calls / int(steps),
+        extra={"lanes": 1},
     )

@@ -1,0 +1,307 @@
+"""``muonlab bench``: the machine's float32 matmul peak and the lab's throughput on workload W,
+measured in the same run, as fractions of that peak (docs/benchmarks.md).
+
+Workload W: B independent least-squares problems (``sample_lsq``), X (m x n), full-batch gradient
+G = (X A - Y) A^T / N from data A (n x N), T = 100 optimizer steps, float32, through
+``runners.run`` (metrics at ``log_points`` log-spaced steps). FLOPs per problem-step (written out
+in the output): 4 m n N per oracle call, plus for Newton-Schulz with k steps k (4 p^2 q + 2 p^3),
+p = min(m, n), q = max(m, n) -- the plain iteration's count, also where a kernel does fewer.
+Every figure is the median of ``repeats`` timed repetitions after one warm-up.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+import problems
+import runners
+from runners import loop, orth
+
+from . import perf_env
+from .backend import blas_threads, get_backend, limit_blas_threads
+
+CASES = {  # name: (m, n, N, B)
+    "small": (64, 64, 256, 64),
+    "large": (256, 256, 256, 8),
+    "tall": (256, 64, 256, 8),
+    "wide": (64, 256, 256, 8),
+}
+STEPS = 100
+NS_STEPS = {"ns_keller": 5, "polar_express": 5}  # Newton-Schulz kernels with a FLOP count
+DEMO = Path(__file__).resolve().parents[1] / "configs" / "demo.toml"
+
+
+def default_optimizers() -> list[str]:
+    """Muon, GD, SignSGD and every registered MVR2 variant."""
+    names = [n for n in ("muon", "gd", "signsgd") if n in runners.REGISTRY]
+    return names + sorted(n for n in runners.REGISTRY if "mvr2" in n)
+
+
+def _median_time(fn, repeats: int, sync) -> float:
+    fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+# --- the matmul peak -------------------------------------------------------------------------
+
+def _lanes_matmul(a, b, c, lanes, reps, pool):
+    """``reps`` products on ``lanes`` sub-batches in threads, one BLAS thread each, joined once
+    at the end (as the run loop's lanes)."""
+    def one(sl):
+        for _ in range(reps):
+            np.matmul(a[sl], b[sl], out=c[sl])
+
+    bounds = np.linspace(0, a.shape[0], lanes + 1).astype(int)
+    list(pool.map(one, [slice(i, j) for i, j in zip(bounds[:-1], bounds[1:])]))
+
+
+def matmul_peak(backend="numpy", repeats: int = 5, seconds: float = 0.1) -> dict:
+    """float32 GFLOP/s of C = A B (medians): square sizes, and W's batched shapes, the latter
+    also split over threads with one BLAS thread each (as the run loop's lanes do). ``peak`` is
+    the best of them."""
+    bk = get_backend(backend, "float32")
+    xp = bk.xp
+    square = (256, 512, 1024) if bk.name == "numpy" else (1024, 2048, 4096, 8192)
+    shapes = [(1, n) for n in square] + [(64, 64), (8, 256)]
+    rows = []
+    lanes = blas_threads() if bk.name == "numpy" else 1
+    for B, n in shapes:
+        a = bk.asarray(np.random.default_rng(0).standard_normal((B, n, n)))
+        b, c = a.copy(), xp.empty_like(a)
+        flops = 2.0 * B * n**3
+        reps = max(1, int(seconds * (50e9 if bk.name == "numpy" else 2e13) / flops))
+        shape = f"{B} x {n}x{n}" if B > 1 else f"{n}x{n}"
+        t = _median_time(lambda: [xp.matmul(a, b, out=c) for _ in range(reps)], repeats, bk.sync)
+        rows.append({"shape": shape, "how": "one call (BLAS threads)", "gflops": flops * reps / t / 1e9})
+        if B > 1 and lanes > 1:
+            with limit_blas_threads(1), ThreadPoolExecutor(lanes) as pool:
+                t = _median_time(lambda: _lanes_matmul(a, b, c, lanes, reps, pool), repeats, bk.sync)
+            rows.append({"shape": shape, "how": f"{lanes} lanes x 1 BLAS thread", "gflops": flops * reps / t / 1e9})
+    return {"rows": rows, "peak": max(r["gflops"] for r in rows)}
+
+
+# --- workload W ----------------------------------------------------------------------------
+
+def step_flops(opt, m: int, n: int, N: int, calls: float) -> tuple[float | None, str]:
+    """FLOPs per problem-step of ``opt`` on W and the formula, or (None, why) when unknown."""
+    p, q = min(m, n), max(m, n)
+    f, text = calls * 4.0 * m * n * N, f"{calls:g} x 4mnN"
+    kernel = opt.hp.get("orth")
+    if kernel is not None:
+        k = opt.hp.get("ns_steps") or NS_STEPS.get(kernel)
+        if not k:
+            return None, f"{text} + {kernel} (no FLOP count)"
+        f += k * (4.0 * p * p * q + 2.0 * p**3)
+        text += f" + {k}(4p^2q + 2p^3)"
+    return f, text
+
+
+def workload(case: str, name: str, backend="numpy", repeats: int = 5, log_points: int = 5, lanes=None,
+             steps: int = STEPS) -> dict:
+    """Throughput of optimizer ``name`` (registry defaults) on W's ``case``."""
+    m, n, N, B = CASES[case]
+    bk = get_backend(backend, "float32")
+    P = problems.make("sample_lsq", runs=B, seed=np.arange(B), backend=bk, m=m, n=n, samples=N, alpha=1.0)
+    opt = runners.make(name)
+    res = {}
+
+    def go():
+        res["r"] = runners.run(P, opt, steps=steps, seed=np.arange(B), log_points=log_points, lanes=lanes)
+
+    t = _median_time(go, repeats, bk.sync)
+    flops, formula = step_flops(opt, m, n, N, res["r"].oracle_calls_per_step)
+    out = {"case": case, "optimizer": name, "m": m, "n": n, "N": N, "B": B, "steps": steps, "seconds": t,
+           "problem_steps_per_s": B * steps / t, "flops_per_step": flops, "formula": formula,
+           "lanes": res["r"].extra.get("lanes", 1)}
+    out["gflops"] = None if flops is None else flops * B * steps / t / 1e9
+    return out
+
+
+def demo(config=DEMO, backend=None) -> dict:
+    """The demo sweep end to end into a temporary directory: wall time and the share outside
+    runners.run (planning, the store, CSV, tuning, figures)."""
+    from .api import run_sweep  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as out:
+        before = dict(loop.TIMER)
+        t = time.perf_counter()
+        res = run_sweep(config, out_dir=out, backend=backend, progress=False)
+        wall = time.perf_counter() - t
+        inside = loop.TIMER["seconds"] - before["seconds"]
+    return {"config": str(config), "runs": res["n_runs"], "steps": res["steps"], "jobs": res["n_jobs"], "wall_s": wall,
+            "run_loop_s": inside, "overhead_share": 1 - inside / wall, "run_steps_per_s": res["n_runs"] * res["steps"] / wall}
+
+
+# --- levers: the same measurements with one setting changed --------------------------------
+
+ENV_VARIANTS = {
+    "Haswell kernels, glibc default": {"OPENBLAS_CORETYPE": "Haswell"},
+    "SkylakeX kernels, glibc default": {"OPENBLAS_CORETYPE": "SkylakeX"},
+    "SkylakeX kernels, malloc thresholds": {"OPENBLAS_CORETYPE": "SkylakeX", "MALLOC_MMAP_THRESHOLD_": str(perf_env.MMAP_THRESHOLD),
+                                            "MALLOC_TRIM_THRESHOLD_": str(perf_env.TRIM_THRESHOLD)},
+}
+
+
+def _child(spec: dict) -> dict:
+    """One measurement in this (freshly started) process, for :func:`env_levers`."""
+    out = {"peak_512": matmul_peak(repeats=3)["rows"][1]["gflops"]}
+    for case in spec["cases"]:
+        out[case] = workload(case, "muon", repeats=spec["repeats"])["gflops"]
+    return out
+
+
+def env_levers(cases=("small", "large"), rounds: int = 5) -> dict:
+    """Each environment variant in a fresh process (the settings act at process start),
+    variants interleaved round by round; medians over rounds."""
+    results = {k: [] for k in ENV_VARIANTS}
+    spec = json.dumps({"cases": list(cases), "repeats": 1})
+    for _ in range(rounds):
+        for label, extra in ENV_VARIANTS.items():
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENBLAS_CORETYPE", "MALLOC_"))}
+            env.update(extra, **{perf_env.SWITCH: "0"})
+            done = subprocess.run([sys.executable, "-m", "lab.bench", "--child", spec], env=env, capture_output=True,
+                                  text=True, check=True)
+            results[label].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return {label: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for label, rs in results.items()}
+
+
+def code_levers(repeats: int = 5) -> list[dict]:
+    """In-process levers, alternatives interleaved: lanes (1 vs one per BLAS thread) on small and
+    large, the fused Gram path (off vs on) on tall and wide."""
+    rows = []
+    saved = orth.GRAM_FUSE_RATIO
+    variants = [("lanes", c, {"lanes": 1}, {"lanes": None}, None) for c in ("small", "large")]
+    variants += [("fused Gram path", c, {}, {}, (None, saved)) for c in ("tall", "wide")]
+    try:
+        for lever, case, kw_off, kw_on, fuse in variants:
+            off, on = [], []
+            for _ in range(repeats):
+                if fuse:
+                    orth.GRAM_FUSE_RATIO = fuse[0]
+                off.append(workload(case, "muon", repeats=1, **kw_off)["gflops"])
+                if fuse:
+                    orth.GRAM_FUSE_RATIO = fuse[1]
+                on.append(workload(case, "muon", repeats=1, **kw_on)["gflops"])
+            rows.append({"lever": lever, "case": case, "off": statistics.median(off), "on": statistics.median(on)})
+    finally:
+        orth.GRAM_FUSE_RATIO = saved
+    return rows
+
+
+# --- the whole benchmark -------------------------------------------------------------------
+
+def machine(backend="numpy") -> dict:
+    from .provenance import blas  # noqa: PLC0415
+
+    info = perf_env.cpu()
+    out = {"cpu": info["model"], "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+           "python": platform.python_version(), "numpy": np.__version__,
+           "blas": [{k: b.get(k) for k in ("internal_api", "version", "architecture", "num_threads")} for b in blas()],
+           "perf_env": perf_env.settings()}
+    if backend == "cupy":
+        xp = get_backend("cupy").xp
+        props = xp.cuda.runtime.getDeviceProperties(0)
+        out["gpu"] = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+        out["cupy"] = xp.__version__
+    return out
+
+
+def bench(backend="numpy", cases=tuple(CASES), optimizers=None, repeats: int = 5, log_points: int = 5,
+          with_demo: bool = True, levers: bool = False, progress=print) -> dict:
+    optimizers = list(optimizers or default_optimizers())
+    out = {"machine": machine(backend), "backend": backend, "repeats": repeats, "log_points": log_points}
+    progress("measuring the matmul peak ...")
+    first = matmul_peak(backend, repeats)
+    out["workload"] = []
+    for name in optimizers:
+        for case in cases:
+            progress(f"workload W: {name} on {case} ...")
+            row = workload(case, name, backend, repeats, log_points)
+            out["workload"].append(row)
+    progress("measuring the matmul peak again ...")
+    again = matmul_peak(backend, repeats)  # a busy spell during the first measurement must not lower the peak
+    out["matmul"] = {"rows": [dict(a, gflops=max(a["gflops"], b["gflops"])) for a, b in zip(first["rows"], again["rows"])],
+                     "peak": max(first["peak"], again["peak"])}
+    for row in out["workload"]:
+        row["fraction_of_peak"] = None if row["gflops"] is None else row["gflops"] / out["matmul"]["peak"]
+    if with_demo:
+        progress("demo sweep end to end ...")
+        out["demo"] = demo(backend=backend)
+    if levers and backend == "numpy":
+        progress("levers: lanes, fused Gram path ...")
+        out["code_levers"] = code_levers(repeats)
+        progress("levers: OpenBLAS kernels and malloc thresholds (fresh processes) ...")
+        out["env_levers"] = env_levers(rounds=repeats)
+    return out
+
+
+def markdown(res: dict) -> str:
+    """The tables of docs/benchmarks.md."""
+    mc = res["machine"]
+    blas = "; ".join(f"{b['internal_api']} {b['version']} {b['architecture']} x{b['num_threads']}" for b in mc["blas"])
+    core = mc["perf_env"].get("openblas_coretype", {})
+    lines = [f"Machine: {mc['cpu']}, {mc['cores']} cores" + (f", GPU {mc['gpu']} (CuPy {mc['cupy']})" if "gpu" in mc else "")
+             + f"; Python {mc['python']}, NumPy {mc['numpy']}; BLAS {blas}; OPENBLAS_CORETYPE={core.get('value')} "
+             f"({core.get('source')}); backend {res['backend']}; medians of {res['repeats']} repeats.", "",
+             "| matmul (float32; the better of two medians, before and after the workloads) | how | GFLOP/s |",
+             "|---|---|---|"]
+    lines += [f"| {r['shape']} | {r['how']} | {r['gflops']:.0f} |" for r in res["matmul"]["rows"]]
+    lines += [f"| **peak** | best of the above | **{res['matmul']['peak']:.0f}** |", "",
+              f"| workload W (T = {STEPS}, metrics at {res['log_points']} log-spaced steps) | optimizer | B | "
+              "problem-steps/s | FLOPs per problem-step | GFLOP/s | fraction of peak |", "|---|---|---|---|---|---|---|"]
+    for r in res["workload"]:
+        gf = "n/a" if r["gflops"] is None else f"{r['gflops']:.0f}"
+        fr = "n/a" if r["fraction_of_peak"] is None else f"{r['fraction_of_peak']:.2f}"
+        fl = "n/a" if r["flops_per_step"] is None else f"{r['flops_per_step'] / 1e6:.2f} M = {r['formula']}"
+        lines.append(f"| {r['case']} {r['m']}x{r['n']}, N = {r['N']} | {r['optimizer']} | {r['B']} | "
+                     f"{r['problem_steps_per_s']:,.0f} | {fl} | {gf} | {fr} |")
+    if "demo" in res:
+        d = res["demo"]
+        lines += ["", f"Demo sweep (`{Path(d['config']).name}`, {d['runs']} runs x {d['steps']} steps, {d['jobs']} jobs): "
+                  f"wall {d['wall_s']:.1f} s, {d['run_steps_per_s']:,.0f} run-steps/s, {d['run_loop_s']:.1f} s in "
+                  f"runners.run; overhead (everything else) {100 * d['overhead_share']:.1f}% of the wall time."]
+    if "code_levers" in res:
+        lines += ["", "| lever (Muon, GFLOP/s) | case | off | on | on / off |", "|---|---|---|---|---|"]
+        lines += [f"| {r['lever']} | {r['case']} | {r['off']:.0f} | {r['on']:.0f} | {r['on'] / r['off']:.2f} |"
+                  for r in res["code_levers"]]
+    if "env_levers" in res:
+        ev = res["env_levers"]
+        keys = list(next(iter(ev.values())))
+        lines += ["", "| process settings (fresh process each) | " + " | ".join(
+            "matmul 512 GFLOP/s" if k == "peak_512" else f"Muon {k} GFLOP/s" for k in keys) + " |",
+                  "|---" * (len(keys) + 1) + "|"]
+        lines += [f"| {label} | " + " | ".join(f"{v[k]:.0f}" for k in keys) + " |" for label, v in ev.items()]
+    return "\n".join(lines)
+
+
+def text(res: dict) -> str:
+    """A short human summary."""
+    out = [f"matmul peak (float32): {res['matmul']['peak']:.0f} GFLOP/s"]
+    for r in res["workload"]:
+        gf = "" if r["gflops"] is None else f", {r['gflops']:.0f} GFLOP/s = {r['fraction_of_peak']:.2f} of peak"
+        out.append(f"{r['optimizer']:>10} {r['case']:>5}: {r['problem_steps_per_s']:,.0f} problem-steps/s{gf}")
+    if "demo" in res:
+        d = res["demo"]
+        out.append(f"demo: wall {d['wall_s']:.1f} s, overhead {100 * d['overhead_share']:.1f}%")
+    return "\n".join(out)
+
+
+if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--child":
+    print(json.dumps(_child(json.loads(sys.argv[2]))))
