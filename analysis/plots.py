@@ -255,6 +255,14 @@ def sensitivity_grid(sens: pd.DataFrame, summary: pd.DataFrame, cells: pd.DataFr
         ys = sorted(sub[f"p_{y}"].unique(), reverse=True) if y else [None]
         fig, axes = plt.subplots(len(ys), len(xs), figsize=(0.6 + 1.75 * len(xs), 0.6 + 1.45 * len(ys)), sharex=True, sharey=True,
                                  squeeze=False)
+        # fixed limits (the axes are shared): autoscaling dozens of panels dominated the analysis time
+        lo = sub["ci_low"].astype(float).where(lambda v: v > 0).min()
+        hi = sub["ci_high"].astype(float).replace(np.inf, np.nan).max()
+        for ax in axes.flat:
+            ax.set_autoscale_on(False)
+        if np.isfinite(lo) and np.isfinite(hi) and hi > 0:
+            axes[0, 0].set_ylim(lo / 1.5, hi * 1.5)
+        axes[0, 0].set_xlim(sub["h_lr"].min() / 1.5, sub["h_lr"].max() * 1.5)
         for i, yv in enumerate(ys):
             for j, xv in enumerate(xs):
                 ax = axes[i, j]
