@@ -175,8 +175,8 @@ def test_eps_floor_needs_two_values(tmp_path):
     assert v.RULES["stalls"](d, methods=["sign"])[0] == "not testable"
 
 
-# --- every preset of claims 2-5: its rules on a tiny version of its sweep ------------------------
-MINE = sorted(p for p in claim_paths(ROOT / "configs" / "claims").values() if p.name[0] in "2345")
+# --- every claim preset: its rules on a tiny version of its sweep ---------------------------------
+MINE = sorted(claim_paths(ROOT / "configs" / "claims").values())
 
 
 def shrink(sweep: dict) -> dict:
@@ -206,11 +206,13 @@ def shrink(sweep: dict) -> dict:
 # numbers each rule writes when it could test something
 KEYS = {"advantage_tracks": {"metric", "spearman", "table"}, "rate_order": {"exponents"}, "equal_oracle": {"comparison"},
         "param_trend": {"metric"}, "pairwise_better": {"table", "cells"}, "lr_tradeoff": {"per_cell"}, "stalls": {"per_cell"},
-        "converges": {"per_cell"}, "envelope_slope": {"per_cell"}, "theory_agreement": {"agree", "decisive_cells"}}
+        "converges": {"per_cell"}, "envelope_slope": {"per_cell"}, "theory_agreement": {"agree", "decisive_cells"},
+        "ratio_bound": {"max_abs_log10_ratio", "factor"}, "winner_regions": {"map", "cells"},
+        "mode_exponent": {"median_exponent", "runs_fitted"}}
 
 
 def test_presets_found():
-    assert len(MINE) >= 4, [p.name for p in MINE]
+    assert len(MINE) >= 9, [p.name for p in MINE]
 
 
 @pytest.mark.parametrize("path", MINE, ids=lambda p: p.stem)
