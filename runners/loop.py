@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -149,7 +150,7 @@ def _take_problem(problem, idx):
 
 def _take_optimizer(optimizer, idx, B):
     hp = {k: v[idx] if isinstance(v, np.ndarray) and v.shape == (B,) else v for k, v in optimizer.hp.items()}
-    return type(optimizer)(kind=optimizer.kind, hp=hp)
+    return dataclasses.replace(optimizer, hp=hp)
 
 
 def _concat(parts: list[RunResult]) -> RunResult:
