@@ -5,8 +5,8 @@ Speed (docs/benchmarks.md): on NumPy the batch is split into ``lanes`` sub-batch
 threads, each with single-threaded BLAS and no synchronization until the end (NumPy releases the
 GIL inside matmuls and ufuncs); this uses every core on small matrices, where BLAS itself would
 run single-threaded. Runs are independent and a sub-batch is rebuilt from its runs' seeds and
-parameters, so the split changes no value. Between logged steps the loop does one cheap per-run
-reduction to catch non-finite parameters and, on a GPU, never waits for the device.
+parameters, so the split changes no value. Between logged steps the loop checks the parameters
+for non-finite values on the device and, on a GPU, never waits for it.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -90,11 +91,11 @@ def _metrics(problem, params, xstar, backend):
 
 
 def _finite_runs(params, xp):
-    """(B,) device bool: every entry of every layer of the run is finite. One reduction per layer
-    (a sum is non-finite iff an entry is, or iff it overflows, which only a diverging run does)."""
+    """(B,) device bool: every entry of every layer of the run is finite (isfinite + all: 15 us
+    at 32 x 64 x 64, faster than a per-run sum, 21 us, and exact)."""
     ok = None
     for x in params:
-        f = xp.isfinite(x.reshape(x.shape[0], -1).sum(axis=1))
+        f = xp.isfinite(x).all(axis=(1, 2))
         ok = f if ok is None else ok & f
     return ok
 
@@ -149,7 +150,7 @@ def _take_problem(problem, idx):
 
 def _take_optimizer(optimizer, idx, B):
     hp = {k: v[idx] if isinstance(v, np.ndarray) and v.shape == (B,) else v for k, v in optimizer.hp.items()}
-    return type(optimizer)(kind=optimizer.kind, hp=hp)
+    return dataclasses.replace(optimizer, hp=hp)
 
 
 def _concat(parts: list[RunResult]) -> RunResult:
