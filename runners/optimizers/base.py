@@ -211,6 +211,11 @@ def storm(d_prev, g, g_prev, b):
     return g + b * (d_prev - g_prev)
 
 
+def momentum_state(params, hp, xp):
+    """``init`` of a method whose state is one momentum buffer per layer, zero at the start."""
+    return {"m": tuple(xp.zeros_like(x) for x in params)}
+
+
 def storm_layers(d_prev, grads, g_prev, b, t):
     """:func:`storm` on every layer; at t = 1 the recursion starts from d_0 = g(x_0; xi_1)."""
     d_prev = g_prev if t == 1 else d_prev

@@ -11,9 +11,7 @@ class _SGD:
     buffer M = beta M + G of torch.optim.SGD; Nesterov U = G + beta M). beta = 0 is plain
     (stochastic) gradient descent. Polyak 1964; Sutskever et al. 2013 (Nesterov form)."""
 
-    @staticmethod
-    def init(params, hp, xp):
-        return {"m": tuple(xp.zeros_like(x) for x in params)}
+    init = staticmethod(base.momentum_state)
 
     @staticmethod
     def step(params, state, oracle, t, hp):
@@ -60,9 +58,7 @@ class NormalizedGD:
         "nesterov": base.nesterov(False),
     })
 
-    @staticmethod
-    def init(params, hp, xp):
-        return {"m": tuple(xp.zeros_like(x) for x in params)}
+    init = staticmethod(base.momentum_state)
 
     @staticmethod
     def step(params, state, oracle, t, hp):

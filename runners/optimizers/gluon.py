@@ -82,9 +82,7 @@ class Gluon(_GluonBase):
 
     HPARAMS = _hparams(0.9)
 
-    @staticmethod
-    def init(params, hp, xp):
-        return {"m": tuple(xp.zeros_like(x) for x in params)}
+    init = staticmethod(base.momentum_state)
 
     @staticmethod
     def step(params, state, oracle, t, hp):

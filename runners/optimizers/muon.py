@@ -53,9 +53,7 @@ class Muon:
         "momentum": base.MOMENTUM_KIND,
     })
 
-    @staticmethod
-    def init(params, hp, xp):
-        return {"m": tuple(xp.zeros_like(x) for x in params)}
+    init = staticmethod(base.momentum_state)
 
     @staticmethod
     def step(params, state, oracle, t, hp):

@@ -13,9 +13,7 @@ class _Signum:
     """M <- beta M + (1 - beta) G; X <- (1 - lr wd) X - lr sign(U), U = M (or the Nesterov
     direction (1 - beta) G + beta M)."""
 
-    @staticmethod
-    def init(params, hp, xp):
-        return {"m": tuple(xp.zeros_like(x) for x in params)}
+    init = staticmethod(base.momentum_state)
 
     @staticmethod
     def step(params, state, oracle, t, hp):
@@ -59,9 +57,7 @@ class Lion:
         "weight_decay": base.WEIGHT_DECAY,
     })
 
-    @staticmethod
-    def init(params, hp, xp):
-        return {"m": tuple(xp.zeros_like(x) for x in params)}
+    init = staticmethod(base.momentum_state)
 
     @staticmethod
     def step(params, state, oracle, t, hp):
