@@ -1,7 +1,9 @@
-"""Analysis of a finished sweep: fair tuning, phase tables and figures.
-Reads the result grids; never imports ``lab``."""
-from .phase import phase_table
+"""Analysis of a finished sweep: fair tuning, phase tables and figures, rate fits, theory
+overlays and the report. Reads the result directory (CSV + manifest.json); never imports ``lab``."""
+from . import rates, stats, theory
+from .phase import performance_profile, phase_table
 from .report import analyze, report
-from .tune import criterion, sensitivity, tune
+from .tune import CRITERIA, criterion, refine_edges, select, sensitivity, steps_to_target, tune
 
-__all__ = ["analyze", "criterion", "phase_table", "report", "sensitivity", "tune"]
+__all__ = ["CRITERIA", "analyze", "criterion", "performance_profile", "phase_table", "rates", "refine_edges", "report",
+           "select", "sensitivity", "stats", "steps_to_target", "theory", "tune"]

@@ -13,6 +13,7 @@ _configure_perf_env()  # before NumPy loads (OPENBLAS_CORETYPE is read then); re
 from problems.params import ParamError  # noqa: E402
 
 from .backend import BACKENDS, DTYPES, BackendError  # noqa: E402
+from .config import CRITERIA  # noqa: E402
 from .errors import ConfigError  # noqa: E402
 
 
@@ -25,7 +26,11 @@ def _cmd_run(args) -> int:
     from .api import run_sweep
 
     res = run_sweep(args.config, out_dir=args.out, backend=args.backend, dtype=args.dtype, force=args.force,
-                    progress=not args.quiet)
+                    progress=not args.quiet, executor=args.executor, scheduler=args.scheduler, workers=args.workers)
+    if not res["complete"]:
+        print(f"muonlab: {res['failed_jobs']} of {res['n_jobs']} jobs failed; the others are kept. "
+              f"See `muonlab status {args.out}`; re-run the same command to retry them.", file=sys.stderr)
+        return 1
     rate = res["n_runs"] * res["steps"] / max(res["execute_wall_s"], 1e-9)
     print(f"{res['n_runs']} runs ({res['diverged']} diverged) in {res['n_jobs']} jobs, {res['jobs_run_now']} run now; "
           f"wall {res['wall_s']:.1f} s, {rate:,.0f} run-steps/s in the jobs")
@@ -41,8 +46,58 @@ def _cmd_report(args) -> int:
 
     if not (Path(args.dir) / "runs.csv").exists():
         raise ConfigError(f"dir: {args.dir} holds no runs.csv; run a sweep into it first")
-    paths = analysis.report(args.dir)
-    print("wrote " + " ".join(sorted(str(p) for p in paths.values())))
+    try:
+        paths = analysis.report(args.dir, criterion=args.criterion, focus=args.focus, refine_edges=args.refine_edges)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    print(f"report: {paths['report_html']} ({paths['report_md'].name}); tables and figures in {args.dir}")
+    if "refine_edges" in paths:
+        print(f"edge lrs: widened grids in {paths['refine_edges']}; run them with: muonlab run {paths['refine_edges']} --out {args.dir}_refined")
+    return 0
+
+
+def _cmd_reproduce(args) -> int:
+    from .claims import claim_paths, reproduce
+
+    names = list(claim_paths()) if args.all else args.names
+    if not names:
+        raise ConfigError("reproduce: name a claim or pass --all; see configs/claims/")
+    for name in names:
+        res = reproduce(name, full=args.full, progress=not args.quiet, force=args.force)
+        print(f"{res['name']}: {res['verdict']} ({', '.join(res['sub_verdicts'])}) in {res['wall_s']:.0f} s -> docs/claims/{res['name']}.md")
+    return 0
+
+
+def _cmd_status(args) -> int:
+    from .api import sweep_status
+
+    st = sweep_status(args.dir)
+    j, r = st["jobs"], st["runs"]
+    state = {"running": "running, or interrupted (re-run the same command to resume)"}.get(st["status"], st["status"])
+    print(f"{st['dir']}: sweep {st['name']!r} (config {st['config_hash']}), {state}")
+    print(f"jobs: {j['done']} done, {j['pending']} pending, {j['failed']} failed (of {j['total']})")
+    print(f"runs: {r['done']} done, {r['pending']} pending, {r['failed']} failed (of {r['total']})")
+    for key, err in st["failed"].items():
+        print(f"failed {key}: {err}")
+    return 0
+
+
+def _cmd_presets(args) -> int:
+    from .api import presets
+
+    found = presets(args.dir)
+    if not found:
+        where = ", ".join(args.dir) if args.dir else "configs/"
+        raise ConfigError(f"dir: no *.toml presets in {where}")
+    def shown(p) -> str:
+        try:
+            return str(Path(p).resolve().relative_to(Path.cwd()))
+        except ValueError:
+            return str(p)
+
+    width = max(len(shown(p)) for p, _ in found)
+    for path, desc in found:
+        print(f"{shown(path):<{width}}  {desc}")
     return 0
 
 
@@ -70,10 +125,29 @@ def main(argv=None) -> int:
     run.add_argument("--dtype", choices=DTYPES, help="override the config's dtype")
     run.add_argument("--force", action="store_true", help="discard results of a different config in --out")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--executor", default="local", help="where jobs run: local (default, this process) or dask")
+    run.add_argument("--scheduler", metavar="ADDRESS", help="dask: address of a running scheduler, e.g. tcp://host:8786")
+    run.add_argument("--workers", type=int, metavar="N", help="dask without --scheduler: worker processes of the local cluster")
     run.set_defaults(func=_cmd_run)
-    rep = sub.add_parser("report", help="re-run the analysis of a finished sweep directory")
-    rep.add_argument("dir")
+    rep = sub.add_parser("report", help="analyze a finished sweep directory: tables, figures, report.md and report.html")
+    rep.add_argument("dir", help="results directory of a sweep (runs.csv, curves.csv, manifest.json)")
+    rep.add_argument("--criterion", choices=CRITERIA, help="override the config's tuning criterion")
+    rep.add_argument("--focus", help="override the focus optimizer (label) of the log-ratio maps")
+    rep.add_argument("--refine-edges", action="store_true", help="write DIR/refine_edges.toml: lr grids widened where a tuned lr sat at an edge")
     rep.set_defaults(func=_cmd_report)
+    st = sub.add_parser("status", help="jobs done / pending / failed in a (partial) sweep directory")
+    st.add_argument("dir")
+    st.set_defaults(func=_cmd_status)
+    pre = sub.add_parser("presets", help="list the preset configs, one line each")
+    pre.add_argument("dir", nargs="*", help="directories to list (default: configs/ and configs/claims/)")
+    pre.set_defaults(func=_cmd_presets)
+    rp = sub.add_parser("reproduce", help="run a claim's preset and write its verdict into docs/claims/")
+    rp.add_argument("names", nargs="*", help="claim names (configs/claims/*.toml)")
+    rp.add_argument("--all", action="store_true", help="every claim preset")
+    rp.add_argument("--full", action="store_true", help="the larger version (GPU or cluster)")
+    rp.add_argument("--force", action="store_true", help="discard earlier results of a changed preset")
+    rp.add_argument("--quiet", action="store_true", help="no progress bar")
+    rp.set_defaults(func=_cmd_reproduce)
     ben = sub.add_parser("bench", help="matmul peak and the lab's throughput on workload W (docs/benchmarks.md)")
     ben.add_argument("--backend", choices=BACKENDS, default="numpy")
     ben.add_argument("--cases", default="small,large,tall,wide", help="comma-separated: small,large,tall,wide")

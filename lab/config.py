@@ -6,10 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
+import typing
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer
 
 import problems
 import runners
@@ -19,11 +20,17 @@ from .backend import BACKENDS, DTYPES
 from .errors import ConfigError
 from .grids import GridValue, expand
 
-CRITERIA = ("final_gap", "best_gap", "steps_to_target")
+CRITERIA = ("final_gap", "best_gap", "auc_log_gap", "steps_to_target")  # analysis.tune.CRITERIA
+MAX_RUNS = 1_000_000  # runs in one sweep (the run table is held in memory)
+LABEL_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.+-")
+
+Seed = Annotated[int, Field(ge=0)]
+Number = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: "100" is not an integer, true is not a number, 2.5 is not an integer
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ProblemConfig(_Strict):
@@ -38,16 +45,47 @@ class OptimizerConfig(_Strict):
     lr: GridValue
     hparams: dict[str, GridValue] = Field(default_factory=dict)
 
+    @field_validator("label")
+    @classmethod
+    def _label(cls, v):
+        # labels name columns and part files: keep them to a safe alphabet
+        if v is not None and (not v or not set(v) <= LABEL_CHARS):
+            raise ValueError(f"got {v!r}; allowed: a non-empty name of letters, digits and _ . + -")
+        return v
+
     @property
     def key(self) -> str:
         return self.label or self.name
 
 
 class AnalysisConfig(_Strict):
+    """How ``analysis`` reads the sweep (docs/protocol.md)."""
     focus: Optional[str] = None  # default: the first optimizer named muon, else the first one
     criterion: Literal[CRITERIA] = "final_gap"  # type: ignore[valid-type]
     x: Optional[str] = None
     y: Optional[str] = None
+    level: float = Field(0.95, gt=0, lt=1)  # bootstrap CI level
+    cells: Optional[list[int]] = None  # cells for curves_selected.png / rates.png (default: corners + extremes)
+    rate_metric: Literal["gap", "grad_fro", "grad_nuc", "grad_op", "dist_fro"] = "gap"
+    rate_window: Optional[tuple[float, float]] = None  # steps [t0, t1] of the vs-step fit (default: last decade)
+    rate_horizon: Optional[str] = None  # a p_/h_ parameter that is the horizon T: fit final metric vs T across runs
+    theory_threshold: float = Field(1.0, gt=0)  # Shen et al.: predict the focus method wins where r*L/L_star > this
+
+    @field_validator("rate_window", mode="before")
+    @classmethod
+    def _window_from_list(cls, v):
+        # TOML has arrays, not tuples; the strict models take a [t0, t1] array here
+        return tuple(v) if isinstance(v, list) else v
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_options(self, handler):
+        """The options added after the first release appear in a dump only when they differ from
+        their defaults, so that they leave the config hash of existing sweeps unchanged."""
+        out = handler(self)
+        for k in ("level", "cells", "rate_metric", "rate_window", "rate_horizon", "theory_threshold"):
+            if k in out and getattr(self, k) == AnalysisConfig.model_fields[k].default:
+                del out[k]
+        return out
 
 
 class SweepConfig(_Strict):
@@ -55,25 +93,15 @@ class SweepConfig(_Strict):
     description: str = ""
     steps: int = Field(gt=0)
     log_points: int = Field(30, ge=2)
-    seeds: list[int] = Field(min_length=1)
-    target: float = Field(1e-2, gt=0, lt=1)
-    divergence_factor: float = Field(1e6, gt=1)
+    seeds: list[Seed] = Field(min_length=1)
+    target: Number = Field(1e-2, gt=0, lt=1)
+    divergence_factor: Number = Field(1e6, gt=1)
     dtype: Literal[DTYPES] = "float32"  # type: ignore[valid-type]
     backend: Literal[BACKENDS] = "numpy"  # type: ignore[valid-type]
-    memory_budget_mb: float = Field(512, gt=0)
+    memory_budget_mb: Number = Field(512, gt=0)
     problem: ProblemConfig
     optimizers: list[OptimizerConfig] = Field(min_length=1)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
-
-    @model_validator(mode="after")
-    def _unique_labels(self):
-        keys = [o.key for o in self.optimizers]
-        dup = sorted({k for k in keys if keys.count(k) > 1})
-        if dup:
-            raise ValueError(f"optimizer label {dup[0]!r} appears twice; give each a distinct 'label'")
-        if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError("seeds must be distinct")
-        return self
 
     # --- derived ------------------------------------------------------------------------------
     def grid_axes(self) -> list[str]:
@@ -100,23 +128,93 @@ class SweepConfig(_Strict):
         return next((o.key for o in self.optimizers if o.name == "muon"), self.optimizers[0].key)
 
     def digest(self) -> str:
-        """Hash of the validated config (what a resumed sweep must match)."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Hash of what determines the runs (a resumed sweep must match it): the validated config
+        without its name, description and [analysis] section, which change no run."""
+        blob = json.dumps(self.model_dump(mode="json", exclude={"name", "description", "analysis"}), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+_TYPE_WORDS = {
+    "model_type": "a table", "model_attributes_type": "a table", "dict_type": "a table",
+    "list_type": "a list", "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
+    "float_type": "a number", "float_parsing": "a number", "finite_number": "a finite number",
+    "string_type": "a string", "bool_type": "true or false", "bool_parsing": "true or false",
+}
+
+
+def _model_at(loc) -> "type[BaseModel] | None":
+    """The config model a location points into (to list the fields allowed there)."""
+    model: type[BaseModel] = SweepConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        nxt = None
+        stack = [field.annotation]
+        while stack:
+            t = stack.pop()
+            if isinstance(t, type) and issubclass(t, BaseModel):
+                nxt = t
+                break
+            stack.extend(typing.get_args(t))
+        if nxt is None:
+            return None
+        model = nxt
+    return model
 
 
 def _pydantic_message(err: ValidationError) -> str:
     e = err.errors()[0]
-    loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith(("function-", "tagged-union")))
-    # pydantic reports each branch of a union; keep the location up to the user's own key
-    parts = [p for p in loc.split(".") if p not in {"Linspace", "Logspace", "list[union[bool,int,float,str]]", "bool", "int", "float", "str"}]
+    loc = e["loc"]
+    where = ".".join(str(p) for p in loc) or "config"
+    kind, given = e["type"], e.get("input")
     msg = e["msg"].removeprefix("Value error, ")
-    if e["type"] == "extra_forbidden":
-        msg = "unknown field"
-    return f"{'.'.join(parts) or 'config'}: {msg}"
+    if kind == "extra_forbidden":
+        model = _model_at(loc[:-1])
+        allowed = f"; allowed: {', '.join(model.model_fields)}" if model is not None else ""
+        return f"{where}: unknown field{allowed}"
+    if kind == "missing":
+        return f"{where}: required field missing"
+    if kind in _TYPE_WORDS:
+        return f"{where}: got {given!r}; allowed: {_TYPE_WORDS[kind]}"
+    if kind == "value_error":
+        return f"{where}: {msg}"
+    if kind == "too_short":
+        return f"{where}: got {given!r}; allowed: a list of at least {e['ctx']['min_length']} item(s)"
+    return f"{where}: got {given!r}; allowed: {msg.removeprefix('Input should be ')}"
+
+
+def _duplicate(values: list):
+    seen = []
+    for v in values:
+        if any(type(v) is type(w) and v == w for w in seen):
+            return v
+        seen.append(v)
+    return None
+
+
+def _check_values(where: str, name: str, decl, v) -> list:
+    """Expand one grid entry and check every value against its declaration."""
+    vals = expand(v)
+    if not vals:
+        raise ConfigError(f"{where}: empty grid; give at least one value")
+    for val in vals:
+        try:
+            decl.check(name, val)
+        except ParamError as e:
+            raise ConfigError(f"{where}: {str(e).split(': ', 1)[1]}") from None
+    dup = _duplicate(vals)
+    if dup is not None:
+        raise ConfigError(f"{where}: the value {dup!r} appears twice; allowed: distinct values")
+    return vals
 
 
 def _check_semantics(cfg: SweepConfig) -> None:
+    dup = _duplicate(cfg.seeds)
+    if dup is not None:
+        raise ConfigError(f"seeds: the seed {dup} appears twice; allowed: distinct seeds")
     try:
         kind = problems.get(cfg.problem.kind)
     except ParamError as e:
@@ -124,47 +222,52 @@ def _check_semantics(cfg: SweepConfig) -> None:
     both = set(cfg.problem.fixed) & set(cfg.problem.grid)
     if both:
         raise ConfigError(f"problem.grid.{sorted(both)[0]}: also given in problem.fixed; give it in one place")
+    size = len(cfg.seeds)
     for section, entries in (("fixed", cfg.problem.fixed), ("grid", cfg.problem.grid)):
         for k, v in entries.items():
+            where = f"problem.{section}.{k}"
             if k not in kind.params:
-                raise ConfigError(f"problem.{section}.{k}: unknown parameter of {kind.name}; allowed: {', '.join(kind.params)}")
-            vals = expand(v)
-            if not vals:
-                raise ConfigError(f"problem.{section}.{k}: empty grid; give at least one value")
-            for val in vals:
-                try:
-                    kind.params[k].check(k, val)
-                except ParamError as e:
-                    raise ConfigError(f"problem.{section}.{e}") from None
+                raise ConfigError(f"{where}: unknown parameter of {kind.name}; allowed: {', '.join(kind.params)}")
+            vals = _check_values(where, k, kind.params[k], v)
+            if section == "fixed" and len(vals) > 1:
+                raise ConfigError(f"{where}: a fixed parameter takes one value, got {len(vals)}; "
+                                  f"sweep it under problem.grid instead")
+            size *= len(vals)
+    points = 0
     for i, o in enumerate(cfg.optimizers):
         where = f"optimizers.{i}"
         try:
             decl = runners.hparams(o.name)
         except ParamError as e:
             raise ConfigError(f"{where}.{e}") from None
-        items = dict(o.hparams)
-        if "lr" in items:
+        if "lr" in o.hparams:
             raise ConfigError(f"{where}.hparams.lr: give the learning-rate grid as {where}.lr")
-        items["lr"] = o.lr
-        for k, v in items.items():
-            field = "lr" if k == "lr" else f"hparams.{k}"
+        opt_points = 1
+        for k, v in {"lr": o.lr, **o.hparams}.items():
+            field = f"{where}.lr" if k == "lr" else f"{where}.hparams.{k}"
             if k not in decl:
-                raise ConfigError(f"{where}.{field}: unknown hyperparameter of {o.name}; allowed: {', '.join(decl)}")
-            vals = expand(v)
-            if not vals:
-                raise ConfigError(f"{where}.{field}: empty grid; give at least one value")
-            for val in vals:
-                try:
-                    decl[k].check(k, val)
-                except ParamError as e:
-                    raise ConfigError(f"{where}.{field.rsplit('.', 1)[0] + '.' if '.' in field else ''}{e}") from None
+                raise ConfigError(f"{field}: unknown hyperparameter of {o.name}; allowed: {', '.join(decl)}")
+            opt_points *= len(_check_values(field, k, decl[k], v))
+        points += opt_points
+    if size * points > MAX_RUNS:
+        raise ConfigError(f"problem.grid: the sweep expands to {size * points:,} runs; allowed: at most "
+                          f"{MAX_RUNS:,} in one sweep (split it into several configs)")
     labels = [o.key for o in cfg.optimizers]
+    dup = _duplicate(labels)
+    if dup is not None:
+        i = len(labels) - 1 - labels[::-1].index(dup)
+        raise ConfigError(f"optimizers.{i}.label: the label {dup!r} is taken by another optimizer; "
+                          "allowed: a distinct 'label' for each optimizer")
     if cfg.analysis.focus is not None and cfg.analysis.focus not in labels:
         raise ConfigError(f"analysis.focus: {cfg.analysis.focus!r} is not one of the optimizers; allowed: {', '.join(labels)}")
     for ax in ("x", "y"):
         v = getattr(cfg.analysis, ax)
         if v is not None and v not in cfg.problem.grid:
             raise ConfigError(f"analysis.{ax}: {v!r} is not a swept problem parameter; allowed: {', '.join(cfg.problem.grid) or '(none swept)'}")
+    if cfg.analysis.x is not None and cfg.analysis.x == cfg.analysis.y:
+        others = [a for a in cfg.problem.grid if a != cfg.analysis.x]
+        raise ConfigError(f"analysis.y: {cfg.analysis.y!r} is also analysis.x; allowed: another swept parameter "
+                          f"({', '.join(others) or 'none: sweep a second parameter'})")
 
 
 def parse_config(data: dict) -> SweepConfig:

@@ -1,31 +1,176 @@
-"""Executors run pending jobs and hand each finished job's tables to the store. Registered by
-name in ``EXECUTORS``; the in-process one is the default."""
+"""Executors run pending jobs and hand each finished job's outcome to the store. Registered by
+name in ``EXECUTORS``; the in-process one is the default.
+
+An executor is ``fn(jobs, store, progress, **options)``: it runs every job of ``jobs`` (each a
+pure :class:`lab.plan.JobSpec`) through :func:`lab.jobs.run_job`, wherever it likes, and passes
+each :class:`lab.jobs.JobOutcome` to :func:`finish` in the calling process, which writes it through
+the store and advances the progress bar. Options an executor accepts are declared when it is
+registered, with an optional ``preflight(**options)`` that rejects bad options (or a missing
+optional dependency) and an optional ``session(**options)`` context manager that acquires what
+the executor needs (a cluster connection) and yields the options to run with; both run before
+anything is written, so an unreachable scheduler leaves the output directory untouched.
+"""
 from __future__ import annotations
 
+import importlib.util
+import sys
+from contextlib import ExitStack, contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Callable
 
 from tqdm.auto import tqdm
 
-from .jobs import execute
+from .errors import ConfigError
+from .jobs import JobOutcome, run_job
 from .plan import JobSpec
 from .store import Store
 
-EXECUTORS: dict[str, Callable] = {}
+
+@dataclass(frozen=True)
+class Executor:
+    name: str
+    fn: Callable
+    options: tuple[str, ...] = ()
+    preflight: Callable | None = None
+    session: Callable | None = None
+    doc: str = ""
+
+    def check(self, options: dict) -> None:
+        """Reject options this executor does not take, then run its preflight (writes nothing)."""
+        for k in options:
+            if k not in self.options:
+                allowed = ", ".join(self.options) or "none"
+                raise ConfigError(f"{k}: not an option of executor {self.name!r}; its options: {allowed}")
+        if self.preflight is not None:
+            self.preflight(**options)
+
+    def open(self, options: dict):
+        """Context manager yielding the options to run with (e.g. a connected client)."""
+        return self.session(**options) if self.session is not None else nullcontext(options)
+
+    def __call__(self, jobs: list[JobSpec], store: Store, progress: bool = True, **options) -> None:
+        return self.fn(jobs, store, progress=progress, **options)
 
 
-def register(name: str):
+EXECUTORS: dict[str, Executor] = {}
+
+
+def register(name: str, options: tuple[str, ...] = (), preflight: Callable | None = None,
+             session: Callable | None = None):
     def deco(fn):
-        EXECUTORS[name] = fn
+        doc = (fn.__doc__ or "").strip().split("\n")[0]
+        EXECUTORS[name] = Executor(name, fn, tuple(options), preflight, session, doc)
         return fn
 
     return deco
 
 
+def get(name: str) -> Executor:
+    if name not in EXECUTORS:
+        raise ConfigError(f"executor: unknown {name!r}; allowed: {', '.join(EXECUTORS)}")
+    return EXECUTORS[name]
+
+
+# --- the shared path of a finished job --------------------------------------------------------
+def progress_bar(jobs: list[JobSpec], progress: bool, desc: str):
+    """A bar over runs (not jobs: jobs differ in size), with rate and ETA."""
+    return tqdm(total=sum(j.runs for j in jobs), unit="run", desc=desc, disable=not progress,
+                dynamic_ncols=True, file=sys.stderr)
+
+
+def finish(store: Store, bar, outcome: JobOutcome) -> None:
+    """Store one job's outcome (parts, or a failure marker) and advance the bar."""
+    store.record(outcome)
+    if not outcome.ok:
+        tqdm.write(f"muonlab: job {outcome.key} failed: {outcome.error}", file=sys.stderr)
+    bar.update(outcome.runs)
+
+
+# --- in-process -------------------------------------------------------------------------------
 @register("local")
-def run_local(jobs: list[JobSpec], store: Store, progress: bool = True, **_) -> None:
+def run_local(jobs: list[JobSpec], store: Store, progress: bool = True) -> None:
     """Run jobs one after another in this process (each job is already vectorized)."""
-    runs_total = sum(j.runs for j in jobs)
-    with tqdm(total=runs_total, unit="run", disable=not progress, desc="runs", dynamic_ncols=True) as bar:
+    with progress_bar(jobs, progress, "local") as bar:
         for spec in jobs:
-            store.write_part(spec.key, execute(spec))
-            bar.update(spec.runs)
+            finish(store, bar, run_job(spec))
+
+
+# --- dask.distributed ---------------------------------------------------------------------------
+DASK_MISSING = ("executor: 'dask' needs the optional dask extra (dask.distributed); "
+                "install it with: pip install 'muonlab[dask]'  (in a checkout: pip install -e '.[dask]')")
+
+
+def _dask_preflight(scheduler: str | None = None, workers: int | None = None, client=None) -> None:
+    if importlib.util.find_spec("distributed") is None:
+        raise ConfigError(DASK_MISSING)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ConfigError(f"workers: got {workers!r}; allowed: an integer >= 1")
+    if workers is not None and (scheduler is not None or client is not None):
+        raise ConfigError("workers: only for a local cluster; a running scheduler has the workers started on its machines")
+    if scheduler is not None and client is not None:
+        raise ConfigError("scheduler: give a scheduler address or a client, not both")
+    if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
+        raise ConfigError(f"scheduler: got {scheduler!r}; allowed: an address such as tcp://host:8786")
+
+
+# dask's nannies set MALLOC_TRIM_THRESHOLD_ in the workers they spawn, which turns off glibc's
+# adaptive mmap threshold: every (B, m, n) temporary of a job is then mmap'ed and page-faulted
+# afresh, about 2.5x slower on the jobs here. The workers we start go without it
+# (docs/distributed.md says how to do the same for workers started by hand).
+WORKER_ENV = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+
+
+def local_cluster(workers: int | None = None):
+    """A LocalCluster of ``workers`` single-threaded worker processes (None: one per core)."""
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set(WORKER_ENV):
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+
+
+@contextmanager
+def _dask_session(scheduler: str | None = None, workers: int | None = None, client=None):
+    """Yield ``{"client": ...}``: the given client, one connected to ``scheduler``, or one of a
+    LocalCluster of ``workers`` single-threaded processes (closed on exit)."""
+    if client is not None:
+        yield {"client": client}
+        return
+    from distributed import Client
+
+    with ExitStack() as stack:
+        if scheduler is not None:
+            try:
+                client = stack.enter_context(Client(scheduler, timeout="20s"))
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise ConfigError(f"scheduler: cannot connect to {scheduler!r} ({type(exc).__name__}: {exc}); "
+                                  "is `dask scheduler` running there? (docs/distributed.md)") from None
+        else:
+            client = stack.enter_context(Client(stack.enter_context(local_cluster(workers))))
+        yield {"client": client}
+
+
+@register("dask", options=("scheduler", "workers", "client"), preflight=_dask_preflight, session=_dask_session)
+def run_dask(jobs: list[JobSpec], store: Store, progress: bool = True, scheduler: str | None = None,
+             workers: int | None = None, client=None) -> None:
+    """Run jobs on a dask.distributed cluster: a running scheduler (``scheduler`` address, or a
+    ``client`` already connected), else a LocalCluster of ``workers`` single-threaded processes.
+    Workers return outcomes; this process writes them. A worker that dies mid-job has its job
+    rescheduled by the scheduler; a job that keeps killing workers is recorded as failed."""
+    if not jobs:
+        return
+    from distributed import as_completed
+
+    with _dask_session(scheduler, workers, client) as opened:
+        client = opened["client"]
+        specs = {f"muonlab-{spec.key}": spec for spec in jobs}
+        pending = as_completed(client.submit(run_job, spec, key=key) for key, spec in specs.items())
+        with progress_bar(jobs, progress, "dask") as bar:
+            for fut in pending:
+                spec = specs[fut.key]
+                try:
+                    outcome = fut.result()
+                except Exception as exc:  # noqa: BLE001  (e.g. KilledWorker: the job took workers down)
+                    outcome = JobOutcome.failure(spec, exc, detail=f"{type(exc).__name__} from the dask scheduler: {exc}")
+                finish(store, bar, outcome)
+                fut.release()

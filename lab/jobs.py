@@ -1,8 +1,15 @@
 """Execute one job: build the batched problem and optimizer from a :class:`JobSpec`, run it, and
-return its results as two tables (runs and curves), keyed by run id."""
+return its results as two tables (runs and curves), keyed by run id.
+
+:func:`run_job` is what every executor calls (in this process or on a Dask worker): it never
+raises for a failing job but returns a :class:`JobOutcome` carrying the error, so that one bad job
+is recorded as failed and the sweep goes on.
+"""
 from __future__ import annotations
 
 import time
+import traceback
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -11,7 +18,7 @@ import problems
 import runners
 
 from .backend import get_backend
-from .plan import JobSpec
+from .plan import JobSpec, spec_hparams
 
 
 def execute(spec: JobSpec) -> dict[str, pd.DataFrame]:
@@ -19,7 +26,7 @@ def execute(spec: JobSpec) -> dict[str, pd.DataFrame]:
     backend = get_backend(spec.backend, spec.dtype)
     seeds = np.asarray(spec.seeds, np.int64)
     problem = problems.make(spec.problem, runs=spec.runs, seed=seeds, backend=backend, **spec.problem_params)
-    opt = runners.make(spec.optimizer, **{k: np.asarray(v) if isinstance(v, list) else v for k, v in spec.hparams.items()})
+    opt = runners.make(spec.optimizer, **spec_hparams(spec))
     res = runners.run(problem, opt, steps=spec.steps, seed=seeds, log_points=spec.log_points,
                       divergence_factor=spec.divergence_factor, target=spec.target)
     wall = time.perf_counter() - t0
@@ -37,3 +44,33 @@ def execute(spec: JobSpec) -> dict[str, pd.DataFrame]:
     for name, arr in res.curves.items():
         curves[name] = arr.reshape(-1)
     return {"runs": runs, "curves": curves}
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What comes back from a job: its tables, or the error that stopped it (picklable)."""
+
+    key: str
+    runs: int
+    tables: dict | None = None
+    error: str | None = None
+    detail: str = ""  # the traceback (or the executor's account) of a failure
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @classmethod
+    def failure(cls, spec: JobSpec, exc: BaseException, detail: str | None = None) -> "JobOutcome":
+        msg = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+        if detail is None:
+            detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return cls(key=spec.key, runs=spec.runs, error=msg, detail=detail)
+
+
+def run_job(spec: JobSpec) -> JobOutcome:
+    """Run one job; an exception becomes a failed outcome instead of ending the sweep."""
+    try:
+        return JobOutcome(key=spec.key, runs=spec.runs, tables=execute(spec))
+    except Exception as exc:  # noqa: BLE001  (any job error is recorded, the sweep goes on)
+        return JobOutcome.failure(spec, exc)

@@ -11,8 +11,11 @@ import pandas as pd
 
 import problems
 import runners
+from problems.params import ParamError
 
+from .backend import get_backend
 from .config import SweepConfig
+from .errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,11 @@ class JobSpec:
 
 def _py(v):
     return v.item() if isinstance(v, np.generic) else v
+
+
+def spec_hparams(spec: JobSpec) -> dict:
+    """The job's hyperparameters as ``runners.make`` takes them (per-run lists as arrays)."""
+    return {k: np.asarray(v) if isinstance(v, list) else v for k, v in spec.hparams.items()}
 
 
 def _columns(chunk: pd.DataFrame, prefix: str, decl: dict) -> dict:
@@ -89,3 +97,45 @@ def plan(cfg: SweepConfig, runs: pd.DataFrame, max_runs: int | None = None) -> l
                 key = f"{len(jobs):05d}-{opt.key}-{digest}"
                 jobs.append(JobSpec(key=key, meta={"label": opt.key}, **body))
     return jobs
+
+
+def _field(cfg: SweepConfig, name: str) -> str:
+    """The config field a problem parameter was given in (or would be)."""
+    for section in ("grid", "fixed"):
+        if name in getattr(cfg.problem, section):
+            return f"problem.{section}.{name}"
+    return f"problem.{name}"
+
+
+def _located(err: ParamError, locate) -> ConfigError:
+    name, _, rest = str(err).partition(": ")
+    return ConfigError(f"{locate(name)}: {rest}" if rest else str(err))
+
+
+def check_instances(cfg: SweepConfig, runs: pd.DataFrame, jobs: list[JobSpec]) -> None:
+    """Build every problem cell once (first seed, NumPy, chunked like the jobs) and every
+    optimizer's hyperparameter points, so that constraints *between* parameters (noise kind vs
+    sigma, a parameter a problem does not use, ...), which only the constructors know, fail here
+    with the field named, before anything is written or run, instead of failing every job."""
+    kind = problems.get(cfg.problem.kind)
+    pdecl = kind.params
+    backend = get_backend("numpy", cfg.dtype)
+    cells = runs.drop_duplicates("cell_id").sort_values("cell_id")
+    keys = [f"p_{k}" for k, p in pdecl.items() if not p.per_run]
+    for _, group in cells.groupby(keys, sort=False, dropna=False) if keys else [(None, cells)]:
+        structural = {k: _py(group[f"p_{k}"].iloc[0]) for k, p in pdecl.items()}
+        size = chunk_size(cfg, structural)
+        for start in range(0, len(group), size):
+            chunk = group.iloc[start:start + size]
+            try:
+                problems.make(cfg.problem.kind, runs=len(chunk), seed=cfg.seeds[0], backend=backend,
+                              **_columns(chunk, "p_", pdecl))
+            except ParamError as e:
+                raise _located(e, lambda name: _field(cfg, name)) from None
+    index = {o.key: i for i, o in enumerate(cfg.optimizers)}
+    for spec in jobs:
+        i = index[spec.meta["label"]]
+        try:
+            runners.make(spec.optimizer, **spec_hparams(spec))
+        except ParamError as e:
+            raise _located(e, lambda name: f"optimizers.{i}.lr" if name == "lr" else f"optimizers.{i}.hparams.{name}") from None

@@ -1,5 +1,6 @@
 """The result store: one part file pair per finished job, written atomically (temp file +
-rename), a manifest, and the result grids assembled from the parts. A re-run skips finished jobs."""
+rename), a marker per failed job, a manifest, and the result grids assembled from the parts.
+A re-run skips finished jobs (and retries failed ones)."""
 from __future__ import annotations
 
 import json
@@ -13,6 +14,7 @@ import pandas as pd
 from .errors import ConfigError
 
 TABLES = ("runs", "curves")
+GRIDS = ("runs", "curves", "summary", "phase")  # the assembled grids a --force run discards
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -41,33 +43,75 @@ class Store:
     def read_manifest(self) -> dict | None:
         if not self.manifest_path.exists():
             return None
-        return json.loads(self.manifest_path.read_text())
+        try:
+            return json.loads(self.manifest_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ConfigError(f"out: {self.manifest_path} is not a readable manifest; use another --out directory") from None
 
     def write_manifest(self, manifest: dict) -> None:
         _atomic_write(self.manifest_path, lambda fh: json.dump(manifest, fh, indent=2, sort_keys=True, default=str))
 
+    def check(self, config_hash: str, force: bool) -> None:
+        """Refuse to mix two configs in one directory (writes nothing)."""
+        if self.dir.exists() and not self.dir.is_dir():
+            raise ConfigError(f"out: {self.dir} exists and is not a directory")
+        old = self.read_manifest()
+        if old is not None and old.get("config_hash") != config_hash and not force:
+            raise ConfigError(
+                f"out: {self.dir} holds a sweep of a different config (hash {old.get('config_hash')}); "
+                "use another --out directory, or --force to discard it"
+            )
+
     def begin(self, config_hash: str, force: bool) -> None:
-        """Refuse to mix two configs in one directory; ``force`` discards the old parts."""
+        """Open the directory for this config; ``force`` discards a different config's results.
+        Temp files left by a killed writer are removed (they never became parts)."""
+        self.check(config_hash, force)
         old = self.read_manifest()
         if old is not None and old.get("config_hash") != config_hash:
-            if not force:
-                raise ConfigError(
-                    f"out: {self.dir} holds a sweep of a different config (hash {old.get('config_hash')}); "
-                    "use another --out directory, or --force to discard it"
-                )
             shutil.rmtree(self.parts, ignore_errors=True)
+            for name in GRIDS:
+                (self.dir / f"{name}.csv").unlink(missing_ok=True)
         self.parts.mkdir(parents=True, exist_ok=True)
+        for tmp in self.parts.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
 
     # --- parts --------------------------------------------------------------------------------
-    def done(self) -> set[str]:
-        """Keys of finished jobs (the runs part is written last, so it marks completion)."""
+    def _keys(self, suffix: str) -> set[str]:
         if not self.parts.exists():
             return set()
-        return {p.name[: -len(".runs.csv")] for p in self.parts.glob("*.runs.csv")}
+        return {p.name[: -len(suffix)] for p in self.parts.glob("*" + suffix)}
+
+    def done(self) -> set[str]:
+        """Keys of finished jobs (the runs part is written last, so it marks completion)."""
+        return self._keys(".runs.csv")
+
+    def failed(self) -> dict[str, dict]:
+        """Failed jobs that have not finished since: key -> {"error", "detail", "runs"}."""
+        done = self.done()
+        out = {}
+        for key in sorted(self._keys(".failed.json") - done):
+            try:
+                out[key] = json.loads((self.parts / f"{key}.failed.json").read_text())
+            except (OSError, json.JSONDecodeError):
+                continue  # removed or replaced while we looked: the job is being retried
+        return out
 
     def write_part(self, key: str, tables: dict[str, pd.DataFrame]) -> None:
         for name in ("curves", "runs"):
             _atomic_write(self.parts / f"{key}.{name}.csv", lambda fh, df=tables[name]: df.to_csv(fh, index=False))
+        (self.parts / f"{key}.failed.json").unlink(missing_ok=True)
+
+    def write_failure(self, key: str, runs: int, error: str, detail: str = "") -> None:
+        info = {"key": key, "runs": runs, "error": error, "detail": detail}
+        _atomic_write(self.parts / f"{key}.failed.json", lambda fh: json.dump(info, fh, indent=2))
+
+    def record(self, outcome) -> None:
+        """Write what a job returned (a :class:`lab.jobs.JobOutcome`): its parts, or its failure.
+        The one path by which every executor stores a finished job."""
+        if outcome.ok:
+            self.write_part(outcome.key, outcome.tables)
+        else:
+            self.write_failure(outcome.key, outcome.runs, outcome.error, outcome.detail)
 
     def read_parts(self, name: str, keys) -> pd.DataFrame:
         frames = [pd.read_csv(self.parts / f"{k}.{name}.csv") for k in sorted(keys)]

@@ -6,7 +6,6 @@ from .params import Param, ParamError
 from .registry import REGISTRY, get, make, register
 
 # Importing a generator module registers it.
-from . import power_law_lsq  # noqa: E402,F401
-from . import sample_lsq  # noqa: E402,F401
+from . import assoc_memory, diagonal_abs, linear_net, pl_sine, power_law_lsq, quadratic, sample_lsq, two_sided_lsq  # noqa: E402,F401
 
 __all__ = ["Problem", "Param", "ParamError", "REGISTRY", "get", "make", "register"]

@@ -13,6 +13,8 @@ import numpy as np
 
 from problems.params import Param, ParamError, check_all
 
+from . import schedules
+
 REGISTRY: dict[str, type] = {}
 
 
@@ -49,7 +51,9 @@ class Optimizer:
         return self.kind.name
 
     def bind(self, runs: int, backend) -> dict:
-        """Hyperparameters as the step functions see them on ``backend`` for ``runs`` runs."""
+        """Hyperparameters as the step functions see them on ``backend`` for ``runs`` runs.
+        When a learning-rate or momentum schedule is active, ``hp["_schedule"]`` holds it
+        (:class:`runners.schedules.Schedule`) and :meth:`step` applies it."""
         out = {}
         for k, decl in self.kind.HPARAMS.items():
             v = decl.check(k, self.hp[k], runs) if isinstance(self.hp[k], np.ndarray) else self.hp[k]
@@ -57,12 +61,20 @@ class Optimizer:
                 out[k] = backend.asarray(np.broadcast_to(np.asarray(v, np.float64), (runs,))[:, None, None])
             else:
                 out[k] = v
+        sched = schedules.Schedule.from_hp(self.hp)
+        if sched is not None:
+            out["_schedule"] = sched
         return out
 
     def init(self, params, hp, xp):
         return self.kind.init(params, hp, xp)
 
     def step(self, params, state, oracle, t, hp):
+        """One step; ``hp["lr"]`` and ``hp["beta"]`` are replaced by their scheduled values at
+        step ``t`` (1-based) before the kind's step function sees them."""
+        sched = hp.get("_schedule")
+        if sched is not None:
+            hp = sched.apply(hp, t, oracle.xp)
         return self.kind.step(params, state, oracle, t, hp)
 
 
@@ -70,4 +82,8 @@ def make(name: str, **hp) -> Optimizer:
     """Optimizer ``name`` with hyperparameters ``hp`` (unknown names are an error listing the
     allowed ones; missing ones take their defaults)."""
     kind = get(name)
-    return Optimizer(kind=kind, hp=check_all(f"optimizer {name!r}", kind.HPARAMS, hp))
+    hp = check_all(f"optimizer {name!r}", kind.HPARAMS, hp)
+    schedules.check(f"optimizer {name!r}", hp)
+    if hasattr(kind, "check"):  # optional cross-field checks of the kind
+        kind.check(hp)
+    return Optimizer(kind=kind, hp=hp)

@@ -1,39 +1,57 @@
-"""Muon: orthogonalized momentum (K. Jordan's reference, 2024; torch.optim.Muon; PAPERS.md).
+"""Muon and its relatives: the spectral-norm LMO step applied to a momentum (PAPERS.md).
 
-    M_t = beta M_{t-1} + (1 - beta) G_t
-    U_t = (1 - beta) G_t + beta M_t   (Nesterov)   or   U_t = M_t
-    X_t = X_{t-1} - lr * s(m, n) * orth(U_t)
+``muon``        K. Jordan's reference (2024), torch.optim.Muon, optax.contrib.muon.
+``spectral_sd`` spectral steepest descent, Muon scaled by the nuclear norm of the momentum
+                (Li & Hong, "A note on the convergence of Muon", seed 002).
+``ef_muon``     Muon with error feedback (Karimireddy et al. 2019, arXiv 1901.09847; the fix of
+                the convex-Lipschitz counterexample, Parshakova et al., arXiv 2605.08980).
+``muon_mvr1`` / ``muon_mvr2``  momentum variance reduction (arXiv 2509.15816, seed 000).
 
-with ``orth`` from :mod:`runners.orth` and the scale rule s = sqrt(max(1, m/n)) ("original"),
-0.2 sqrt(max(m, n)) ("rms", Moonlight's match-AdamW-RMS rule), or 1 ("none").
+All of them: O = orth(U) from :func:`runners.orth.orthogonalize` (``orth`` = svd, ns_keller,
+polar_express, a registered coefficient set or an ``ns:`` spec; ``ns_steps``), shape scale s(m, n)
+(``scale``), decoupled weight decay, and a zero or tiny U gives a zero or correctly oriented
+step (the input is max-abs-normalized before the kernels, which map zero to zero).
 """
 from __future__ import annotations
 
-import math
-
-from problems.params import Param
-
-from ..orth import ORTH
+from ..orth import orthogonalize
 from ..registry import register
+from . import base
 
-SCALES = {
-    "original": lambda m, n: math.sqrt(max(1.0, m / n)),
-    "rms": lambda m, n: 0.2 * math.sqrt(max(m, n)),
-    "none": lambda m, n: 1.0,
-}
+
+def _common(lr: float, b: float, orth: str = "ns_keller", scale: str = "original") -> dict:
+    return {
+        "lr": base.lr(lr),
+        "beta": base.beta(b, "EMA momentum"),
+        "orth": base.orth(orth),
+        "ns_steps": base.NS_STEPS,
+        "scale": base.scale(scale),
+        "weight_decay": base.WEIGHT_DECAY,
+    }
+
+
+def orth_step(params, us, hp, factors=None):
+    """X <- (1 - lr wd) X - lr s(m, n) [factor] orth(U), per layer."""
+    sfn, lr = base.SCALES[hp["scale"]], hp["lr"]
+    out = []
+    for i, (x, u) in enumerate(zip(params, us)):
+        step = (lr * sfn(*x.shape[-2:])) * orthogonalize(u, hp["orth"], hp["ns_steps"])
+        if factors is not None:
+            step = factors[i] * step
+        out.append(base.decay(x, lr, hp["weight_decay"]) - step)
+    return tuple(out)
 
 
 @register("muon")
 class Muon:
-    """Muon: EMA momentum, optional Nesterov, orthogonalized update."""
+    """Muon (K. Jordan 2024; PAPERS.md): M = beta M + (1 - beta) G (``momentum = "sum"``: M = beta M + G); U = M, or with
+    Nesterov U = (1 - beta) G + beta M (sum: G + beta M); X <- (1 - lr wd) X - lr s orth(U)."""
 
-    HPARAMS = {
-        "lr": Param(2e-2, float, low=0.0, low_open=True, doc="step size"),
-        "beta": Param(0.95, float, low=0.0, high=0.999999, doc="EMA momentum"),
-        "nesterov": Param(True, bool, per_run=False, doc="Nesterov look-ahead"),
-        "orth": Param("ns_keller", str, per_run=False, choices=tuple(ORTH), doc="orthogonalization"),
-        "scale": Param("original", str, per_run=False, choices=tuple(SCALES), doc="shape scale rule"),
-    }
+    HPARAMS = base.with_schedule({
+        **_common(2e-2, 0.95),
+        "nesterov": base.nesterov(True),
+        "momentum": base.MOMENTUM_KIND,
+    })
 
     @staticmethod
     def init(params, hp, xp):
@@ -42,8 +60,123 @@ class Muon:
     @staticmethod
     def step(params, state, oracle, t, hp):
         grads = oracle(params)
-        beta, orth, scale = hp["beta"], ORTH[hp["orth"]], SCALES[hp["scale"]]
-        m = tuple(beta * mi + (1 - beta) * g for mi, g in zip(state["m"], grads))
-        u = tuple((1 - beta) * g + beta * mi for g, mi in zip(grads, m)) if hp["nesterov"] else m
-        new = tuple(x - (hp["lr"] * scale(*x.shape[-2:])) * orth(ui) for x, ui in zip(params, u))
-        return new, {"m": m}
+        m, u = base.momentum(state["m"], grads, hp["beta"], hp["momentum"], hp["nesterov"])
+        return orth_step(params, u, hp), {"m": m}
+
+
+@register("spectral_sd")
+class SpectralSD(Muon):
+    """Spectral steepest descent with momentum (Li & Hong, seed 002):
+    X <- X - lr s ||U||_* orth(U), U the (Nesterov) momentum of ``muon``; the exact nuclear norm
+    (from singular values). Default scale "none", orth "svd" (the exact LMO)."""
+
+    HPARAMS = base.with_schedule({
+        **_common(1e-2, 0.95, orth="svd", scale="none"),
+        "nesterov": base.nesterov(False),
+        "momentum": base.MOMENTUM_KIND,
+    })
+
+    @staticmethod
+    def step(params, state, oracle, t, hp):
+        grads = oracle(params)
+        m, u = base.momentum(state["m"], grads, hp["beta"], hp["momentum"], hp["nesterov"])
+        return orth_step(params, u, hp, factors=[base.nuclear(ui) for ui in u]), {"m": m}
+
+
+def _compress_scaled(p, hp):
+    """(||P||_* / min(m, n)) orth(P): a contractive compressor in Frobenius norm,
+    ||C(P) - P||_F^2 = ||P||_F^2 - ||P||_*^2 / min(m, n) <= (1 - 1/min(m, n)) ||P||_F^2 (exact for
+    orth = svd); the spectral analogue of the scaled sign of EF-SignSGD."""
+    return (base.nuclear(p) / min(p.shape[-2:])) * orthogonalize(p, hp["orth"], hp["ns_steps"])
+
+
+def _compress_unit(p, hp):
+    """lr s orth(P): Muon's own step length."""
+    return (hp["lr"] * base.SCALES[hp["scale"]](*p.shape[-2:])) * orthogonalize(p, hp["orth"], hp["ns_steps"])
+
+
+COMPRESSORS = {"scaled": _compress_scaled, "unit": _compress_unit}
+
+
+@register("ef_muon")
+class EFMuon(Muon):
+    """Muon with error feedback (EF: Karimireddy et al., arXiv 1901.09847; the fix in
+    arXiv 2605.08980): P = E + lr U (U the momentum direction of ``muon``),
+    D = C(P), X <- (1 - lr wd) X - D, E <- P - D. The virtual iterate X - E moves by -lr U
+    exactly (SGD with momentum), which is what restores convergence on convex Lipschitz
+    problems. C = ``compressor``: "scaled" (||P||_*/min(m, n)) orth(P) (contractive; default) or
+    "unit" lr s orth(P) (Muon's step length; ``scale`` applies to this one only).
+    The exact form used by arXiv 2605.08980 was not available to us (docs/optimizers.md)."""
+
+    HPARAMS = base.with_schedule({
+        **_common(1e-2, 0.95, orth="svd"),
+        "nesterov": base.nesterov(True),
+        "momentum": base.MOMENTUM_KIND,
+        "compressor": base.Param("scaled", str, per_run=False, choices=tuple(COMPRESSORS), doc="error-feedback compressor"),
+    })
+
+    @staticmethod
+    def init(params, hp, xp):
+        z = tuple(xp.zeros_like(x) for x in params)
+        return {"m": z, "e": z}
+
+    @staticmethod
+    def step(params, state, oracle, t, hp):
+        grads = oracle(params)
+        m, u = base.momentum(state["m"], grads, hp["beta"], hp["momentum"], hp["nesterov"])
+        lr, comp = hp["lr"], COMPRESSORS[hp["compressor"]]
+        p = tuple(e + lr * ui for e, ui in zip(state["e"], u))
+        d = tuple(comp(pi, hp) for pi in p)
+        new = tuple(base.decay(x, lr, hp["weight_decay"]) - di for x, di in zip(params, d))
+        return new, {"m": m, "e": tuple(pi - di for pi, di in zip(p, d))}
+
+
+class _MuonMVR:
+    """Muon-MVR (arXiv 2509.15816, seed 000; from the authors' public code description):
+    C = G + gamma beta / (1 - beta) (G - G_last), optionally scaled to ||C||_F <= 1 (``clip``,
+    per layer); M = beta M + (1 - beta) C; X <- (1 - lr wd) X - lr s orth(M). gamma = 0 is Muon
+    without Nesterov. With gamma = 1 and the two-batch G_last this is STORM on M."""
+
+    HPARAMS = base.with_schedule({
+        **_common(2e-2, 0.95),
+        "gamma": base.Param(0.025, float, low=0.0, doc="variance-reduction weight (0 = Muon)"),
+        "clip": base.Param(False, bool, per_run=False, doc="scale C to ||C||_F <= 1"),
+    })
+
+    @staticmethod
+    def _update(params, state, grads, g_last, hp):
+        c = tuple(base.mvr_correction(g, gl, hp["gamma"], hp["beta"], hp["clip"]) for g, gl in zip(grads, g_last))
+        m, _ = base.momentum(state["m"], c, hp["beta"], "ema")
+        return orth_step(params, m, hp), m
+
+
+@register("muon_mvr1")
+class MuonMVR1(_MuonMVR):
+    __doc__ = ("Muon-MVR1, one batch: G_last = G(X_{t-1}; xi_{t-1}), the previous step's gradient (stored; "
+               "one oracle call per step; at t = 1, G_last = G). " + _MuonMVR.__doc__)
+
+    @staticmethod
+    def init(params, hp, xp):
+        return {"m": tuple(xp.zeros_like(x) for x in params), "g": tuple(xp.zeros_like(x) for x in params)}
+
+    @staticmethod
+    def step(params, state, oracle, t, hp):
+        grads = oracle(params)
+        new, m = _MuonMVR._update(params, state, grads, grads if t == 1 else state["g"], hp)
+        return new, {"m": m, "g": grads}
+
+
+@register("muon_mvr2")
+class MuonMVR2(_MuonMVR):
+    __doc__ = ("Muon-MVR2, two batches: G_last = G(X_{t-1}; xi_t), the previous point under the current "
+               "draw (two oracle calls every step; at t = 1 the previous point is X_1 itself). " + _MuonMVR.__doc__)
+
+    @staticmethod
+    def init(params, hp, xp):
+        return {"m": tuple(xp.zeros_like(x) for x in params), "prev": tuple(params)}
+
+    @staticmethod
+    def step(params, state, oracle, t, hp):
+        grads, g_last = base.two_point(params, state, oracle)
+        new, m = _MuonMVR._update(params, state, grads, g_last, hp)
+        return new, {"m": m, "prev": tuple(params)}

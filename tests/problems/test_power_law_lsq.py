@@ -32,7 +32,7 @@ def test_gd_matches_closed_form_per_eigendirection(rotate):
 
 
 def test_gradient_equals_finite_differences():
-    P = make(runs=2, seed=[3, 4], rotate=True, sigma=0.3)
+    P = make(runs=2, seed=[3, 4], rotate=True, label_noise=0.3)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 4, 6))
     g = P.grad((x,))[0]
@@ -45,9 +45,9 @@ def test_gradient_equals_finite_differences():
 
 
 def test_loss_is_the_expected_squared_error_monte_carlo():
-    """f(X) = 1/2 E||X x - y||^2 with x ~ N(0, Sigma), y = X* x + eps, E||eps||^2 = sigma^2."""
+    """f(X) = 1/2 E||X x - y||^2 with x ~ N(0, Sigma), y = X* x + eps, E||eps||^2 = label_noise^2."""
     sigma = 0.7
-    P = make(seed=5, rotate=True, sigma=sigma, alpha=1.5)
+    P = make(seed=5, rotate=True, label_noise=sigma, alpha=1.5)
     rng = np.random.default_rng(1)
     x0 = rng.standard_normal((1, 4, 6))
     n = 400_000
@@ -64,7 +64,7 @@ def test_loss_is_the_expected_squared_error_monte_carlo():
 def test_stochastic_gradient_is_unbiased():
     """The mean of many minibatch gradients converges to the exact gradient: every entry's
     z-score |mean - exact| / standard error stays small, and their mean square is near 1."""
-    P = make(seed=6, batch_size=4, sigma=0.5, rotate=True)
+    P = make(seed=6, batch_size=4, noise="minibatch", label_noise=0.5, rotate=True)
     rng = RunRNG(np.array([11]), P.backend)
     x = (np.random.default_rng(2).standard_normal((1, 4, 6)),)
     draws = np.stack([P.stoch_grad(x, P.sample(rng))[0][0] for _ in range(3000)])
@@ -77,7 +77,7 @@ def test_stochastic_gradient_is_unbiased():
 def test_same_draw_at_two_points_differs_by_the_sampled_hessian():
     """For least squares g(X; xi) - g(Y; xi) = (X - Y) S_xi with S_xi the minibatch covariance,
     linear in X - Y: the label noise cancels, and scaling X - Y scales the difference."""
-    P = make(seed=7, batch_size=5, sigma=1.0)
+    P = make(seed=7, batch_size=5, noise="minibatch", label_noise=1.0)
     rng = RunRNG(np.array([0]), P.backend)
     xi = P.sample(rng)
     r = np.random.default_rng(3)
@@ -125,3 +125,17 @@ def test_invalid_parameters_name_the_parameter():
         make(batch_size=2.5)
     with pytest.raises(problems.ParamError, match="unknown parameter"):
         make(gamma=1.0)
+
+
+def test_mode_errors_follow_gd_closed_form():
+    """mode_err_j = ||(X - X*) q_j||^2 decays exactly as (1 - lr lambda_j)^(2t) under exact GD."""
+    P = make(alpha=1.0, rotate=True, log_modes=6, n=6)
+    lr, steps = 0.8, 7
+    res = runners.run(P, runners.make("gd", lr=lr), steps=steps, seed=0, log_points=3)
+    lam = np.arange(1, 7) ** -1.0
+    modes = sorted(int(k.removeprefix("mode_err_")) for k in res.curves if k.startswith("mode_err_"))
+    assert modes[0] == 1 and modes[-1] == 6 and len(modes) >= 4
+    for j in modes:
+        curve = res.curves[f"mode_err_{j}"][:, 0]
+        e0 = (P.xstar[0] @ P.q[0][:, j - 1]) @ (P.xstar[0] @ P.q[0][:, j - 1])
+        np.testing.assert_allclose(curve, e0 * (1 - lr * lam[j - 1]) ** (2 * res.steps), rtol=1e-10)

@@ -13,7 +13,7 @@ SEEDS = np.array([0, 1, 2, 1])
 
 def _problem(idx, **kw):
     return problems.make("power_law_lsq", runs=len(idx), seed=SEEDS[idx], alpha=ALPHAS[idx], beta=1.0,
-                         m=6, n=10, batch_size=4, sigma=0.2, rotate=True, **kw)
+                         m=6, n=10, batch_size=4, noise="minibatch", label_noise=0.2, rotate=True, **kw)
 
 
 @pytest.mark.parametrize("name", ["gd", "signsgd", "muon"])
@@ -39,7 +39,7 @@ def test_divergent_run_is_flagged_and_isolated(name):
     idx5 = np.array([0, 1, 2, 3, 1])
     lrs5 = np.append(lrs, 1e12)
     P5 = problems.make("power_law_lsq", runs=5, seed=SEEDS[idx5], alpha=ALPHAS[idx5], beta=1.0, m=6, n=10,
-                       batch_size=4, sigma=0.2, rotate=True)
+                       batch_size=4, noise="minibatch", label_noise=0.2, rotate=True)
     with_bad = runners.run(P5, runners.make(name, lr=lrs5), steps=30, seed=SEEDS[idx5], log_points=8)
     assert list(with_bad.status) == ["ok"] * 4 + ["diverged"]
     assert with_bad.diverged_step[4] >= 1 and (with_bad.diverged_step[:4] == -1).all()

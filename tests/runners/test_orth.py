@@ -80,3 +80,32 @@ def test_tiny_input_is_not_shrunk():
     a = rng.standard_normal((2, 5, 7))
     for name in ("ns_keller", "svd"):
         np.testing.assert_allclose(ORTH[name](a * 1e-20), ORTH[name](a), rtol=1e-9, atol=1e-12)
+
+
+def test_non_finite_run_gives_nan_and_leaves_the_batch_alone():
+    """LAPACK's SVD raises on NaN/inf; one diverging run must not crash its batch."""
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((3, 4, 6))
+    bad = a.copy()
+    bad[1, 2, 3] = np.nan
+    bad[2, 0, 0] = np.inf
+    out = ORTH["svd"](bad)
+    np.testing.assert_array_equal(out[0], ORTH["svd"](a[:1])[0])
+    assert np.isnan(out[1]).all() and np.isnan(out[2]).all()
+
+
+def test_spectral_sd_step_with_a_non_finite_run_does_not_crash():
+    """spectral_sd takes the nuclear norm (an SVD) of the momentum: a run whose momentum has
+    overflowed must give a non-finite update for itself only, not raise for the batch."""
+    import problems
+    import runners
+    from runners.loop import Oracle
+
+    P = problems.make("power_law_lsq", runs=2, seed=0, m=4, n=6, dtype="float64")
+    opt = runners.make("spectral_sd", lr=1e-2)
+    hp = opt.bind(2, P.backend)
+    params = P.init(None)
+    state = opt.init(params, hp, np)
+    state["m"][0][1, 0, 0] = np.inf
+    new, _ = opt.step(params, state, Oracle(P, None), 1, hp)
+    assert np.isfinite(new[0][0]).all() and not np.isfinite(new[0][1]).all()

@@ -1,0 +1,251 @@
+"""Theory predictions computed from the problem constants (runs.csv ``c_*``) and the seed papers,
+each with its source and how far it was verified (see ../shared/PAPERS.md).
+
+1. Shen et al., "On the Convergence Analysis of Muon" (arXiv 2505.23737; seeds 001/004).
+   GD is analysed with the Frobenius-norm smoothness L, Muon with the spectral-to-nuclear
+   smoothness L_* = sup ||H[D]||_* / ||D||_op. For a stationarity target measured in the nuclear
+   norm, ||G||_* <= sqrt(r) ||G||_F turns GD's bound into one scaling with r L while Muon's scales
+   with L_*; the secondary summary in PAPERS.md gives the stochastic complexities
+   O(r^2 L sigma^2 Delta eps^-4) (GD) and O(r L_* sigma^2 Delta eps^-4) (Muon) -- **unverified**
+   (secondary source). Both give the predicted advantage A = r L / L_* (GD bound / Muon bound);
+   since L_* <= r L, A >= 1, with A = 1 for an isotropic Hessian. Here r = rank bound of the
+   gradient, min(m, n) unless the problem reports ``c_rank``. Prediction: the focus (Muon) beats
+   GD where A > threshold (default 1), GD where A < threshold, tie where A = threshold or where the
+   bounds on L_* (``c_L_star_low`` / ``c_L_star_high``) straddle it.
+2. Paquette et al., "Phases of Muon" (arXiv 2605.09552; cited in seed 001): at large batch SignSVD
+   (which Muon approximates) does a square-root preconditioning of the data covariance, so mode j
+   of the error decays at a rate ~ lambda_j^(1/2), against ~ lambda_j for SGD; SignSGD does no
+   preconditioning (rate ~ lambda_j). :func:`mode_exponents` measures the exponent on the
+   ``mode_err_<j>`` curves of power_law_lsq (lambda_j = j^-alpha, problems/power_law_lsq.py).
+3. Reference rates from seed 000 (Muon-MVR, arXiv 2509.15816) and seed 003 (Gluon-MVR,
+   arXiv 2512.16598): :data:`REFERENCE_RATES`.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .stats import loglog_fit
+
+SHEN = "Shen et al. 2025 (arXiv 2505.23737): A = r*L/L_star"
+SHEN_STATUS = "bound ratio; the complexities are from a secondary summary (unverified, PAPERS.md)"
+PHASES = "Paquette et al., Phases of Muon (arXiv 2605.09552): SignSVD mode rate ~ lambda^(1/2), SGD ~ lambda"
+
+# Exponents p of the rate T^p (upper bounds) stated by the seed papers; ``status`` says where from.
+REFERENCE_RATES = pd.DataFrame([
+    {"method": "muon", "setting": "stochastic non-convex", "quantity": "gradient norm", "exponent": -1 / 4,
+     "source": "seed 000 (arXiv 2509.15816)", "status": "seed abstract"},
+    {"method": "mvr2", "setting": "stochastic non-convex, horizon-free", "quantity": "gradient norm", "exponent": -1 / 3,
+     "source": "seed 000 (arXiv 2509.15816)", "status": "seed abstract (up to logs)"},
+    {"method": "mvr1", "setting": "PL, best iterate", "quantity": "sqrt gap", "exponent": -1 / 4,
+     "source": "seed 000 (arXiv 2509.15816)", "status": "PAPERS.md, not in the seed abstract"},
+    {"method": "mvr2", "setting": "PL, best iterate", "quantity": "sqrt gap", "exponent": -1 / 3,
+     "source": "seed 000 (arXiv 2509.15816)", "status": "PAPERS.md, not in the seed abstract"},
+    {"method": "mvr1", "setting": "PL, last iterate", "quantity": "gap", "exponent": -1 / 2,
+     "source": "seed 000 (arXiv 2509.15816)", "status": "PAPERS.md, not in the seed abstract"},
+    {"method": "mvr2", "setting": "PL, last iterate", "quantity": "gap", "exponent": -2 / 3,
+     "source": "seed 000 (arXiv 2509.15816)", "status": "PAPERS.md, not in the seed abstract"},
+    {"method": "gluon", "setting": "non-convex, layer-wise (L0,L1)-smooth", "quantity": "gradient norm", "exponent": -1 / 4,
+     "source": "seed 003 (arXiv 2512.16598)", "status": "seed abstract"},
+    {"method": "gluon_mvr", "setting": "non-convex, layer-wise (L0,L1)-smooth", "quantity": "gradient norm", "exponent": -1 / 3,
+     "source": "seed 003 (arXiv 2512.16598)", "status": "seed abstract"},
+    {"method": "gluon_mvr", "setting": "star-convex", "quantity": "gap", "exponent": -1 / 2,
+     "source": "seed 003 (arXiv 2512.16598)", "status": "secondary review, unverified"},
+])
+REFERENCE_SLOPES = (-1 / 4, -1 / 3, -1 / 2, -2 / 3)  # drawn on every rate figure
+
+
+def reference_slope(kind: str, metric: str) -> tuple[float, str]:
+    """The reference exponent for an optimizer kind and a curve metric, and its source; NaN and ''
+    where the seeds state none. Gradient-norm metrics take the non-convex rates, ``gap`` the PL
+    last-iterate rates (Muon-MVR1/2) or the star-convex one (Gluon-MVR)."""
+    k = kind.lower()
+    grad = metric.startswith("grad")
+    if metric not in ("gap",) and not grad:
+        return np.nan, ""
+    t = REFERENCE_RATES
+    if "gluon" in k:
+        method = "gluon_mvr" if "mvr" in k else "gluon"
+    elif "mvr2" in k or (grad and "mvr" in k):
+        method = "mvr2" if "mvr2" in k else "mvr1"
+    elif "mvr1" in k or "mvr" in k:
+        method = "mvr1"
+    elif "muon" in k:
+        method = "muon"
+    else:
+        return np.nan, ""
+    if grad:
+        sel = t[(t["method"] == method) & (t["quantity"] == "gradient norm")]
+        if sel.empty and method == "mvr1":  # seed 000 states no better non-convex rate for MVR1 than Muon's
+            sel = t[(t["method"] == "muon") & (t["quantity"] == "gradient norm")]
+    else:
+        sel = t[(t["method"] == method) & (t["quantity"] == "gap")]
+    if sel.empty:
+        return np.nan, ""
+    r = sel.iloc[0]
+    return float(r["exponent"]), f"{r['source']}, {r['setting']} ({r['status']})"
+
+
+# --- Shen et al.: L_star versus r * L -----------------------------------------------------------
+def shen_advantage(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per cell: r, L, L_star (or its bounds) and A = r L / L_star with its range
+    (``theory_advantage_low`` / ``_high`` from ``c_L_star_high`` / ``_low`` when reported).
+    Constants are medians over the cell's runs (they vary with the seed for random instances).
+    Empty when the problem reports no ``c_L`` or no L_star."""
+    has_point = "c_L_star" in runs
+    has_bounds = "c_L_star_low" in runs and "c_L_star_high" in runs
+    if "c_L" not in runs or not (has_point or has_bounds):
+        return pd.DataFrame()
+    cols = ["c_L", *(["c_L_star"] if has_point else []), *(["c_L_star_low", "c_L_star_high"] if has_bounds else [])]
+    if "c_rank" in runs:
+        cols.append("c_rank")
+    elif "p_m" in runs and "p_n" in runs:
+        runs = runs.assign(c_rank=np.minimum(runs["p_m"].astype(float), runs["p_n"].astype(float)))
+        cols.append("c_rank")
+    else:
+        return pd.DataFrame()
+    c = runs.groupby("cell_id")[cols].median()
+    rl = c["c_rank"] * c["c_L"]
+    out = pd.DataFrame({"cell_id": c.index, "theory_rank": c["c_rank"].to_numpy(), "theory_L": c["c_L"].to_numpy()})
+    lo_star = c["c_L_star_low"] if has_bounds else c["c_L_star"]
+    hi_star = c["c_L_star_high"] if has_bounds else c["c_L_star"]
+    point = c["c_L_star"] if has_point else np.sqrt(lo_star * hi_star)
+    out["theory_L_star"] = point.to_numpy()
+    out["theory_advantage"] = (rl / point).to_numpy()
+    out["theory_advantage_low"] = (rl / hi_star).to_numpy()
+    out["theory_advantage_high"] = (rl / lo_star).to_numpy()
+    return out.reset_index(drop=True)
+
+
+def predict_winner(adv: pd.DataFrame, focus: str, rival: str, threshold: float = 1.0, rtol: float = 1e-6) -> pd.Series:
+    """``focus`` where the whole range of A lies above ``threshold``, ``rival`` where it lies
+    below, ``"tie"`` otherwise (A equal to the threshold within ``rtol``, or bounds straddling it)."""
+    lo = adv["theory_advantage_low"].to_numpy(float)
+    hi = adv["theory_advantage_high"].to_numpy(float)
+    pred = np.where(lo > threshold * (1 + rtol), focus, np.where(hi < threshold * (1 - rtol), rival, "tie"))
+    return pd.Series(pred, index=adv.index, name="predicted_winner")
+
+
+def agreement(predicted, measured) -> dict:
+    """How often the prediction matches the measurement, cell by cell. Both are labels
+    (a method or ``"tie"``); NaN/empty entries are left out.
+
+    ``score``: fraction of cells where the labels are equal (a predicted tie must be measured as a
+    tie); ``decisive_score``: the same over cells where neither label is a tie (NaN if none);
+    ``n``, ``n_agree``, ``n_decisive``, ``n_measured_tie``."""
+    p = pd.Series(np.asarray(predicted, object))
+    m = pd.Series(np.asarray(measured, object))
+    keep = p.notna() & m.notna() & (p.astype(str) != "") & (m.astype(str) != "")
+    p, m = p[keep].astype(str), m[keep].astype(str)
+    eq = p == m
+    dec = (p != "tie") & (m != "tie")
+    return {"score": float(eq.mean()) if len(p) else np.nan, "n": int(len(p)), "n_agree": int(eq.sum()),
+            "decisive_score": float(eq[dec].mean()) if dec.any() else np.nan, "n_decisive": int(dec.sum()),
+            "n_measured_tie": int((m == "tie").sum())}
+
+
+# --- per-mode (per-component) decay exponents ------------------------------------------------------
+@dataclass(frozen=True)
+class ModeTheory:
+    """What a problem's ``mode_err_<j>`` curves are measured against: the weight j^-alpha of
+    component j (its name on the axis), the predicted exponent q of rate_j ~ weight_j^q per
+    optimizer kind, and the source."""
+
+    source: str
+    axis: str
+    exponents: dict
+    lines: tuple  # (slope, label) reference lines on the figure
+
+
+ASSOC = "Muon in associative memory (arXiv 2602.05725; secondary summary): GD rate ~ frequency, Muon even"
+MODE_THEORIES = {
+    "power_law_lsq": ModeTheory(PHASES, "lambda_j (covariance eigenvalue, j^-alpha)",
+                                {"muon": 0.5, "signsvd": 0.5, "gd": 1.0, "sgd": 1.0, "signsgd": 1.0},
+                                ((0.5, "1/2: SignSVD (Muon), large batch"), (1.0, "1: SGD / SignSGD"))),
+    "assoc_memory": ModeTheory(ASSOC, "p_j (item frequency, ~ j^-alpha)", {"muon": 0.0, "gd": 1.0, "sgd": 1.0},
+                               ((0.0, "0: Muon, even"), (1.0, "1: GD, proportional to frequency"))),
+}
+PHASES_EXPONENT = MODE_THEORIES["power_law_lsq"].exponents
+_MODE = re.compile(r"^mode_err_(\d+)$")
+
+
+def mode_theory(problem: str) -> ModeTheory:
+    """The per-mode theory of a problem kind (Phases of Muon's for power_law_lsq by default)."""
+    return MODE_THEORIES.get(problem, MODE_THEORIES["power_law_lsq"])
+
+
+def mode_columns(curves: pd.DataFrame) -> list[tuple[int, str]]:
+    """``(j, column)`` for every ``mode_err_<j>`` column, sorted by j."""
+    found = [(int(m.group(1)), c) for c in curves.columns if (m := _MODE.match(c))]
+    return sorted(found)
+
+
+def predicted_mode_exponent(kind: str, problem: str = "power_law_lsq") -> float:
+    """The problem's predicted exponent for optimizer ``kind`` (Phases of Muon: 1/2 for
+    SignSVD/Muon at large batch, 1 for GD/SGD and SignSGD); NaN where the theory says nothing."""
+    k = kind.lower()
+    if "mvr" in k:
+        return np.nan
+    return mode_theory(problem).exponents.get(k, np.nan)
+
+
+def mode_decay_rates(curve: pd.DataFrame, cols: list[str], fold: float = np.e) -> np.ndarray:
+    """For one run's curve (rows sorted by step), the decay rate of each mode: 1 / t_j, where t_j
+    is the step at which the mode's error first falls to 1/``fold`` of its step-0 value (log-linear
+    interpolation between logged steps); NaN for modes that never get there or start at zero."""
+    t = curve["step"].to_numpy(float)
+    out = np.full(len(cols), np.nan)
+    for i, c in enumerate(cols):
+        e = curve[c].to_numpy(float)
+        if not (np.isfinite(e[0]) and e[0] > 0):
+            continue
+        thr = e[0] / fold
+        below = np.nonzero(e <= thr)[0]
+        if len(below) == 0 or below[0] == 0:
+            continue
+        k = below[0]
+        le0, le1 = np.log(max(e[k - 1], 1e-300)), np.log(max(e[k], 1e-300))
+        frac = (le0 - np.log(thr)) / (le0 - le1) if le0 != le1 else 1.0
+        tj = t[k - 1] + frac * (t[k] - t[k - 1])
+        out[i] = 1.0 / tj if tj > 0 else np.nan
+    return out
+
+
+def mode_eigenvalues(modes: list[int], alpha: float) -> np.ndarray:
+    """lambda_j = j^-alpha of power_law_lsq (problems/power_law_lsq.py), j counted from 1;
+    column indices that start at 0 are shifted by one."""
+    j = np.asarray(modes, float)
+    if j.size and j.min() == 0:
+        j = j + 1
+    return j ** -float(alpha)
+
+
+def mode_exponents(curves: pd.DataFrame, chosen: pd.DataFrame, runs: pd.DataFrame, min_range: float = 10.0) -> pd.DataFrame:
+    """Per tuned run (``chosen``) of a power_law_lsq sweep: the fitted exponent q in
+    rate_j ~ lambda_j^q across modes, next to the Phases-of-Muon prediction for its kind.
+    Cells whose eigenvalues span less than ``min_range`` are skipped (no leverage for a slope).
+    Empty when curves.csv has no ``mode_err_<j>`` columns."""
+    mc = mode_columns(curves)
+    if not mc or "p_alpha" not in runs:
+        return pd.DataFrame()
+    modes, cols = [j for j, _ in mc], [c for _, c in mc]
+    info = runs.set_index("run_id")[["p_alpha", "optimizer_kind"]]
+    problem = str(runs["problem"].iloc[0]) if "problem" in runs else "power_law_lsq"
+    sel = chosen[chosen["status"] == "ok"] if "status" in chosen else chosen
+    c = curves[curves["run_id"].isin(sel["run_id"])].sort_values(["run_id", "step"])
+    rows = []
+    for rid, g in c.groupby("run_id", sort=False):
+        alpha = float(info.loc[rid, "p_alpha"])
+        lam = mode_eigenvalues(modes, alpha)
+        if lam.max() / lam.min() < min_range:
+            continue
+        rate = mode_decay_rates(g, cols)
+        q, _, n = loglog_fit(lam, rate)
+        rows.append({"run_id": rid, "slope": q, "n_modes": n, "predicted": predicted_mode_exponent(info.loc[rid, "optimizer_kind"], problem)})
+    if not rows:
+        return pd.DataFrame()
+    fits = pd.DataFrame(rows)
+    return sel.merge(fits, on="run_id")

@@ -1,0 +1,276 @@
+"""Shared building blocks of the optimizers, so that no update rule is written twice:
+hyperparameter declarations, the one momentum helper, decoupled weight decay, robust norms,
+the LMO-per-norm table (Gluon / Scion / Muon / SignSGD / normalized GD directions), the two
+variance-reduction recursions (STORM and Muon-MVR's correction), and per-layer lists.
+
+Conventions: every array is (B, m, n) (one layer) and per-run hyperparameters are (B, 1, 1);
+the functions below take one layer unless their name says ``layers``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable
+
+from lab.backend import array_module
+from problems.params import Param, ParamError
+
+from .. import schedules
+from ..orth import ORTH, SPEC_PREFIX, finite_runs, max_abs_normalize, orthogonalize, parse_spec
+
+# --- hyperparameter declarations ------------------------------------------------------------
+
+
+def lr(default: float) -> Param:
+    return Param(default, float, low=0.0, low_open=True, doc="step size (peak value; see lr_schedule)")
+
+
+def beta(default: float, doc: str = "momentum") -> Param:
+    return Param(default, float, low=0.0, high=0.999999, doc=doc)
+
+
+def nesterov(default: bool) -> Param:
+    return Param(default, bool, per_run=False, doc="Nesterov look-ahead direction")
+
+
+WEIGHT_DECAY = Param(0.0, float, low=0.0, doc="decoupled weight decay: X <- (1 - lr_t wd) X before the step")
+MOMENTUM_KIND = Param("ema", str, per_run=False, choices=("ema", "sum"),
+                      doc="ema: M = beta M + (1 - beta) G; sum: M = beta M + G")
+NS_STEPS = Param(0, int, per_run=False, low=0, doc="Newton-Schulz steps (0 = the kernel's default)")
+
+SCALES = {
+    "original": lambda m, n: math.sqrt(max(1.0, m / n)),
+    "rms": lambda m, n: 0.2 * math.sqrt(max(m, n)),
+    "none": lambda m, n: 1.0,
+}
+
+
+def scale(default: str) -> Param:
+    return Param(default, str, per_run=False, choices=tuple(SCALES),
+                 doc="shape scale: original sqrt(max(1, m/n)), rms 0.2 sqrt(max(m, n)), none 1")
+
+
+class OrthParam(Param):
+    """An orthogonalization: a registered kernel name (checked when used, so kernels registered
+    later count) or an ``ns:[scale=S;]a,b,c;a,b,c;...`` per-step coefficient list."""
+
+    def allowed(self) -> str:
+        return "one of " + ", ".join(repr(k) for k in sorted(ORTH)) + ", or 'ns:[scale=S;]a,b,c;a,b,c;...'"
+
+    def _check_one(self, name, v):
+        if isinstance(v, str) and v in ORTH:
+            return v
+        if isinstance(v, str) and v.startswith(SPEC_PREFIX):
+            try:
+                parse_spec(v)
+                return v
+            except ValueError:
+                pass
+        raise ParamError(f"{name}: got {v!r}; allowed: {self.allowed()}")
+
+
+def orth(default: str = "ns_keller") -> Param:
+    return OrthParam(default, str, per_run=False, doc="orthogonalization (runners.orth)")
+
+
+def with_schedule(decl: dict, momentum: bool = True) -> dict:
+    """``decl`` plus the schedule hyperparameters (runners.schedules)."""
+    return {**decl, **schedules.hparams(momentum)}
+
+
+# --- elementary math ------------------------------------------------------------------------
+
+
+def ema(m, g, b):
+    """b m + (1 - b) g."""
+    return b * m + (1 - b) * g
+
+
+def momentum(ms, gs, b, kind: str = "ema", nesterov: bool = False):
+    """The momentum of every optimizer, per layer: returns (new momenta, directions).
+
+    ema: M = b M + (1 - b) G, Nesterov direction (1 - b) G + b M;
+    sum: M = b M + G (heavy ball, torch.optim.SGD), Nesterov direction G + b M.
+    """
+    if kind == "ema":
+        m = tuple(ema(mi, g, b) for mi, g in zip(ms, gs))
+        u = tuple(ema(mi, g, b) for mi, g in zip(m, gs)) if nesterov else m
+    elif kind == "sum":
+        m = tuple(b * mi + g for mi, g in zip(ms, gs))
+        u = tuple(g + b * mi for mi, g in zip(m, gs)) if nesterov else m
+    else:
+        raise ValueError(f"momentum: unknown kind {kind!r}; allowed: ema, sum")
+    return m, u
+
+
+def decay(x, lr_, wd):
+    """Decoupled weight decay (Loshchilov & Hutter, arXiv 1711.05101): X (1 - lr wd)."""
+    return x * (1 - lr_ * wd)
+
+
+def safe_div(u, d):
+    """u / d with 0 where d == 0 (a zero direction stays zero, never NaN)."""
+    xp = array_module(u)
+    return u / xp.where(d > 0, d, 1)
+
+
+def fro(u, axis=(-2, -1)):
+    """Euclidean norm over ``axis`` (keepdims), computed on the max-abs-scaled array so tiny or
+    huge entries neither underflow nor overflow."""
+    xp = array_module(u)
+    amax = xp.abs(u).max(axis=axis, keepdims=True)
+    s = xp.where(amax > 0, amax, 1)
+    return s * xp.sqrt(((u / s) ** 2).sum(axis=axis, keepdims=True))
+
+
+def fro_layers(us):
+    """Euclidean norm over all layers together, (B, 1, 1)."""
+    xp = array_module(us[0])
+    amax = xp.max(xp.stack([xp.abs(u).max(axis=(-2, -1)) for u in us]), axis=0)[:, None, None]
+    s = xp.where(amax > 0, amax, 1)
+    return s * xp.sqrt(sum(((u / s) ** 2).sum(axis=(-2, -1), keepdims=True) for u in us))
+
+
+def nuclear(u):
+    """Nuclear norm (sum of singular values), (B, 1, 1), via the singular values of the
+    max-abs-scaled matrix."""
+    xp = array_module(u)
+    u, bad = finite_runs(u)
+    amax = xp.abs(u).max(axis=(-2, -1), keepdims=True)
+    sv = xp.linalg.svd(max_abs_normalize(u), compute_uv=False)
+    out = amax * sv.sum(axis=-1)[:, None, None]
+    return out if bad is None else xp.where(bad[:, None, None], xp.nan, out)
+
+
+# --- the LMO table: one entry per norm ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Norm:
+    """A norm on one layer through what the methods need: ``direction(U)`` = the maximizer of
+    <U, Z> over the unit ball (so the LMO over the ball of radius t is -t direction(U)), and
+    ``dual(U)`` = the dual norm of U = <U, direction(U)>, shape (B, 1, 1). Zero maps to zero."""
+
+    name: str
+    direction: Callable
+    dual: Callable
+    doc: str
+
+
+def _spectral_dir(u, orth="ns_keller", steps=None):
+    return orthogonalize(u, orth, steps)
+
+
+def _sign_dir(u, orth=None, steps=None):
+    return array_module(u).sign(u)
+
+
+def _l1(u):
+    return array_module(u).abs(u).sum(axis=(-2, -1), keepdims=True)
+
+
+def _row_dir(u, orth=None, steps=None):
+    return safe_div(u, fro(u, axis=-1))
+
+
+def _row_dual(u):
+    return fro(u, axis=-1).sum(axis=-2, keepdims=True)
+
+
+def _col_dir(u, orth=None, steps=None):
+    return safe_div(u, fro(u, axis=-2))
+
+
+def _col_dual(u):
+    return fro(u, axis=-2).sum(axis=-1, keepdims=True)
+
+
+def _fro_dir(u, orth=None, steps=None):
+    return safe_div(u, fro(u))
+
+
+NORMS: dict[str, Norm] = {
+    n.name: n
+    for n in (
+        Norm("spectral", _spectral_dir, nuclear, "operator norm; direction = polar factor U V^T (via orth), dual = nuclear"),
+        Norm("sign", _sign_dir, _l1, "max-abs entry (l_inf); direction = sign(U), dual = sum |U_ij|"),
+        Norm("row", _row_dir, _row_dual, "max row l2 norm; direction = rows normalized, dual = sum of row norms"),
+        Norm("column", _col_dir, _col_dual, "max column l2 norm; direction = columns normalized, dual = sum of column norms"),
+        Norm("frobenius", _fro_dir, fro, "Frobenius; direction = U / ||U||_F, dual = ||U||_F"),
+    )
+}
+
+
+# --- variance reduction ---------------------------------------------------------------------
+
+
+def storm(d_prev, g, g_prev, b):
+    """STORM / MVR recursion (Cutkosky & Orabona 2019, arXiv 1905.10018), one layer:
+    d = g(x_t; xi_t) + b (d_{t-1} - g(x_{t-1}; xi_t)), with b = 1 - a."""
+    return g + b * (d_prev - g_prev)
+
+
+def storm_layers(d_prev, grads, g_prev, b, t):
+    """:func:`storm` on every layer; at t = 1 the recursion starts from d_0 = g(x_0; xi_1)."""
+    d_prev = g_prev if t == 1 else d_prev
+    return tuple(storm(dp, g, gp, b) for dp, g, gp in zip(d_prev, grads, g_prev))
+
+
+def two_point(params, state, oracle):
+    """The step's one draw xi_t at the current and the previous point (MVR2 / STORM):
+    (G(X_t; xi_t), G(X_{t-1}; xi_t)); ``state["prev"]`` holds X_{t-1}."""
+    return oracle(params), oracle(state["prev"])
+
+
+def mvr_correction(g, g_last, gamma, b, clip: bool):
+    """Muon-MVR's corrected gradient (arXiv 2509.15816), one layer:
+    c = G + gamma b / (1 - b) (G - G_last), optionally scaled to ||c||_F <= 1."""
+    c = g + (gamma * b / (1 - b)) * (g - g_last)
+    if clip:
+        c = c / array_module(c).maximum(fro(c), 1.0)
+    return c
+
+
+# --- per-layer lists (Gluon) ----------------------------------------------------------------
+
+
+class LayerList(Param):
+    """A comma-separated list with one entry per layer (the last repeats for further layers):
+    names from ``choices`` or, without choices, positive numbers."""
+
+    def allowed(self) -> str:
+        item = "one of " + "/".join(self.choices) if self.choices else "a number > 0"
+        return f"a comma-separated list, each entry {item} (one per layer; the last repeats)"
+
+    def _check_one(self, name, v):
+        try:
+            parse_layers(v, self.choices)
+            return v
+        except (ValueError, TypeError):
+            raise ParamError(f"{name}: got {v!r}; allowed: {self.allowed()}") from None
+
+
+@lru_cache(maxsize=256)
+def parse_layers(spec: str, choices: tuple | None = None) -> tuple:
+    if not isinstance(spec, str):
+        raise TypeError(spec)
+    items = [s.strip() for s in spec.split(",")]
+    if not items or any(not s for s in items):
+        raise ValueError(spec)
+    if choices:
+        if any(s not in choices for s in items):
+            raise ValueError(spec)
+        return tuple(items)
+    vals = tuple(float(s) for s in items)
+    if any(not (v > 0 and v < float("inf")) for v in vals):
+        raise ValueError(spec)
+    return vals
+
+
+def per_layer(name: str, spec: str, layers: int, choices: tuple | None = None) -> tuple:
+    """The list ``spec`` expanded to ``layers`` entries (an error if it names more)."""
+    vals = parse_layers(spec, choices)
+    if len(vals) > layers:
+        raise ParamError(f"{name}: got {len(vals)} entries for {layers} layer(s); allowed: at most one per layer")
+    return vals + (vals[-1],) * (layers - len(vals))

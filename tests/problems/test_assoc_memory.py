@@ -1,0 +1,65 @@
+"""assoc_memory against finite differences, a per-item closed form and its stated equivariance."""
+import numpy as np
+import scipy.special
+
+import problems
+import runners
+
+
+def make(**kw):
+    base = dict(runs=2, seed=[0, 1], backend="numpy", dtype="float64", items=6, alpha=[0.5, 1.5])
+    base.update(kw)
+    return problems.make("assoc_memory", **base)
+
+
+def test_loss_is_frequency_weighted_cross_entropy():
+    P = make()
+    w = np.random.default_rng(0).standard_normal((2, 6, 6))
+    for b, a in enumerate([0.5, 1.5]):
+        p = np.arange(1, 7) ** -a
+        p /= p.sum()
+        ce = [-scipy.special.log_softmax(w[b][:, i])[i] for i in range(6)]
+        np.testing.assert_allclose(P.loss((w,))[b], np.dot(p, ce), rtol=1e-12)
+
+
+def test_gradient_equals_finite_differences():
+    P = make()
+    w = np.random.default_rng(1).standard_normal((2, 6, 6))
+    g = P.grad((w,))[0]
+    h = 1e-6
+    for i, j in [(0, 0), (2, 5), (5, 1)]:
+        e = np.zeros_like(w)
+        e[:, i, j] = h
+        np.testing.assert_allclose(g[:, i, j], (P.loss((w + e,)) - P.loss((w - e,))) / (2 * h), rtol=1e-6, atol=1e-10)
+
+
+def test_gd_moves_items_at_speeds_proportional_to_frequency():
+    """From W = 0 the first GD step raises item i's correct score by lr p_i (1 - 1/N)."""
+    P = make(runs=1, seed=0, alpha=1.0)
+    res = runners.run(P, runners.make("gd", lr=0.5), steps=1, seed=0)
+    w = res.params[0][0]
+    p = np.arange(1, 7) ** -1.0
+    p /= p.sum()
+    np.testing.assert_allclose(np.diag(w), 0.5 * p * (1 - 1 / 6), rtol=1e-12)
+
+
+def test_muon_first_step_is_even_across_items():
+    """From W = 0 the gradient is (1/N) 1 p^T - diag(p): GD's step on item i is proportional to
+    p_i (spread p_1/p_N = N^alpha = 16), while the exact polar step spreads far less across items."""
+    P = make(runs=1, seed=0, alpha=1.0, items=16)
+    mu = runners.run(P, runners.make("muon", lr=0.1, beta=0.0, nesterov=False, orth="svd"), steps=1, seed=0).params[0][0]
+    gd = runners.run(P, runners.make("gd", lr=0.1), steps=1, seed=0).params[0][0]
+    spread = lambda d: d.max() / d.min()
+    assert spread(np.diag(gd)) > 10
+    assert spread(np.diag(mu)) < 2
+
+
+def test_mode_errors_and_no_minimizer():
+    P = make(log_modes=4)
+    w = np.zeros((2, 6, 6))
+    m = P.extra_metrics((w,))
+    assert set(m) == {"mode_err_1", "mode_err_2", "mode_err_3", "mode_err_6"}  # round(geomspace(1, 6, 4))
+    for v in m.values():
+        np.testing.assert_allclose(v, 1 - 1 / 6)
+    xs, fstar = P.optimum()
+    assert np.isnan(xs[0]).all() and np.all(fstar == 0)
