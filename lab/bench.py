@@ -226,6 +226,11 @@ def machine(backend="numpy") -> dict:
 def bench(backend="numpy", cases=tuple(CASES), optimizers=None, repeats: int = 5, log_points: int = 5,
           with_demo: bool = True, levers: bool = False, progress=print) -> dict:
     optimizers = list(optimizers or default_optimizers())
+    for c in cases:
+        if c not in CASES:
+            raise problems.ParamError(f"cases: unknown {c!r}; allowed: {', '.join(CASES)}")
+    for name in optimizers:
+        runners.get(name)  # unknown names: a one-line error listing the registered ones
     out = {"machine": machine(backend), "backend": backend, "repeats": repeats, "log_points": log_points}
     progress("measuring the matmul peak ...")
     first = matmul_peak(backend, repeats)
