@@ -26,6 +26,7 @@ from matplotlib.patches import Patch, Rectangle  # noqa: E402
 
 from .phase import NONE, rivals  # noqa: E402
 from .stats import loglog_fit  # noqa: E402
+from .tune import tuned_columns  # noqa: E402
 from .theory import REFERENCE_SLOPES, mode_columns, mode_decay_rates, mode_eigenvalues, mode_theory  # noqa: E402
 
 TIE_COLOUR = "#bdbdbd"
@@ -240,8 +241,7 @@ def sensitivity_grid(sens: pd.DataFrame, summary: pd.DataFrame, cells: pd.DataFr
     if "h_lr" not in sens:
         return []
     extra = extra or []
-    tuned_other = [c for c in sens.columns if c.startswith("h_") and c != "h_lr"
-                   and (sens.groupby("optimizer")[c].nunique(dropna=True) > 1).any()]
+    tuned_other = [c for c in tuned_columns(sens) if c != "h_lr"]
     s = sens.merge(summary[["cell_id", "optimizer", *tuned_other]], on=["cell_id", "optimizer", *tuned_other]) if tuned_other else sens
     s = _with_cells(s, cells)
     s = s[np.isfinite(s["median"].astype(float))]

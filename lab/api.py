@@ -8,7 +8,6 @@ from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pandas as pd
 
 from . import perf_env, provenance
 from .backend import BackendError, get_backend
@@ -165,9 +164,3 @@ def presets(dirs=None) -> list[tuple[Path, str]]:
                 desc = f"(unreadable: {type(e).__name__})"
             out.append((path, " ".join(desc.split())))
     return out
-
-
-def cells_table(config) -> pd.DataFrame:
-    from .sweep import cells
-
-    return cells(_resolve(config, None, None))

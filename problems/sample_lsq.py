@@ -2,7 +2,7 @@
 
 Each run has its own data A (n x N), rows scaled so the sample covariance has a power-law spectrum
 (row j of A is j^(-alpha/2) times standard normal entries), a target X* with ||X*||_F = 1 and
-labels Y = X* A + sigma / sqrt(m) E (E standard normal, m x N):
+labels Y = X* A + label_noise / sqrt(m) E (E standard normal, m x N):
 
     f(X) = ||X A - Y||_F^2 / (2N),      grad f(X) = (X A - Y) A^T / N,
     f* = f(X^), X^ = the least-squares solution (minimum norm when N < n),
@@ -31,7 +31,7 @@ class SampleLSQ(Problem):
         "n": Param(64, int, per_run=False, low=1, doc="columns of X (input dimension)"),
         "samples": Param(256, int, per_run=False, low=1, doc="N, columns of the data matrix A"),
         "alpha": Param(0.0, float, low=0.0, doc="row j of A is scaled by j^(-alpha/2)"),
-        "sigma": Param(0.0, float, low=0.0, doc="label noise: E||Y - X* A||_F^2 / N = sigma^2"),
+        "label_noise": Param(0.0, float, low=0.0, doc="label noise: E||Y - X* A||_F^2 / N = label_noise^2"),
     }
 
     def __init__(self, runs, seed, backend, **params):
@@ -40,7 +40,7 @@ class SampleLSQ(Problem):
         self.m, self.n, self.samples = m, n, N
         self.layer_shapes = ((m, n),)
         scale = np.arange(1, n + 1, dtype=np.float64)[None, :] ** (-0.5 * self.p("alpha")[:, None])  # (B, n)
-        sigma = self.p("sigma")
+        noise = self.p("label_noise")
         z = np.empty((B, n, N))
         e = np.empty((B, m, N))
         c = np.empty((B, m, n))
@@ -50,7 +50,7 @@ class SampleLSQ(Problem):
             z[idx], c[idx], e[idx] = rng.standard_normal((n, N)), rng.standard_normal((m, n)), rng.standard_normal((m, N))
         a = z * scale[:, :, None]
         xstar = c / np.linalg.norm(c, axis=(1, 2), keepdims=True)
-        y = xstar @ a + (sigma / np.sqrt(m))[:, None, None] * e
+        y = xstar @ a + (noise / np.sqrt(m))[:, None, None] * e
         # least-squares solution X^ = Y A^+ (host, float64), its loss f* and the curvature S
         xhat = np.stack([np.linalg.lstsq(ai.T, yi.T, rcond=None)[0].T for ai, yi in zip(a, y)])
         res = xhat @ a - y

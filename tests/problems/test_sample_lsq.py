@@ -6,7 +6,7 @@ import runners
 
 
 def make(**kw):
-    base = dict(runs=3, seed=[0, 1, 0], dtype="float64", m=4, n=6, samples=15, alpha=[0.0, 1.0, 1.0], sigma=0.5)
+    base = dict(runs=3, seed=[0, 1, 0], dtype="float64", m=4, n=6, samples=15, alpha=[0.0, 1.0, 1.0], label_noise=0.5)
     base.update(kw)
     return problems.make("sample_lsq", **base)
 
@@ -43,7 +43,7 @@ def test_instance_depends_only_on_seed_and_parameters():
 
 
 def test_constants_and_gd_converges():
-    P = make(samples=40, sigma=0.0)
+    P = make(samples=40, label_noise=0.0)
     c = P.constants()
     assert np.all(c["mu"] > 0) and np.all(c["L"] >= c["mu"]) and np.all(c["hessian_rank"] == 24)
     np.testing.assert_allclose(c["f_star"], 0, atol=1e-20)
@@ -52,10 +52,10 @@ def test_constants_and_gd_converges():
 
 
 def test_take_equals_rebuilding_the_sub_batch():
-    P = make(runs=4, seed=[3, 1, 2, 1], alpha=[0.0, 0.5, 1.0, 1.5], sigma=[0.1, 0.2, 0.3, 0.4])
+    P = make(runs=4, seed=[3, 1, 2, 1], alpha=[0.0, 0.5, 1.0, 1.5], label_noise=[0.1, 0.2, 0.3, 0.4])
     idx = np.array([3, 1])
     sub = P.take(idx)
-    ref = make(runs=2, seed=[1, 1], alpha=[1.5, 0.5], sigma=[0.4, 0.2])
+    ref = make(runs=2, seed=[1, 1], alpha=[1.5, 0.5], label_noise=[0.4, 0.2])
     for k in ("a", "at_n", "y", "xhat", "s", "f_star", "cov", "xhat_fro", "seeds"):
         np.testing.assert_array_equal(getattr(sub, k), getattr(ref, k), err_msg=k)
     for k, v in ref.constants().items():

@@ -14,7 +14,7 @@ def _problem(kind="power_law_lsq"):
     if kind == "power_law_lsq":
         return problems.make(kind, runs=7, seed=SEEDS, alpha=np.linspace(0, 2, 7), beta=1.0, m=6, n=10,
                              batch_size=4, noise="minibatch", label_noise=0.2, rotate=True)
-    return problems.make(kind, runs=7, seed=SEEDS, m=5, n=12, samples=20, alpha=np.linspace(0, 2, 7), sigma=0.3)
+    return problems.make(kind, runs=7, seed=SEEDS, m=5, n=12, samples=20, alpha=np.linspace(0, 2, 7), label_noise=0.3)
 
 
 def _lrs(name):
