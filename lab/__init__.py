@@ -1,7 +1,8 @@
 """The lab: configs, sweeps, planning, executors, the result store and the CLI.
 
-Attributes load lazily so that ``import lab.backend`` (used by ``problems`` and ``runners``)
-does not import the orchestration layer, pandas or matplotlib.
+Nothing below ``lab`` imports it (the array layer is ``problems.backend``). Attributes still load
+lazily for one reason: ``muonlab`` (``lab.cli``) must set the BLAS environment
+(``lab.perf_env``) before NumPy is first imported, and importing the package runs this file first.
 """
 from __future__ import annotations
 

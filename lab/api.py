@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 from . import perf_env, provenance
-from .backend import BackendError, get_backend
+from problems.backend import BackendError, get_backend
 from .config import SweepConfig, load_config, parse_config
 from .errors import ConfigError
 from .executors import get as get_executor

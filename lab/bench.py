@@ -28,7 +28,7 @@ import runners
 from runners import loop, orth
 
 from . import perf_env
-from .backend import blas_threads, get_backend, limit_blas_threads
+from problems.backend import blas_threads, get_backend, limit_blas_threads
 
 CASES = {  # name: (m, n, N, B)
     "small": (64, 64, 256, 64),

@@ -12,7 +12,7 @@ _configure_perf_env()  # before NumPy loads (OPENBLAS_CORETYPE is read then); re
 
 from problems.params import ParamError  # noqa: E402
 
-from .backend import BACKENDS, DTYPES, BackendError  # noqa: E402
+from problems.backend import BACKENDS, DTYPES, BackendError  # noqa: E402
 from .config import CRITERIA  # noqa: E402
 from .errors import ConfigError  # noqa: E402
 

@@ -16,7 +16,7 @@ import problems
 import runners
 from problems.params import ParamError
 
-from .backend import BACKENDS, DTYPES
+from problems.backend import BACKENDS, DTYPES
 from .errors import ConfigError
 from .grids import GridValue, expand
 

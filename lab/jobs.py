@@ -17,7 +17,7 @@ import pandas as pd
 import problems
 import runners
 
-from .backend import get_backend
+from problems.backend import get_backend
 from .plan import JobSpec, spec_hparams
 
 

@@ -13,7 +13,7 @@ import problems
 import runners
 from problems.params import ParamError
 
-from .backend import get_backend
+from problems.backend import get_backend
 from .config import SweepConfig
 from .errors import ConfigError
 

@@ -10,7 +10,7 @@ import zlib
 
 import numpy as np
 
-from lab.backend import Backend, host_rng
+from .backend import Backend, host_rng
 
 from .linalg import check_finite
 from .noise import AdditiveNoise, check_noise_combination

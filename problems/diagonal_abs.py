@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lab.backend import host_rng
+from .backend import host_rng
 
 from .base import Problem
 from .params import Param

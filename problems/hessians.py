@@ -50,8 +50,12 @@ def eig_summary(eigs: np.ndarray) -> dict:
     }
 
 
-def _lstar_fields(low, high, exact=None) -> dict:
+def _lstar_fields(low, high, exact=None, L=None) -> dict:
+    """``L`` (the Frobenius constant) floors the ascent's lower bound: L <= L_* always holds, and
+    the ascent from an iterated top eigenvector can fall short of it by its ~1e-8 accuracy."""
     low, high = np.asarray(low, np.float64), np.asarray(high, np.float64)
+    if L is not None:
+        low = np.maximum(low, L)
     exact = np.abs(high - low) <= EXACT_RTOL * np.abs(high) if exact is None else np.asarray(exact, bool)
     low = np.where(exact, high, low)
     return {"L_star": low, "L_star_low": low, "L_star_high": high, "L_star_exact": exact.astype(np.float64)}
@@ -135,7 +139,7 @@ def factored_truth(wt: np.ndarray, kron=None) -> dict:
         e[i, j] = 1.0
         val, _ = polar_ascent(ap, m, n, _starts(m, n, [e, wb]))
         low[idx] = val
-    out.update(_lstar_fields(low, high))
+    out.update(_lstar_fields(low, high, L=out["L"]))
     return out
 
 
@@ -223,7 +227,7 @@ class EigH(Operator):
         vec_bound = (self.lam_host * u_nuc[self.seed_index] ** 2).sum(axis=1) + p * self.mu_host
         high = np.minimum(p * out["L"], vec_bound)
         low = self.lstar_lower(_unique_rows(self.seed_index[:, None], self.lam_host, self.mu_host[:, None]))
-        out.update(_lstar_fields(low, high))
+        out.update(_lstar_fields(low, high, L=out["L"]))
         return out
 
     def project_range(self, x):
@@ -336,7 +340,7 @@ class BlockH(Operator):
         low = self.lstar_lower(groups, self._aligned_start)
         low = np.where(exact, exact_val, low)
         high = np.where(exact, exact_val, high)
-        out.update(_lstar_fields(low, high, np.where(exact, True, np.abs(high - low) <= EXACT_RTOL * high)))
+        out.update(_lstar_fields(low, high, np.where(exact, True, np.abs(high - low) <= EXACT_RTOL * high), L=lmax))
         return out
 
     def _aligned_start(self, b):

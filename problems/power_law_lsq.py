@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lab.backend import host_rng
+from .backend import host_rng
 
 from .base import Problem
 from .data import label_variance, noise_var_at_opt, regression_batch_grad

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .backend import get_backend
 from .params import Param, ParamError
 
 REGISTRY: dict[str, "ProblemKind"] = {}
@@ -44,9 +45,7 @@ def make(name: str, runs: int = 1, seed=0, backend="numpy", dtype: str = "float3
 
     ``seed`` and every per-run parameter may be a scalar or an array of shape (runs,); runs with
     the same seed and parameters are the same instance. ``backend`` is 'numpy', 'cupy' or a
-    :class:`lab.backend.Backend`.
+    :class:`problems.backend.Backend`.
     """
-    from lab.backend import get_backend
-
     kind = get(name)
     return kind.cls(runs=runs, seed=seed, backend=get_backend(backend, dtype), **params)

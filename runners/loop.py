@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lab.backend import RunRNG, blas_threads, limit_blas_threads
+from problems.backend import RunRNG, blas_threads, limit_blas_threads
 
 METRICS = ("gap", "grad_fro", "grad_nuc", "grad_op", "dist_fro")
 OK, DIVERGED = "ok", "diverged"
@@ -104,7 +104,7 @@ def run(problem, optimizer, steps: int, seed=0, log_points: int = 30, divergence
         target: float = 1e-2, lanes: int | None = None) -> RunResult:
     """Run ``optimizer`` for ``steps`` steps on every run of ``problem``.
 
-    ``seed`` (scalar or (B,)) keys each run's oracle stream (:class:`lab.backend.RunRNG`).
+    ``seed`` (scalar or (B,)) keys each run's oracle stream (:class:`problems.backend.RunRNG`).
     A run whose parameters turn non-finite (checked every step) or whose gap exceeds
     ``divergence_factor`` x its initial gap (checked at logged steps) is frozen at its last good
     parameters and flagged 'diverged'. ``steps_to_target`` is the first logged step whose gap is

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from lab.backend import array_module as _xp
+from problems.backend import array_module as _xp
 
 ORTH: dict[str, Callable] = {}
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 
-from lab.backend import array_module
+from problems.backend import array_module
 from problems.params import Param, ParamError
 
 from .. import schedules

@@ -76,7 +76,7 @@ def test_convex_lipschitz_and_diagonal_subgradient():
 
 
 def test_init_deterministic_and_float32():
-    from lab.backend import RunRNG, get_backend
+    from problems.backend import RunRNG, get_backend
 
     a, b = make(), make()
     np.testing.assert_array_equal(a.optimum()[0][0], b.optimum()[0][0])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import problems
-from lab.backend import RunRNG, get_backend
+from problems.backend import RunRNG, get_backend
 
 BK = get_backend("numpy", "float64")
 

@@ -4,7 +4,7 @@ import pytest
 
 import problems
 import runners
-from lab.backend import RunRNG
+from problems.backend import RunRNG
 
 
 def make(**kw):

@@ -4,7 +4,7 @@ import pytest
 
 import problems
 import runners
-from lab.backend import RunRNG, get_backend
+from problems.backend import RunRNG, get_backend
 
 LR = {"gd": 0.3, "signsgd": 3e-3, "muon": 2e-2}
 ALPHAS = np.array([0.0, 1.0, 2.0, 1.0])

@@ -93,7 +93,7 @@ def test_singular_values_match_svd_and_nan_for_non_finite(shape):
 def test_run_rng_draws_equal_the_generator_and_survive_refills():
     """Each run's draws are its own generator's successive standard normals (float32), whatever
     the block size; a draw handed out earlier is not overwritten by a later refill."""
-    from lab.backend import RunRNG, get_backend, host_rng
+    from problems.backend import RunRNG, get_backend, host_rng
 
     bk = get_backend("numpy", "float32")
     rng = RunRNG(np.array([4, 9, 4]), bk, stream=1, block=3)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import runners.orth as orth
-from lab.backend import available_backends, get_backend
+from problems.backend import available_backends, get_backend
 
 BACKENDS = [pytest.param(b, marks=[]) for b in available_backends()]
 if "cupy" not in available_backends():

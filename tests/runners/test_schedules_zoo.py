@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import runners
-from lab.backend import get_backend
+from problems.backend import get_backend
 
 BK = get_backend("numpy", "float64")
 

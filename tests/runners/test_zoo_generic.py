@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import runners
-from lab.backend import RunRNG, get_backend, host_rng
+from problems.backend import RunRNG, get_backend, host_rng
 from problems import Param, Problem
 
 NAMES = sorted(runners.REGISTRY)

@@ -7,7 +7,7 @@ import pytest
 
 import problems
 import runners
-from lab.backend import get_backend
+from problems.backend import get_backend
 from problems import ParamError
 from runners import orth
 from runners.optimizers import base

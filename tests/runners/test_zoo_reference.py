@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import runners
-from lab.backend import get_backend
+from problems.backend import get_backend
 
 B = 3
 SHAPES = ((4, 3), (2, 5))

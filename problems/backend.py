@@ -1,8 +1,8 @@
 """Array backend: the one place that chooses the array module (`xp`), the dtype and the RNG.
 
-This module is a leaf: it imports nothing from the rest of the lab, so ``problems`` and
-``runners`` may import it without pulling in configs, pandas or plotting (docs/design.md).
-CuPy is imported here and nowhere else.
+The ground floor of the house: this module imports only NumPy (and CuPy, here and nowhere else),
+so every package above it (``problems``, ``runners``, ``lab``) may import it without pulling in
+configs, pandas or plotting (docs/design.md).
 """
 from __future__ import annotations
 
