@@ -6,6 +6,8 @@ import itertools
 
 import pandas as pd
 
+import runners
+
 from .config import SweepConfig
 
 
@@ -23,20 +25,22 @@ def cells(cfg: SweepConfig) -> pd.DataFrame:
 
 
 def expand_runs(cfg: SweepConfig) -> pd.DataFrame:
-    """The run table: run_id, cell_id, problem, p_*, optimizer (label), optimizer_kind, h_*, seed.
+    """The run table: run_id, cell_id, problem, p_*, optimizer (label), optimizer_kind, optimizer_family
+    (the class's declared ``FAMILY``), h_*, seed.
     Order: optimizer, hyperparameter point, cell, seed (so one job holds contiguous run ids)."""
     cell_df = cells(cfg)
     cell_rows = cell_df.to_dict("records")
     rows = []
     for opt in cfg.optimizers:
+        family = runners.get(opt.name).FAMILY
         for hp in product(cfg.hparam_values(opt)):
             h = {f"h_{k}": v for k, v in hp.items()}
             for c in cell_rows:
                 for s in cfg.seeds:
-                    rows.append({**c, "optimizer": opt.key, "optimizer_kind": opt.name, **h, "seed": s})
+                    rows.append({**c, "optimizer": opt.key, "optimizer_kind": opt.name, "optimizer_family": family, **h, "seed": s})
     df = pd.DataFrame(rows)
     df.insert(0, "run_id", range(len(df)))
     df.insert(2, "problem", cfg.problem.kind)
     hcols = list(dict.fromkeys(c for opt in cfg.optimizers for c in (f"h_{k}" for k in cfg.hparam_values(opt))))
     pcols = [c for c in df.columns if c.startswith("p_")]
-    return df[["run_id", "cell_id", "problem", *pcols, "optimizer", "optimizer_kind", *hcols, "seed"]]
+    return df[["run_id", "cell_id", "problem", *pcols, "optimizer", "optimizer_kind", "optimizer_family", *hcols, "seed"]]

@@ -17,11 +17,21 @@ from . import schedules
 
 REGISTRY: dict[str, type] = {}
 
+# What every optimizer class declares besides HPARAMS/init/step (analysis reads FAMILY from runs.csv's
+# ``optimizer_family``; nothing decides from a substring of a name):
+FAMILIES = ("spectral", "sign", "euclidean", "adaptive", "layerwise")  # FAMILY: the geometry of the step
+# ORACLE_CALLS: stochastic-gradient calls per step (1, or 2 for two-point / STORM-type methods);
+# PAPERS: arXiv ids whose algorithm or results the class implements (docstrings cite them).
+
 
 def register(name: str):
     def deco(cls):
         if name in REGISTRY:
             raise ValueError(f"optimizer {name!r} registered twice")
+        if getattr(cls, "FAMILY", None) not in FAMILIES:
+            raise ValueError(f"optimizer {name!r}: FAMILY: got {getattr(cls, 'FAMILY', None)!r}; allowed: {', '.join(FAMILIES)}")
+        if getattr(cls, "ORACLE_CALLS", None) not in (1, 2):
+            raise ValueError(f"optimizer {name!r}: ORACLE_CALLS: got {getattr(cls, 'ORACLE_CALLS', None)!r}; allowed: 1, 2")
         cls.name = name
         REGISTRY[name] = cls
         return cls

@@ -15,6 +15,10 @@ class Adam:
     M^ = M / (1 - prod beta_s), V^ = V / (1 - beta2^t) (the product form also covers a
     scheduled beta_t)."""
 
+    FAMILY = "adaptive"
+    ORACLE_CALLS = 1
+    PAPERS = ('1412.6980',)
+
     HPARAMS = base.with_schedule({
         "lr": base.lr(1e-3),
         "beta": base.beta(0.9, "first-moment EMA beta1"),

@@ -27,6 +27,10 @@ class GD(_SGD):
     """Plain (stochastic) gradient descent (Robbins & Monro 1951): X <- X - lr G (``sgd`` with
     beta = 0)."""
 
+    FAMILY = "euclidean"
+    ORACLE_CALLS = 1
+    PAPERS = ()
+
     HPARAMS = base.with_schedule({"lr": base.lr(1e-2)}, momentum=False)
 
     @staticmethod
@@ -37,6 +41,9 @@ class GD(_SGD):
 @register("sgd")
 class SGD(_SGD):
     __doc__ = _SGD.__doc__
+    FAMILY = "euclidean"
+    ORACLE_CALLS = 1
+    PAPERS = ()
     HPARAMS = base.with_schedule({
         "lr": base.lr(1e-2),
         "beta": base.beta(0.9, "heavy-ball momentum M = beta M + G"),
@@ -51,6 +58,10 @@ class NormalizedGD:
     together (the LMO of the Euclidean ball over the whole parameter; zero maps to zero). U is an
     EMA momentum of G (beta = 0: the gradient itself), optionally Nesterov (Cutkosky & Mehta
     2020, arXiv 2002.03305, "Momentum improves normalized SGD")."""
+
+    FAMILY = "euclidean"
+    ORACLE_CALLS = 1
+    PAPERS = ()
 
     HPARAMS = base.with_schedule({
         "lr": base.lr(1e-2),

@@ -80,6 +80,10 @@ class _GluonBase:
 class Gluon(_GluonBase):
     """Gluon (arXiv 2505.13416) / Scion (arXiv 2502.07529): M_i = beta M_i + (1 - beta) G_i, then the layer-wise LMO step (module doc)."""
 
+    FAMILY = "layerwise"
+    ORACLE_CALLS = 1
+    PAPERS = ('2512.16598',)
+
     HPARAMS = _hparams(0.9)
 
     init = staticmethod(base.momentum_state)
@@ -95,6 +99,10 @@ class Gluon(_GluonBase):
 class GluonMVR1(_GluonBase):
     """Gluon-MVR-1 (arXiv 2512.16598, seed 003; via PAPERS.md): M_i^k = g_i(X^k; xi^k) + beta (M_i^{k-1} - g_i(X^{k-1}; xi^k)) (STORM on the
     momentum, two oracle calls per step; M^1 = g(X^1; xi^1)), then the layer-wise LMO step."""
+
+    FAMILY = "layerwise"
+    ORACLE_CALLS = 2
+    PAPERS = ('2512.16598',)
 
     HPARAMS = _hparams(0.9)
 
@@ -113,6 +121,10 @@ class GluonMVR1(_GluonBase):
 class GluonMVR2(_GluonBase):
     """Gluon-MVR-2 (arXiv 2512.16598, seed 003; via PAPERS.md): g_i^k = g_i(X^k; xi^k) + (1 - q)(g_i^{k-1} - g_i(X^{k-1}; xi^k)) (STORM with
     weight 1 - q; g^1 = g(X^1; xi^1)), M_i = beta M_i + (1 - beta) g_i, then the LMO step."""
+
+    FAMILY = "layerwise"
+    ORACLE_CALLS = 2
+    PAPERS = ('2512.16598',)
 
     HPARAMS = {**_hparams(0.9), "q": base.Param(0.1, float, low=0.0, high=1.0, doc="STORM weight a = q of the inner estimate")}
 

@@ -47,6 +47,10 @@ class Muon:
     """Muon (K. Jordan 2024; PAPERS.md): M = beta M + (1 - beta) G (``momentum = "sum"``: M = beta M + G); U = M, or with
     Nesterov U = (1 - beta) G + beta M (sum: G + beta M); X <- (1 - lr wd) X - lr s orth(U)."""
 
+    FAMILY = "spectral"
+    ORACLE_CALLS = 1
+    PAPERS = ('2505.23737', '2509.15816')
+
     HPARAMS = base.with_schedule({
         **_common(2e-2, 0.95),
         "nesterov": base.nesterov(True),
@@ -67,6 +71,10 @@ class SpectralSD(Muon):
     """Spectral steepest descent with momentum (Li & Hong, seed 002):
     X <- X - lr s ||U||_* orth(U), U the (Nesterov) momentum of ``muon``; the exact nuclear norm
     (from singular values). Default scale "none", orth "svd" (the exact LMO)."""
+
+    FAMILY = "spectral"
+    ORACLE_CALLS = 1
+    PAPERS = ('2502.02900',)
 
     HPARAMS = base.with_schedule({
         **_common(1e-2, 0.95, orth="svd", scale="none"),
@@ -105,6 +113,10 @@ class EFMuon(Muon):
     problems. C = ``compressor``: "scaled" (||P||_*/min(m, n)) orth(P) (contractive; default) or
     "unit" lr s orth(P) (Muon's step length; ``scale`` applies to this one only).
     The exact form used by arXiv 2605.08980 was not available to us (docs/optimizers.md)."""
+
+    FAMILY = "spectral"
+    ORACLE_CALLS = 1
+    PAPERS = ('2605.08980',)
 
     HPARAMS = base.with_schedule({
         **_common(1e-2, 0.95, orth="svd"),
@@ -153,6 +165,10 @@ class MuonMVR1(_MuonMVR):
     __doc__ = ("Muon-MVR1, one batch: G_last = G(X_{t-1}; xi_{t-1}), the previous step's gradient (stored; "
                "one oracle call per step; at t = 1, G_last = G). " + _MuonMVR.__doc__)
 
+    FAMILY = "spectral"
+    ORACLE_CALLS = 1
+    PAPERS = ("2509.15816",)
+
     @staticmethod
     def init(params, hp, xp):
         return {"m": tuple(xp.zeros_like(x) for x in params), "g": tuple(xp.zeros_like(x) for x in params)}
@@ -168,6 +184,10 @@ class MuonMVR1(_MuonMVR):
 class MuonMVR2(_MuonMVR):
     __doc__ = ("Muon-MVR2, two batches: G_last = G(X_{t-1}; xi_t), the previous point under the current "
                "draw (two oracle calls every step; at t = 1 the previous point is X_1 itself). " + _MuonMVR.__doc__)
+
+    FAMILY = "spectral"
+    ORACLE_CALLS = 2
+    PAPERS = ("2509.15816",)
 
     @staticmethod
     def init(params, hp, xp):

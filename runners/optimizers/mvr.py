@@ -14,6 +14,10 @@ class STORM:
     t = 1 the previous point is x_1 and d_0 = g(x_1; xi_1), so d_1 = g(x_1; xi_1). With an exact
     oracle the correction cancels the momentum and STORM is gradient descent."""
 
+    FAMILY = "euclidean"
+    ORACLE_CALLS = 2
+    PAPERS = ('1905.10018',)
+
     HPARAMS = base.with_schedule({
         "lr": base.lr(1e-2),
         "beta": base.beta(0.9, "1 - a: weight of the corrected previous estimate"),

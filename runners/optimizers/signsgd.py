@@ -28,6 +28,10 @@ class SignSGD(_Signum):
     """SignSGD (Bernstein et al. 2018, arXiv 1802.04434): X <- X - lr sign(G); with beta > 0 it is Signum: M <- beta M + (1 - beta) G,
     X <- X - lr sign(M)."""
 
+    FAMILY = "sign"
+    ORACLE_CALLS = 1
+    PAPERS = ("1802.04434",)
+
     HPARAMS = base.with_schedule({
         "lr": base.lr(1e-3),
         "beta": base.beta(0.0, "EMA momentum (0 = SignSGD)"),
@@ -37,6 +41,9 @@ class SignSGD(_Signum):
 @register("signum")
 class Signum(_Signum):
     __doc__ = "Signum (Bernstein et al. 2018, arXiv 1802.04434), signed EMA momentum. " + _Signum.__doc__
+    FAMILY = "sign"
+    ORACLE_CALLS = 1
+    PAPERS = ("1802.04434",)
     HPARAMS = base.with_schedule({
         "lr": base.lr(1e-3),
         "beta": base.beta(0.9, "EMA momentum"),
@@ -49,6 +56,10 @@ class Signum(_Signum):
 class Lion:
     """Lion (Chen et al. 2023, arXiv 2302.06675): C = beta M + (1 - beta) G;
     X <- (1 - lr wd) X - lr sign(C); M <- beta2 M + (1 - beta2) G."""
+
+    FAMILY = "sign"
+    ORACLE_CALLS = 1
+    PAPERS = ('2302.06675',)
 
     HPARAMS = base.with_schedule({
         "lr": base.lr(1e-4),
