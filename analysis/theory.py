@@ -16,7 +16,8 @@ each with its source and how far it was verified (see ../shared/PAPERS.md).
    (which Muon approximates) does a square-root preconditioning of the data covariance, so mode j
    of the error decays at a rate ~ lambda_j^(1/2), against ~ lambda_j for SGD; SignSGD does no
    preconditioning (rate ~ lambda_j). :func:`mode_exponents` measures the exponent on the
-   ``mode_err_<j>`` curves of power_law_lsq (lambda_j = j^-alpha, problems/power_law_lsq.py).
+   ``mode_err_<j>`` curves of power_law_lsq, with lambda_j read from the problem's own ``cov``
+   spectrum in spectra.csv (problems/power_law_lsq.py writes it).
 3. Reference rates from seed 000 (Muon-MVR, arXiv 2509.15816) and seed 003 (Gluon-MVR,
    arXiv 2512.16598): :data:`REFERENCE_RATES`.
 """
@@ -58,28 +59,24 @@ REFERENCE_RATES = pd.DataFrame([
 REFERENCE_SLOPES = (-1 / 4, -1 / 3, -1 / 2, -2 / 3)  # drawn on every rate figure
 
 
+# Which row of REFERENCE_RATES an optimizer kind (exact registry name) takes: the paper's method.
+RATE_METHODS = {"muon": "muon", "muon_mvr1": "mvr1", "muon_mvr2": "mvr2",
+                "gluon": "gluon", "gluon_mvr1": "gluon_mvr", "gluon_mvr2": "gluon_mvr"}
+
+
 def reference_slope(kind: str, metric: str) -> tuple[float, str]:
-    """The reference exponent for an optimizer kind and a curve metric, and its source; NaN and ''
-    where the seeds state none. Gradient-norm metrics take the non-convex rates, ``gap`` the PL
-    last-iterate rates (Muon-MVR1/2) or the star-convex one (Gluon-MVR)."""
-    k = kind.lower()
+    """The reference exponent for an optimizer kind (exact registry name, :data:`RATE_METHODS`)
+    and a curve metric, and its source; NaN and '' where the seeds state none. Gradient-norm
+    metrics take the non-convex rates (Muon-MVR1 takes Muon's: seed 000 states no better one for
+    it), ``gap`` the PL last-iterate rates (Muon-MVR1/2) or the star-convex one (Gluon-MVR)."""
     grad = metric.startswith("grad")
-    if metric not in ("gap",) and not grad:
+    method = RATE_METHODS.get(kind)
+    if method is None or (metric != "gap" and not grad):
         return np.nan, ""
     t = REFERENCE_RATES
-    if "gluon" in k:
-        method = "gluon_mvr" if "mvr" in k else "gluon"
-    elif "mvr2" in k or (grad and "mvr" in k):
-        method = "mvr2" if "mvr2" in k else "mvr1"
-    elif "mvr1" in k or "mvr" in k:
-        method = "mvr1"
-    elif "muon" in k:
-        method = "muon"
-    else:
-        return np.nan, ""
     if grad:
         sel = t[(t["method"] == method) & (t["quantity"] == "gradient norm")]
-        if sel.empty and method == "mvr1":  # seed 000 states no better non-convex rate for MVR1 than Muon's
+        if sel.empty and method == "mvr1":
             sel = t[(t["method"] == "muon") & (t["quantity"] == "gradient norm")]
     else:
         sel = t[(t["method"] == method) & (t["quantity"] == "gap")]
@@ -90,6 +87,10 @@ def reference_slope(kind: str, metric: str) -> tuple[float, str]:
 
 
 # --- Shen et al.: L_star versus r * L -----------------------------------------------------------
+SHEN_GD_KINDS = ("gd", "sgd")  # the rivals whose bound scales with r L: (stochastic) gradient descent, exact names
+SHEN_FOCUS_FAMILIES = ("spectral",)  # the focus methods whose bound scales with L_star (runs.csv optimizer_family)
+
+
 def shen_advantage(runs: pd.DataFrame) -> pd.DataFrame:
     """Per cell: r, L, L_star (or its bounds) and A = r L / L_star with its range
     (``theory_advantage_low`` / ``_high`` from ``c_L_star_high`` / ``_low`` when reported).
@@ -150,11 +151,12 @@ def agreement(predicted, measured) -> dict:
 # --- per-mode (per-component) decay exponents ------------------------------------------------------
 @dataclass(frozen=True)
 class ModeTheory:
-    """What a problem's ``mode_err_<j>`` curves are measured against: the weight j^-alpha of
-    component j (its name on the axis), the predicted exponent q of rate_j ~ weight_j^q per
-    optimizer kind, and the source."""
+    """What a problem's ``mode_err_<j>`` curves are measured against: the spectrum (spectra.csv
+    ``name``) whose entry j-1 is the weight of component j, its name on the axis, the predicted
+    exponent q of rate_j ~ weight_j^q per optimizer kind (exact registry names), and the source."""
 
     source: str
+    spectrum: str
     axis: str
     exponents: dict
     lines: tuple  # (slope, label) reference lines on the figure
@@ -162,19 +164,19 @@ class ModeTheory:
 
 ASSOC = "Muon in associative memory (arXiv 2602.05725; secondary summary): GD rate ~ frequency, Muon even"
 MODE_THEORIES = {
-    "power_law_lsq": ModeTheory(PHASES, "lambda_j (covariance eigenvalue, j^-alpha)",
-                                {"muon": 0.5, "signsvd": 0.5, "gd": 1.0, "sgd": 1.0, "signsgd": 1.0},
+    "power_law_lsq": ModeTheory(PHASES, "cov", "lambda_j (covariance eigenvalue, j^-alpha)",
+                                {"muon": 0.5, "gd": 1.0, "sgd": 1.0, "signsgd": 1.0},
                                 ((0.5, "1/2: SignSVD (Muon), large batch"), (1.0, "1: SGD / SignSGD"))),
-    "assoc_memory": ModeTheory(ASSOC, "p_j (item frequency, ~ j^-alpha)", {"muon": 0.0, "gd": 1.0, "sgd": 1.0},
+    "assoc_memory": ModeTheory(ASSOC, "freq", "p_j (item frequency, ~ j^-alpha)", {"muon": 0.0, "gd": 1.0, "sgd": 1.0},
                                ((0.0, "0: Muon, even"), (1.0, "1: GD, proportional to frequency"))),
 }
 PHASES_EXPONENT = MODE_THEORIES["power_law_lsq"].exponents
 _MODE = re.compile(r"^mode_err_(\d+)$")
 
 
-def mode_theory(problem: str) -> ModeTheory:
-    """The per-mode theory of a problem kind (Phases of Muon's for power_law_lsq by default)."""
-    return MODE_THEORIES.get(problem, MODE_THEORIES["power_law_lsq"])
+def mode_theory(problem: str | None) -> "ModeTheory | None":
+    """The per-mode theory of a problem kind (None where none is stated)."""
+    return MODE_THEORIES.get(problem)
 
 
 def mode_columns(curves: pd.DataFrame) -> list[tuple[int, str]]:
@@ -183,13 +185,10 @@ def mode_columns(curves: pd.DataFrame) -> list[tuple[int, str]]:
     return sorted(found)
 
 
-def predicted_mode_exponent(kind: str, problem: str = "power_law_lsq") -> float:
-    """The problem's predicted exponent for optimizer ``kind`` (Phases of Muon: 1/2 for
-    SignSVD/Muon at large batch, 1 for GD/SGD and SignSGD); NaN where the theory says nothing."""
-    k = kind.lower()
-    if "mvr" in k:
-        return np.nan
-    return mode_theory(problem).exponents.get(k, np.nan)
+def predicted_mode_exponent(kind: str, theory: ModeTheory) -> float:
+    """The theory's predicted exponent for optimizer ``kind`` (exact registry name; Phases of
+    Muon: 1/2 for Muon at large batch, 1 for GD/SGD and SignSGD); NaN where it says nothing."""
+    return theory.exponents.get(kind, np.nan)
 
 
 def mode_decay_rates(curve: pd.DataFrame, cols: list[str], fold: float = np.e) -> np.ndarray:
@@ -214,37 +213,45 @@ def mode_decay_rates(curve: pd.DataFrame, cols: list[str], fold: float = np.e) -
     return out
 
 
-def mode_eigenvalues(modes: list[int], alpha: float) -> np.ndarray:
-    """lambda_j = j^-alpha of power_law_lsq (problems/power_law_lsq.py), j counted from 1;
-    column indices that start at 0 are shifted by one."""
-    j = np.asarray(modes, float)
-    if j.size and j.min() == 0:
-        j = j + 1
-    return j ** -float(alpha)
+def mode_weights(spectrum: np.ndarray, modes: list[int]) -> np.ndarray:
+    """The weights of the logged modes j (counted from 1) from the problem's spectrum as written
+    to spectra.csv (entry j-1 is mode j's: lambda_j of power_law_lsq, p_j of assoc_memory)."""
+    j = np.asarray(modes, int)
+    return np.asarray(spectrum, float)[j - 1] if len(spectrum) >= (j.max() if j.size else 0) else np.full(j.size, np.nan)
 
 
-def mode_exponents(curves: pd.DataFrame, chosen: pd.DataFrame, runs: pd.DataFrame, min_range: float = 10.0) -> pd.DataFrame:
-    """Per tuned run (``chosen``) of a power_law_lsq sweep: the fitted exponent q in
-    rate_j ~ lambda_j^q across modes, next to the Phases-of-Muon prediction for its kind.
-    Cells whose eigenvalues span less than ``min_range`` are skipped (no leverage for a slope).
-    Empty when curves.csv has no ``mode_err_<j>`` columns."""
+def spectra_by_instance(spectra: pd.DataFrame, name: str) -> dict:
+    """{(cell_id, seed): spectrum array ordered by index} of one spectrum name."""
+    s = spectra[spectra["name"] == name].sort_values(["cell_id", "seed", "index"])
+    return {k: g["value"].to_numpy(float) for k, g in s.groupby(["cell_id", "seed"], sort=False)}
+
+
+def mode_exponents(curves: pd.DataFrame, chosen: pd.DataFrame, runs: pd.DataFrame, spectra: pd.DataFrame,
+                   theory: ModeTheory, min_range: float = 10.0) -> pd.DataFrame:
+    """Per tuned run (``chosen``): the fitted exponent q in rate_j ~ weight_j^q across modes (the
+    weights read from spectra.csv, :class:`ModeTheory` ``spectrum``), next to the theory's
+    prediction for its kind. Runs whose weights span less than ``min_range`` are skipped (no
+    leverage for a slope). Empty when curves.csv has no ``mode_err_<j>`` columns."""
     mc = mode_columns(curves)
-    if not mc or "p_alpha" not in runs:
+    if not mc:
         return pd.DataFrame()
     modes, cols = [j for j, _ in mc], [c for _, c in mc]
-    info = runs.set_index("run_id")[["p_alpha", "optimizer_kind"]]
-    problem = str(runs["problem"].iloc[0]) if "problem" in runs else "power_law_lsq"
+    spec = spectra_by_instance(spectra, theory.spectrum)
+    info = runs.set_index("run_id")[["cell_id", "seed", "optimizer_kind"]]
     sel = chosen[chosen["status"] == "ok"] if "status" in chosen else chosen
     c = curves[curves["run_id"].isin(sel["run_id"])].sort_values(["run_id", "step"])
     rows = []
     for rid, g in c.groupby("run_id", sort=False):
-        alpha = float(info.loc[rid, "p_alpha"])
-        lam = mode_eigenvalues(modes, alpha)
-        if lam.max() / lam.min() < min_range:
+        r = info.loc[rid]
+        lam = spec.get((r["cell_id"], r["seed"]))
+        if lam is None:
+            continue
+        lam = mode_weights(lam, modes)
+        if not np.isfinite(lam).all() or lam.max() / lam.min() < min_range:
             continue
         rate = mode_decay_rates(g, cols)
         q, _, n = loglog_fit(lam, rate)
-        rows.append({"run_id": rid, "slope": q, "n_modes": n, "predicted": predicted_mode_exponent(info.loc[rid, "optimizer_kind"], problem)})
+        rows.append({"run_id": rid, "slope": q, "n_modes": n, "predicted": predicted_mode_exponent(r["optimizer_kind"], theory)})
     if not rows:
         return pd.DataFrame()
     fits = pd.DataFrame(rows)

@@ -15,17 +15,11 @@ import math
 import numpy as np
 import pandas as pd
 
+from .options import CRITERIA, NEEDS_CURVES
 from .stats import LEVEL, TINY, median_ci
 
-CRITERIA = {
-    "final_gap": "loss gap f - f* after the last step",
-    "best_gap": "smallest loss gap over the logged steps",
-    "auc_log_gap": "area under the log10-gap curve over [0, T] (trapezoid on the logged steps) divided by T, "
-                   "reported as 10^(that): the time-averaged geometric-mean gap",
-    "steps_to_target": "first logged step with gap <= target x initial gap; a miss or a divergence counts as +inf "
-                       "(as in AlgoPerf's time-to-target)",
-}
-NEEDS_CURVES = {"auc_log_gap"}
+__all__ = ["CRITERIA", "NEEDS_CURVES", "auc_log_gap", "criterion", "refine_edges", "select", "sensitivity", "steps_to_target",
+           "to_toml", "tune", "tuned_columns"]
 
 
 # --- per-run scores ---------------------------------------------------------------------------
@@ -150,19 +144,11 @@ def tune(runs: pd.DataFrame, crit: str = "final_gap", level: float = LEVEL, curv
 
 
 # --- widening the grid where the best lr sat at an edge ---------------------------------------
-def _lr_values(spec) -> list[float]:
-    if isinstance(spec, dict) and "logspace" in spec:
-        a, b, n = spec["logspace"]
-        return list(np.logspace(a, b, int(n)))
-    if isinstance(spec, dict) and "linspace" in spec:
-        a, b, n = spec["linspace"]
-        return list(np.linspace(a, b, int(n)))
-    return [float(v) for v in (spec if isinstance(spec, list) else [spec])]
-
-
-def refine_edges(summary: pd.DataFrame, config: dict, extra: int = 2) -> tuple[pd.DataFrame, dict]:
+def refine_edges(summary: pd.DataFrame, config: dict, lr_values: dict[str, list], extra: int = 2) -> tuple[pd.DataFrame, dict]:
     """Where some cell's best lr sat at the low (high) end of an optimizer's grid, extend that
     optimizer's grid by ``extra`` points beyond that end at the grid's own log spacing.
+    ``lr_values`` = {optimizer label: the lr values it ran} (runs.csv, via
+    :meth:`analysis.results.Results.grid_values`).
 
     Returns (proposals, config): one row per widened (optimizer, edge) with the cells concerned,
     and a copy of ``config`` whose lr grids are widened (explicit lists; ``name`` gets a
@@ -178,7 +164,7 @@ def refine_edges(summary: pd.DataFrame, config: dict, extra: int = 2) -> tuple[p
         sub = edge[edge["optimizer"] == label]
         if sub.empty:
             continue
-        vals = sorted(v for v in _lr_values(opt["lr"]) if v > 0)
+        vals = sorted(float(v) for v in lr_values.get(label, []) if v > 0)
         if len(vals) < 2:
             continue
         step = float(np.mean(np.diff(np.log10(vals))))

@@ -105,6 +105,11 @@ def run_sweep(config, out_dir="results/sweep", backend: str | None = None, dtype
     table = runs.merge(results, on="run_id", how="left", validate="one_to_one").sort_values("run_id")
     curves = store.read_parts("curves", keys).sort_values(["run_id", "step"], kind="stable")
     paths = {"runs": store.write_table("runs", table), "curves": store.write_table("curves", curves)}
+    spectra = store.read_parts("spectra", keys, optional=True)
+    if not spectra.empty:  # one row per (cell, seed, name, index): the instance's spectrum (docs/results.md)
+        spectra = (runs[["run_id", "cell_id", "seed"]].merge(spectra, on="run_id").drop(columns="run_id")
+                   .drop_duplicates(["cell_id", "seed", "name", "index"]).sort_values(["cell_id", "seed", "name", "index"], kind="stable"))
+        paths["spectra"] = store.write_table("spectra", spectra[["cell_id", "seed", "name", "index", "value"]])
     manifest.update(status="complete", finished=_now(), failed_jobs=0, jobs_run_now=len(pending),
                     execute_wall_s=round(t_exec, 3))
     store.write_manifest(manifest)

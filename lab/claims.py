@@ -13,7 +13,7 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from analysis import verdicts
+from analysis import rules
 
 from .config import _pydantic_message, parse_config
 from .errors import ConfigError
@@ -62,8 +62,10 @@ def load_claim(path: "str | Path", full: bool = False):
     except ValidationError as e:
         raise ConfigError(f"{path.name}: {_pydantic_message(e)}") from None
     for i, r in enumerate(claim.rules):
-        if r.kind not in verdicts.RULES:
-            raise ConfigError(f"rules.{i}.kind: unknown rule {r.kind!r}; allowed: {', '.join(sorted(verdicts.RULES))}")
+        try:
+            rules.RULES.get(r.kind)
+        except KeyError as e:  # "kind: got X; allowed: ..."
+            raise ConfigError(f"rules.{i}.{e}") from None
     sweep = _merge(claim.sweep, claim.full) if full else claim.sweep
     try:
         cfg = parse_config(sweep)
@@ -144,8 +146,8 @@ def reproduce(name: str, full: bool = False, out_root: "str | Path" = "results/c
     if res["jobs_run_now"] < res["n_jobs"] and record.exists():  # resumed: keep the runtime of the run that computed the jobs
         wall = json.loads(record.read_text()).get("wall_s", wall)
     res = {**res, "wall_s": wall}
-    vs = verdicts.evaluate(out, [r.model_dump() for r in claim.rules])
-    status = verdicts.overall(vs)
+    vs = rules.evaluate(out, [r.model_dump() for r in claim.rules])
+    status = rules.overall(vs)
     figdir = docs / "claims" / claim.name
     figdir.mkdir(parents=True, exist_ok=True)
     for fig in claim.figures:

@@ -3,24 +3,28 @@ registries. Every error becomes a :class:`lab.errors.ConfigError` whose one-line
 the field and what is allowed."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import tomllib
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 import problems
 import runners
 from problems.params import ParamError
 
+from analysis.options import CRITERIA as _CRITERIA
+from analysis.options import AnalysisOptions
 from problems.backend import BACKENDS, DTYPES
 from .errors import ConfigError
 from .grids import GridValue, expand
 
-CRITERIA = ("final_gap", "best_gap", "auc_log_gap", "steps_to_target")  # analysis.tune.CRITERIA
+CRITERIA = tuple(_CRITERIA)  # the tuning criteria (names; definitions in analysis.options.CRITERIA)
 MAX_RUNS = 1_000_000  # runs in one sweep (the run table is held in memory)
 LABEL_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.+-")
 
@@ -58,34 +62,16 @@ class OptimizerConfig(_Strict):
         return self.label or self.name
 
 
-class AnalysisConfig(_Strict):
-    """How ``analysis`` reads the sweep (docs/protocol.md)."""
-    focus: Optional[str] = None  # default: the first optimizer named muon, else the first one
-    criterion: Literal[CRITERIA] = "final_gap"  # type: ignore[valid-type]
-    x: Optional[str] = None
-    y: Optional[str] = None
-    level: float = Field(0.95, gt=0, lt=1)  # bootstrap CI level
-    cells: Optional[list[int]] = None  # cells for curves_selected.png / rates.png (default: corners + extremes)
-    rate_metric: Literal["gap", "grad_fro", "grad_nuc", "grad_op", "dist_fro"] = "gap"
-    rate_window: Optional[tuple[float, float]] = None  # steps [t0, t1] of the vs-step fit (default: last decade)
-    rate_horizon: Optional[str] = None  # a p_/h_ parameter that is the horizon T: fit final metric vs T across runs
-    theory_threshold: float = Field(1.0, gt=0)  # Shen et al.: predict the focus method wins where r*L/L_star > this
+AnalysisConfig = AnalysisOptions  # the [analysis] section: its fields and defaults live in analysis/options.py
 
-    @field_validator("rate_window", mode="before")
-    @classmethod
-    def _window_from_list(cls, v):
-        # TOML has arrays, not tuples; the strict models take a [t0, t1] array here
-        return tuple(v) if isinstance(v, list) else v
 
-    @model_serializer(mode="wrap")
-    def _omit_unset_options(self, handler):
-        """The options added after the first release appear in a dump only when they differ from
-        their defaults, so that they leave the config hash of existing sweeps unchanged."""
-        out = handler(self)
-        for k in ("level", "cells", "rate_metric", "rate_window", "rate_horizon", "theory_threshold"):
-            if k in out and getattr(self, k) == AnalysisConfig.model_fields[k].default:
-                del out[k]
-        return out
+@dataclass(frozen=True)
+class Grids:
+    """A config's grids expanded to lists of values: ``problem`` {parameter: values} (defaults
+    and fixed ones have one value), ``hparams`` {optimizer label: {hyperparameter: values}}."""
+
+    problem: dict[str, list]
+    hparams: dict[str, dict[str, list]]
 
 
 class SweepConfig(_Strict):
@@ -107,20 +93,20 @@ class SweepConfig(_Strict):
     def grid_axes(self) -> list[str]:
         return list(self.problem.grid)
 
-    def problem_values(self) -> dict[str, list]:
-        """Every problem parameter as a list of values (fixed ones and defaults have one)."""
+    @functools.cached_property
+    def grids(self) -> "Grids":
+        """The expanded grids, derived once per validated config (the sweep reads them from here)."""
         decl = problems.get(self.problem.kind).params
-        out = {k: [p.default] for k, p in decl.items()}
-        out.update({k: expand(v) for k, v in self.problem.fixed.items()})
-        out.update({k: expand(v) for k, v in self.problem.grid.items()})
-        return out
-
-    def hparam_values(self, opt: OptimizerConfig) -> dict[str, list]:
-        decl = runners.hparams(opt.name)
-        out = {k: [p.default] for k, p in decl.items()}
-        out.update({k: expand(v) for k, v in opt.hparams.items()})
-        out["lr"] = expand(opt.lr)
-        return out
+        prob = {k: [p.default] for k, p in decl.items()}
+        prob.update({k: expand(v) for k, v in self.problem.fixed.items()})
+        prob.update({k: expand(v) for k, v in self.problem.grid.items()})
+        hp = {}
+        for opt in self.optimizers:
+            vals = {k: [p.default] for k, p in runners.hparams(opt.name).items()}
+            vals.update({k: expand(v) for k, v in opt.hparams.items()})
+            vals["lr"] = expand(opt.lr)
+            hp[opt.key] = vals
+        return Grids(problem=prob, hparams=hp)
 
     def focus(self) -> str:
         if self.analysis.focus is not None:

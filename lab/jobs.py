@@ -43,7 +43,26 @@ def execute(spec: JobSpec) -> dict[str, pd.DataFrame]:
     curves = pd.DataFrame({"run_id": np.tile(run_ids, k), "step": np.repeat(res.steps, b)})
     for name, arr in res.curves.items():
         curves[name] = arr.reshape(-1)
-    return {"runs": runs, "curves": curves}
+    return {"runs": runs, "curves": curves, "spectra": spectra_table(spec, problem.spectra())}
+
+
+def spectra_table(spec: JobSpec, spectra: dict) -> pd.DataFrame:
+    """The problem's spectra ({name: (B, k) host array}) as rows run_id, name, index, value, one
+    run per instance of the job (runs with the same seed and problem parameters are the same
+    instance; the store assembles spectra.csv per cell and seed from them)."""
+    per_run = [v for v in spec.problem_params.values() if isinstance(v, list)]
+    first = {}
+    for i, key in enumerate(zip(spec.seeds, *per_run)):
+        first.setdefault(key, i)
+    idx = np.asarray(sorted(first.values()), np.int64)
+    run_ids = np.asarray(spec.run_ids, np.int64)[idx]
+    frames = []
+    for name, arr in spectra.items():
+        a = np.asarray(arr, np.float64)[idx]
+        k = a.shape[1]
+        frames.append(pd.DataFrame({"run_id": np.repeat(run_ids, k), "name": name, "index": np.tile(np.arange(k), len(idx)),
+                                    "value": a.reshape(-1)}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run_id", "name", "index", "value"])
 
 
 @dataclass(frozen=True)

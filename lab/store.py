@@ -13,8 +13,8 @@ import pandas as pd
 
 from .errors import ConfigError
 
-TABLES = ("runs", "curves")
-GRIDS = ("runs", "curves", "summary", "phase")  # the assembled grids a --force run discards
+TABLES = ("spectra", "curves", "runs")  # a job's part files, in the order written (runs last: it marks the job done)
+GRIDS = ("runs", "curves", "spectra", "summary", "phase")  # the assembled grids a --force run discards
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -97,8 +97,9 @@ class Store:
         return out
 
     def write_part(self, key: str, tables: dict[str, pd.DataFrame]) -> None:
-        for name in ("curves", "runs"):
-            _atomic_write(self.parts / f"{key}.{name}.csv", lambda fh, df=tables[name]: df.to_csv(fh, index=False))
+        for name in TABLES:
+            if name in tables:  # spectra: absent from parts written before spectra.csv existed
+                _atomic_write(self.parts / f"{key}.{name}.csv", lambda fh, df=tables[name]: df.to_csv(fh, index=False))
         (self.parts / f"{key}.failed.json").unlink(missing_ok=True)
 
     def write_failure(self, key: str, runs: int, error: str, detail: str = "") -> None:
@@ -113,8 +114,10 @@ class Store:
         else:
             self.write_failure(outcome.key, outcome.runs, outcome.error, outcome.detail)
 
-    def read_parts(self, name: str, keys) -> pd.DataFrame:
-        frames = [pd.read_csv(self.parts / f"{k}.{name}.csv") for k in sorted(keys)]
+    def read_parts(self, name: str, keys, optional: bool = False) -> pd.DataFrame:
+        """The parts ``<key>.<name>.csv`` of ``keys`` concatenated; ``optional``: skip missing ones."""
+        paths = [self.parts / f"{k}.{name}.csv" for k in sorted(keys)]
+        frames = [pd.read_csv(p) for p in paths if not optional or p.exists()]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     # --- result grids -------------------------------------------------------------------------

@@ -112,7 +112,17 @@ class DiagonalAbs(Problem):
             # (an upper bound; exact when A = I)
             "lipschitz_fro": np.sqrt(k * a_op**2 + lam**2 * (mn - k)),
             "dist0_fro": np.linalg.norm(self.dstar_host, axis=1),  # ||X0 - X*||_F for X0 = 0
+            "eps_floor": self.eps_floor(),
         }
+
+    def eps_floor(self) -> np.ndarray:
+        """eps * sum_j |d*_2j + d*_2j+1| per run (0 unless ``coupled``): the pair-sum part of the
+        gap, which sign descent cannot remove (module docstring; arXiv 2605.08980)."""
+        d, k = self.dstar_host, self.k
+        if not self.params["coupled"] or k < 2:
+            return np.zeros(self.runs)
+        pairs = d[:, 0:k - 1:2] + d[:, 1:k:2]
+        return self.p("eps") * np.abs(pairs).sum(axis=1)
 
     @classmethod
     def run_bytes(cls, params, itemsize):

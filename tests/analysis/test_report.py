@@ -105,6 +105,8 @@ def test_synthetic_directory_with_mode_errors(tmp_path):
                     rid += 1
     pd.DataFrame(runs).to_csv(tmp_path / "runs.csv", index=False)
     pd.concat(curves).to_csv(tmp_path / "curves.csv", index=False)
+    pd.DataFrame([{"cell_id": cid, "seed": s, "name": "cov", "index": j - 1, "value": float(j) ** -alpha}
+                  for cid, alpha in enumerate((0.0, 1.0, 2.0)) for s in (0, 1, 2) for j in modes]).to_csv(tmp_path / "spectra.csv", index=False)
     cfg = {"name": "synthetic", "steps": 3000, "seeds": [0, 1, 2],
            "problem": {"kind": "power_law_lsq", "grid": {"alpha": [0.0, 1.0, 2.0]}},
            "optimizers": [{"name": "gd", "lr": [0.01, 0.1]}, {"name": "muon", "lr": [0.01, 0.1]}],

@@ -2,7 +2,7 @@
 import numpy as np
 import pandas as pd
 
-from analysis.theory import agreement, mode_exponents, predict_winner, reference_slope, shen_advantage
+from analysis.theory import MODE_THEORIES, agreement, mode_exponents, predict_winner, reference_slope, shen_advantage
 
 
 def test_agreement_on_a_constructed_table():
@@ -56,7 +56,9 @@ def test_mode_exponent_recovers_square_root_preconditioning():
         df.insert(0, "run_id", rid)
         curves.append(df)
         chosen.append({"run_id": rid, "cell_id": 0, "optimizer": kind, "seed": 0, "status": "ok"})
-        runs.append({"run_id": rid, "p_alpha": alpha, "optimizer_kind": kind})
-    out = mode_exponents(pd.concat(curves), pd.DataFrame(chosen), pd.DataFrame(runs)).set_index("optimizer")
+        runs.append({"run_id": rid, "cell_id": 0, "seed": 0, "optimizer_kind": kind})
+    spectra = pd.DataFrame({"cell_id": 0, "seed": 0, "name": "cov", "index": modes - 1, "value": lam})
+    out = mode_exponents(pd.concat(curves), pd.DataFrame(chosen), pd.DataFrame(runs), spectra,
+                         MODE_THEORIES["power_law_lsq"]).set_index("optimizer")
     assert abs(out.loc["muon", "slope"] - 0.5) < 0.05 and out.loc["muon", "predicted"] == 0.5
     assert abs(out.loc["gd", "slope"] - 1.0) < 0.05 and out.loc["gd", "predicted"] == 1.0

@@ -66,7 +66,7 @@ def test_refine_edges_widens_only_the_hit_side_and_writes_valid_toml():
            "optimizers": [{"name": "gd", "label": None, "lr": {"logspace": [-3.0, -1.0, 3]}, "hparams": {}},
                           {"name": "muon", "label": None, "lr": [0.01, 0.1], "hparams": {}}],
            "analysis": {"focus": None, "criterion": "final_gap"}}
-    props, new = refine_edges(summary, cfg, extra=2)
+    props, new = refine_edges(summary, cfg, {"gd": [1e-3, 1e-2, 1e-1], "muon": [0.01, 0.1]}, extra=2)
     assert list(props["optimizer"]) == ["gd"] and props["edge"].iloc[0] == "high"
     assert np.allclose(new["optimizers"][0]["lr"], [1e-3, 1e-2, 1e-1, 1.0, 10.0])
     assert new["optimizers"][1]["lr"] == [0.01, 0.1]

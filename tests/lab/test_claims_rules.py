@@ -1,4 +1,4 @@
-"""The verdict rules of claims 2-5 (analysis/verdicts.py) on constructed sweep tables with known
+"""The verdict rules of claims 2-5 (analysis/rules/) on constructed sweep tables with known
 answers, and each claim preset's rules on a tiny version of its sweep."""
 import json
 from pathlib import Path
@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import verdicts as v
+from analysis import rules as v
+from analysis.results import Results
 from lab.claims import claim_paths, load_claim
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -15,10 +16,11 @@ STATUSES = set(v.STATUSES)
 STEPS = np.unique(np.round(np.logspace(0, 4, 41)).astype(int))
 
 
-def write_sweep(out: Path, cells: list[dict], opts: dict, lrs, seeds, fn, steps=STEPS, criterion="final_gap") -> v.SweepData:
+def write_sweep(out: Path, cells: list[dict], opts: dict, lrs, seeds, fn, steps=STEPS, criterion="final_gap",
+                constants=None) -> Results:
     """A sweep directory with runs.csv, curves.csv and manifest.json. ``cells``: the p_ values of
     each cell; ``opts``: {label: oracle calls per step}; ``fn(cell, opt, lr, seed, t)`` returns
-    {metric: value} at the logged steps t (an array)."""
+    {metric: value} at the logged steps t (an array); ``constants(cell)`` the cell's c_ columns."""
     out.mkdir(parents=True, exist_ok=True)
     runs, curves, rid = [], [], 0
     t = np.r_[0, steps].astype(float)
@@ -29,6 +31,7 @@ def write_sweep(out: Path, cells: list[dict], opts: dict, lrs, seeds, fn, steps=
                     vals = fn(cell, opt, lr, seed, np.maximum(t, 1.0))
                     row = {"run_id": rid, "cell_id": cid, **{f"p_{k}": x for k, x in cell.items()}, "optimizer": opt,
                            "optimizer_kind": opt, "h_lr": lr, "seed": seed, "status": "ok", "oracle_calls": calls * int(t[-1])}
+                    row.update({f"c_{k}": x for k, x in (constants(cell) if constants else {}).items()})
                     for k, x in vals.items():
                         row[f"final_{k}"] = float(x[-1])
                     if "gap" in vals:
@@ -39,7 +42,7 @@ def write_sweep(out: Path, cells: list[dict], opts: dict, lrs, seeds, fn, steps=
     pd.DataFrame(runs).to_csv(out / "runs.csv", index=False)
     pd.concat(curves).to_csv(out / "curves.csv", index=False)
     (out / "manifest.json").write_text(json.dumps({"config": {"steps": int(t[-1]), "analysis": {"criterion": criterion}}}))
-    return v.SweepData(out)
+    return Results(out)
 
 
 def noise(seed, scale=0.02):
@@ -49,7 +52,7 @@ def noise(seed, scale=0.02):
 # --- rate_near / rate_order ----------------------------------------------------------------------
 def rates_dir(tmp_path, rows):
     pd.DataFrame(rows).to_csv(tmp_path / "rates.csv", index=False)
-    return v.SweepData(tmp_path)
+    return Results(tmp_path)
 
 
 def rate_row(opt, s, lo, hi, cell=0):
@@ -66,7 +69,7 @@ def test_rate_near(tmp_path, slope, ci, expected):
 
 
 def test_rate_near_missing_table(tmp_path):
-    assert v.RULES["rate_near"](v.SweepData(tmp_path), methods={"muon": -0.25}, tol=0.04)[0] == "not testable"
+    assert v.RULES["rate_near"](Results(tmp_path), methods={"muon": -0.25}, tol=0.04)[0] == "not testable"
 
 
 def test_rate_order(tmp_path):
@@ -156,8 +159,8 @@ def test_eps_floor_stalls_and_converges(tmp_path):
         g[0] = g0
         return {"gap": g}
 
-    d = write_sweep(tmp_path, [{"eps": 0.01}, {"eps": 0.03}], {"sign": 1, "ef": 1}, LRS, [0, 1, 2], fn)
-    np.testing.assert_allclose(v.eps_floor(d).to_numpy(), [0.02, 0.06])
+    d = write_sweep(tmp_path, [{"eps": 0.01}, {"eps": 0.03}], {"sign": 1, "ef": 1}, LRS, [0, 1, 2], fn,
+                    constants=lambda c: {"eps_floor": c["eps"] * S})
     assert v.RULES["stalls"](d, methods=["sign"], frac=0.5)[0] == "reproduced"
     assert v.RULES["stalls"](d, methods=["sign"], frac=0.9)[0] == "not reproduced"
     assert v.RULES["stalls"](d, methods=["ef"])[0] == "not reproduced"
@@ -169,10 +172,11 @@ def test_eps_floor_stalls_and_converges(tmp_path):
     assert v.RULES["envelope_slope"](d, methods=["ef"], expect="flat", metric="gap")[0] == "not reproduced"
 
 
-def test_eps_floor_needs_two_values(tmp_path):
+def test_envelope_rules_need_the_floor_constant(tmp_path):
     fn = lambda c, o, lr, s, t: {"gap": np.ones(t.shape)}
     d = write_sweep(tmp_path, [{"eps": 0.01}], {"sign": 1}, LRS, [0], fn)
-    assert v.RULES["stalls"](d, methods=["sign"])[0] == "not testable"
+    status, text, _ = v.RULES["stalls"](d, methods=["sign"])
+    assert status == "not testable" and "c_eps_floor" in text
 
 
 # --- every claim preset: its rules on a tiny version of its sweep ---------------------------------
@@ -245,19 +249,28 @@ def test_theory_agreement(tmp_path):
                        "predicted_winner": ["muon", "muon", "gd", "tie"],
                        "vs_gd": ["muon", "muon", "gd", "tie"], "vs_gd_grad_nuc": ["gd", "gd", "muon", "tie"]})
     ph.to_csv(tmp_path / "phase.csv", index=False)
-    d = v.SweepData(tmp_path)
+    d = Results(tmp_path)
     status, _, nums = v.RULES["theory_agreement"](d, on="criterion")
     assert status == "reproduced" and nums["agree"] == 1.0 and nums["decisive_cells"] == 3
     assert v.RULES["theory_agreement"](d, on="grad_nuc")[0] == "not reproduced"
     pd.DataFrame({"cell_id": [0], "theory_rival": [None]}).to_csv(tmp_path / "phase.csv", index=False)
-    assert v.RULES["theory_agreement"](v.SweepData(tmp_path))[0] == "not testable"
+    assert v.RULES["theory_agreement"](Results(tmp_path))[0] == "not testable"
 
 
-def test_rules_draw_their_figures(tmp_path):
+def test_rules_draw_their_figures_through_evaluate(tmp_path):
     fn = lambda c, o, lr, s, t: {"gap": (1 + c["eps"] * 2) * u_shape(lr) * t ** -0.5, "grad_nuc": u_shape(lr) * (2.0 if o == "a" else 1.0) * np.ones(t.shape)}
-    d = write_sweep(tmp_path, [{"eps": 0.01}, {"eps": 0.03}], {"a": 1, "b": 1}, LRS, [0, 1], fn)
-    v.RULES["stalls"](d, methods=["a"], figure={"name": "env.png", "methods": ["a", "b"]})
-    v.RULES["envelope_slope"](d, methods=["a"], metric="gap", figure={"name": "env2.png", "methods": ["a", "b"]})
-    v.RULES["advantage_tracks"](d, focus="b", rival="a", against="eps", figure="adv.png")
+    write_sweep(tmp_path, [{"eps": 0.01}, {"eps": 0.03}], {"a": 1, "b": 1}, LRS, [0, 1], fn, constants=lambda c: {"eps_floor": 2 * c["eps"]})
+    rules = [{"claim": "s", "kind": "stalls", "params": {"methods": ["a"], "figure": {"name": "env.png", "methods": ["a", "b"]}}},
+             {"claim": "e", "kind": "envelope_slope", "params": {"methods": ["a"], "metric": "gap", "figure": {"name": "env2.png", "methods": ["a", "b"]}}},
+             {"claim": "a", "kind": "advantage_tracks", "params": {"focus": "b", "rival": "a", "against": "eps", "figure": "adv.png"}}]
+    out = v.evaluate(tmp_path, rules)
+    assert [o.claim for o in out] == ["s", "e", "a"]
     for name in ("env.png", "env2.png", "adv.png"):
         assert (tmp_path / name).stat().st_size > 1000
+    with pytest.raises(KeyError, match="kind: got 'nope'; allowed: advantage_tracks"):
+        v.evaluate(tmp_path, [{"claim": "x", "kind": "nope"}])
+
+
+def test_rule_registry_rejects_a_taken_name():
+    with pytest.raises(ValueError, match="registered twice"):
+        v.register("stalls")(lambda data: ("not testable", "", {}))

@@ -1,69 +1,22 @@
-"""Figures (seaborn / matplotlib, Agg backend). Axes are labelled with the parameters' own names.
-
-- winner map: categorical colours, ties grey and hatched, '*' where the winner's tuned lr sat at
-  the edge of its grid, a small triangle where any method's did, the theory boundary in black;
-- log-ratio maps of the focus method to each rival: one FacetGrid, columns = rivals, rows = a
-  third swept axis, a shared colour scale centred at zero;
-- lr sensitivity (FacetGrid over the two swept axes), curves of chosen cells, performance
-  profiles, rate fits with reference slopes, per-mode decay against the Phases-of-Muon prediction.
-"""
+"""Heatmaps over the swept problem axes: the winner map (categorical colours, ties grey and
+hatched, '*' where the winner's tuned lr sat at the edge of its grid, a small triangle where any
+method's did, the theory boundary in black), the log-ratio maps of the focus method to each rival
+(one colour scale centred at zero shared by every rival), and the lr-sensitivity grid of panels
+over the two swept axes."""
 from __future__ import annotations
 
 import textwrap
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.colors import ListedColormap, TwoSlopeNorm
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-from matplotlib.colors import ListedColormap, TwoSlopeNorm  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch, Rectangle  # noqa: E402
-
-from .phase import NONE, rivals  # noqa: E402
-from .stats import loglog_fit  # noqa: E402
-from .tune import tuned_columns  # noqa: E402
-from .theory import REFERENCE_SLOPES, mode_columns, mode_decay_rates, mode_eigenvalues, mode_theory  # noqa: E402
-
-TIE_COLOUR = "#bdbdbd"
-NONE_COLOUR = "#ffffff"
-DPI = 120
-
-
-def _loglog(ax, minor: bool = False) -> None:
-    """Log-log axes; minor ticks off unless asked (they cost most of the drawing time on many
-    panels), except on a y axis spanning under a decade, where they carry the only labels."""
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    if not minor:
-        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-        lo, hi = ax.get_ylim()
-        if hi < 100 * lo:
-            return
-        ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-
-
-def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
-
-def _fmt(v) -> str:
-    if isinstance(v, (bool, np.bool_)):
-        return str(v)
-    if isinstance(v, (int, float, np.integer, np.floating)):
-        return f"{float(v):.3g}"
-    return str(v)
-
-
-def palette(optimizers: list[str]) -> dict[str, tuple]:
-    """One fixed colour per optimizer, the same in every figure."""
-    return dict(zip(optimizers, sns.color_palette("colorblind", max(len(optimizers), 3))))
+from .figstyle import NONE_COLOUR, TIE_COLOUR, fmt, loglog, palette, plt, save, sns, with_cells
+from .phase import NONE, rivals
+from .tune import tuned_columns
 
 
 def _pivot(df: pd.DataFrame, x: str, y: str | None, value: str) -> pd.DataFrame:
@@ -73,11 +26,11 @@ def _pivot(df: pd.DataFrame, x: str, y: str | None, value: str) -> pd.DataFrame:
 
 
 def _ticks(ax, grid: pd.DataFrame, x: str, y: str | None) -> None:
-    ax.set_xticks(np.arange(grid.shape[1]) + 0.5, [_fmt(v) for v in grid.columns], rotation=0)
+    ax.set_xticks(np.arange(grid.shape[1]) + 0.5, [fmt(v) for v in grid.columns], rotation=0)
     if y is None:
         ax.set_yticks([])
     else:
-        ax.set_yticks(np.arange(grid.shape[0]) + 0.5, [_fmt(v) for v in grid.index], rotation=0)
+        ax.set_yticks(np.arange(grid.shape[0]) + 0.5, [fmt(v) for v in grid.index], rotation=0)
     ax.set_xlabel(x)
     ax.set_ylabel(y or "")
 
@@ -102,7 +55,7 @@ def _facet_col(df: pd.DataFrame, name: str | None, descending: bool = False) -> 
     if name is None:
         return None, None
     vals = sorted(df[f"p_{name}"].unique(), reverse=descending)
-    lab = {v: f"{name} = {_fmt(v)}" for v in vals}
+    lab = {v: f"{name} = {fmt(v)}" for v in vals}
     df[f"_f_{name}"] = df[f"p_{name}"].map(lab)
     return f"_f_{name}", [lab[v] for v in vals]
 
@@ -115,9 +68,8 @@ def _facets(df: pd.DataFrame, extra: list[str]) -> list[tuple[str, pd.DataFrame]
     out = []
     for key, sub in df.groupby(rest, sort=True):
         key = key if isinstance(key, tuple) else (key,)
-        out.append(("".join(f"_{e}={_fmt(v)}" for e, v in zip(extra[1:], key)), sub))
+        out.append(("".join(f"_{e}={fmt(v)}" for e, v in zip(extra[1:], key)), sub))
     return out
-
 
 def winner_map(phase: pd.DataFrame, x: str, y: str | None, optimizers: list[str], path: Path, title: str,
                extra: list[str] | None = None, boundary_label: str | None = None) -> list[Path]:
@@ -171,7 +123,7 @@ def winner_map(phase: pd.DataFrame, x: str, y: str | None, optimizers: list[str]
             handles.append(Patch(facecolor=NONE_COLOUR, edgecolor="black", label="all methods failed"))
         g.figure.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize=7, frameon=False)
         g.figure.suptitle(title + (f" [{suffix[1:]}]" if suffix else ""), fontsize=9, y=1.03)
-        paths.append(_save(g.figure, path.with_name(path.stem + suffix + path.suffix)))
+        paths.append(save(g.figure, path.with_name(path.stem + suffix + path.suffix)))
     return paths
 
 
@@ -229,7 +181,7 @@ def ratio_maps(phase: pd.DataFrame, x: str, y: str | None, focus: str, path: Pat
             g.figure.suptitle(f"{focus} vs {r}: tuned, median over seeds; (x) = CIs overlap"
                               + ("; black line = theory boundary" if boundary else "")
                               + (f" [{suffix[1:]}]" if suffix else ""), fontsize=9, y=1.04)
-            paths.append(_save(g.figure, path.with_name(f"{path.stem}_{r}{suffix}{path.suffix}")))
+            paths.append(save(g.figure, path.with_name(f"{path.stem}_{r}{suffix}{path.suffix}")))
     return paths
 
 
@@ -243,12 +195,12 @@ def sensitivity_grid(sens: pd.DataFrame, summary: pd.DataFrame, cells: pd.DataFr
     extra = extra or []
     tuned_other = [c for c in tuned_columns(sens) if c != "h_lr"]
     s = sens.merge(summary[["cell_id", "optimizer", *tuned_other]], on=["cell_id", "optimizer", *tuned_other]) if tuned_other else sens
-    s = _with_cells(s, cells)
+    s = with_cells(s, cells)
     s = s[np.isfinite(s["median"].astype(float))]
-    best = _with_cells(summary, cells)
+    best = with_cells(summary, cells)
     pal = palette(optimizers)
     paths = []
-    facet_rows = [("", s)] if not extra else [(f"_{extra[0]}={_fmt(k)}" + suffix, g2) for suffix, g in _facets(s, extra)
+    facet_rows = [("", s)] if not extra else [(f"_{extra[0]}={fmt(k)}" + suffix, g2) for suffix, g in _facets(s, extra)
                                             for k, g2 in g.groupby(f"p_{extra[0]}", sort=True)]
     for suffix, sub in facet_rows:
         xs = sorted(sub[f"p_{x}"].unique()) if x else [None]
@@ -281,12 +233,12 @@ def sensitivity_grid(sens: pd.DataFrame, summary: pd.DataFrame, cells: pd.DataFr
                     b = best[(best["cell_id"] == d["cell_id"].iloc[0]) & (best["optimizer"] == o)]
                     if len(b) and np.isfinite(b["median"].iloc[0]):
                         ax.plot(b["h_lr"], b["median"], "o", mfc="none", mec=pal[o], ms=6, mew=1.2)
-                _loglog(ax)
+                loglog(ax)
                 ax.tick_params(labelsize=6)
                 if i == 0 and x:
-                    ax.set_title(f"{x} = {_fmt(xv)}", fontsize=7)
+                    ax.set_title(f"{x} = {fmt(xv)}", fontsize=7)
                 if j == len(xs) - 1 and y:
-                    ax.annotate(f"{y} = {_fmt(yv)}", (1.04, 0.5), xycoords="axes fraction", rotation=-90, va="center", fontsize=7)
+                    ax.annotate(f"{y} = {fmt(yv)}", (1.04, 0.5), xycoords="axes fraction", rotation=-90, va="center", fontsize=7)
                 if i == len(ys) - 1:
                     ax.set_xlabel("lr", fontsize=8)
                 if j == 0:
@@ -297,173 +249,5 @@ def sensitivity_grid(sens: pd.DataFrame, summary: pd.DataFrame, cells: pd.DataFr
         fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.94, 0.9), fontsize=8, frameon=False)
         fig.suptitle(f"lr sensitivity: median {criterion} over seeds (band: bootstrap CI)" + (f" [{suffix[1:]}]" if suffix else ""),
                      fontsize=10)
-        paths.append(_save(fig, path.with_name(path.stem + suffix + path.suffix)))
+        paths.append(save(fig, path.with_name(path.stem + suffix + path.suffix)))
     return paths
-
-
-def _with_cells(df: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with the cells' p_* columns (those it lacks)."""
-    return df.merge(cells[["cell_id", *[c for c in cells.columns if c not in df]]], on="cell_id")
-
-
-def _cell_title(cells: pd.DataFrame, cell_id, swept: list[str]) -> str:
-    r = cells.set_index("cell_id").loc[cell_id]
-    return f"cell {cell_id}: " + ", ".join(f"{a}={_fmt(r[f'p_{a}'])}" for a in swept)
-
-
-def curves_figure(curves: pd.DataFrame, chosen: pd.DataFrame, cells: pd.DataFrame, cell_ids: list, swept: list[str],
-                  optimizers: list[str], path: Path, metric: str = "gap") -> Path | None:
-    """The tuned runs' ``metric`` curves in the chosen cells: median over seeds, band min-max."""
-    if not cell_ids:
-        return None
-    pal = palette(optimizers)
-    n = len(cell_ids)
-    ncol = min(n, 3)
-    nrow = int(np.ceil(n / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 2.8 * nrow), squeeze=False)
-    sel = chosen[chosen["cell_id"].isin(cell_ids)]
-    c = curves[curves["run_id"].isin(sel["run_id"])].merge(sel[["run_id", "cell_id", "optimizer"]], on="run_id")
-    c = c[c["step"] > 0]
-    for ax, cid in zip(axes.ravel(), cell_ids):
-        d = c[c["cell_id"] == cid]
-        for o in optimizers:
-            e = d[d["optimizer"] == o].groupby("step")[metric].agg(["median", "min", "max"])
-            if e.empty:
-                continue
-            ax.fill_between(e.index, e["min"], e["max"], color=pal[o], alpha=0.2, lw=0)
-            ax.plot(e.index, e["median"], color=pal[o], lw=1.3, label=o)
-        _loglog(ax)
-        ax.set_title(_cell_title(cells, cid, swept), fontsize=8)
-        ax.set_xlabel("step")
-        ax.set_ylabel("gap f - f*" if metric == "gap" else metric)
-        ax.tick_params(labelsize=7)
-    for ax in axes.ravel()[n:]:
-        ax.set_visible(False)
-    axes[0, 0].legend(fontsize=7, frameon=False)
-    fig.suptitle(f"{metric} of the tuned runs: median over seeds, band = min..max", fontsize=9)
-    fig.subplots_adjust(hspace=0.5, wspace=0.35)
-    return _save(fig, path)
-
-
-def profile_figure(profile: pd.DataFrame, optimizers: list[str], path: Path, criterion: str) -> Path | None:
-    """Performance profiles: fraction of cells where each method is within a factor tau of the best."""
-    if profile.empty:
-        return None
-    pal = palette(optimizers)
-    fig, ax = plt.subplots(figsize=(5.2, 3.4))
-    for o in optimizers:
-        d = profile[profile["optimizer"] == o].sort_values("tau")
-        if not d.empty:
-            ax.step(d["tau"], d["fraction"], where="post", color=pal[o], label=o, lw=1.5)
-    ax.set_xscale("log")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel(f"tau (criterion / best criterion in the cell), {criterion}")
-    ax.set_ylabel("fraction of cells within tau of best")
-    ax.set_title(f"performance profiles over {int(profile['n_cells'].iloc[0])} cells (Dolan & More 2002)", fontsize=9)
-    ax.legend(fontsize=8, frameon=False)
-    ax.grid(alpha=0.3, which="both")
-    return _save(fig, path)
-
-
-def rates_figure(curves: pd.DataFrame, fits: pd.DataFrame, table: pd.DataFrame, cells: pd.DataFrame, cell_id,
-                 swept: list[str], optimizers: list[str], path: Path, metric: str) -> Path | None:
-    """Left: the tuned curves of one cell with the fitted power laws on the window and the
-    reference slopes -1/4, -1/3, -1/2, -2/3 (seeds 000 and 003). Right: fitted exponent with its
-    CI per cell and optimizer."""
-    if fits.empty or table.empty:
-        return None
-    pal = palette(optimizers)
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10.5, 3.8), gridspec_kw={"width_ratios": [1.1, 1]})
-    lo, hi = float(fits["window_lo"].iloc[0]), float(fits["window_hi"].iloc[0])
-    f = fits[fits["cell_id"] == cell_id]
-    c = curves[curves["run_id"].isin(f["run_id"])].merge(f[["run_id", "optimizer"]], on="run_id")
-    c = c[c["step"] > 0]
-    anchor = None
-    for o in optimizers:
-        e = c[c["optimizer"] == o].groupby("step")[metric].median()
-        if e.empty:
-            continue
-        ax.plot(e.index, e.to_numpy(), color=pal[o], lw=1.3, label=o)
-        t = table[(table["cell_id"] == cell_id) & (table["optimizer"] == o)]
-        if len(t) and np.isfinite(t["slope"].iloc[0]):
-            s, b = float(t["slope"].iloc[0]), float(t["intercept"].iloc[0])
-            tt = np.geomspace(lo, hi, 20)
-            ax.plot(tt, 10 ** b * tt ** s, "--", color=pal[o], lw=2, alpha=0.8, label=f"{o} fit: {s:+.2f}")
-        w = e[(e.index >= lo) & (e.index <= hi)]
-        if anchor is None and len(w) and w.iloc[0] > 0:
-            anchor = float(w.iloc[0])
-    if anchor is not None:
-        tt = np.geomspace(lo, hi, 20)
-        for k, s in enumerate(REFERENCE_SLOPES):
-            ax.plot(tt, anchor * (tt / lo) ** s, ":", color="0.35", lw=1)
-            ax.annotate(f"{s:+.2f}", (tt[-1], anchor * (tt[-1] / lo) ** s), fontsize=6, color="0.3", xytext=(2, 0), textcoords="offset points")
-    ax.axvspan(lo, hi, color="0.9", zorder=0)
-    _loglog(ax)
-    ax.set_xlabel("step")
-    ax.set_ylabel(metric)
-    ax.set_title(_cell_title(cells, cell_id, swept) + "\nshaded: fit window; dotted: reference slopes (seeds 000/003)", fontsize=8)
-    ax.legend(fontsize=6.5, frameon=False, ncol=2)
-
-    t = _with_cells(table, cells).sort_values("cell_id")
-    xs = {cid: i for i, cid in enumerate(sorted(t["cell_id"].unique()))}
-    off = {o: (i - (len(optimizers) - 1) / 2) * 0.22 for i, o in enumerate(optimizers)}
-    for o in optimizers:
-        d = t[t["optimizer"] == o]
-        if d.empty:
-            continue
-        xx = np.array([xs[c] for c in d["cell_id"]]) + off[o]
-        yerr = np.vstack([(d["slope"] - d["slope_ci_low"]).clip(lower=0), (d["slope_ci_high"] - d["slope"]).clip(lower=0)])
-        bx.errorbar(xx, d["slope"], yerr=np.nan_to_num(yerr), fmt="o", ms=3, color=pal[o], elinewidth=0.8, label=o)
-    for s in REFERENCE_SLOPES:
-        bx.axhline(s, color="0.4", ls=":", lw=1)
-        bx.annotate(f"{s:+.2f}", (1.0, s), xycoords=("axes fraction", "data"), fontsize=6, color="0.3", xytext=(2, 0), textcoords="offset points")
-    bx.set_xlabel("cell_id")
-    bx.set_ylabel(f"fitted exponent of {metric} vs step")
-    bx.set_title("exponent per cell: median over seeds, bootstrap CI", fontsize=8)
-    if len(xs) <= 16:
-        bx.set_xticks(list(xs.values()), [str(k) for k in xs])
-    bx.legend(fontsize=7, frameon=False)
-    fig.subplots_adjust(wspace=0.3)
-    return _save(fig, path)
-
-
-def modes_figure(curves: pd.DataFrame, chosen: pd.DataFrame, runs: pd.DataFrame, cells: pd.DataFrame, cell_id, swept: list[str],
-                 optimizers: list[str], path: Path) -> Path | None:
-    """Per-mode decay rate (1 / e-folding step) against the component weight j^-alpha, median
-    over seeds, with the problem's predicted slopes (analysis.theory.MODE_THEORIES: Phases of
-    Muon's 1/2 vs 1 on power_law_lsq, associative memory's 0 vs 1)."""
-    th = mode_theory(str(runs["problem"].iloc[0]) if "problem" in runs else "power_law_lsq")
-    mc = mode_columns(curves)
-    if not mc:
-        return None
-    modes, cols = [j for j, _ in mc], [c for _, c in mc]
-    alpha = float(cells.set_index("cell_id").loc[cell_id, "p_alpha"])
-    lam = mode_eigenvalues(modes, alpha)
-    pal = palette(optimizers)
-    fig, ax = plt.subplots(figsize=(5.6, 3.8))
-    sel = chosen[(chosen["cell_id"] == cell_id) & (chosen["status"] == "ok")]
-    anchor = None
-    for o in optimizers:
-        rids = sel[sel["optimizer"] == o]["run_id"]
-        if rids.empty:
-            continue
-        rates = np.array([mode_decay_rates(curves[curves["run_id"] == r].sort_values("step"), cols) for r in rids])
-        with np.errstate(all="ignore"):
-            med = np.nanmedian(rates, axis=0) if np.isfinite(rates).any() else np.full(len(cols), np.nan)
-        ok = np.isfinite(med)
-        if not ok.any():
-            continue
-        q, b, _ = loglog_fit(lam, med)
-        ax.plot(lam[ok], med[ok], "o", ms=3.5, color=pal[o], label=f"{o}: fitted slope {q:.2f}" if np.isfinite(q) else o)
-        if anchor is None:
-            anchor = (lam[ok][0], med[ok][0])
-    if anchor is not None:
-        ll = np.geomspace(lam.min(), lam.max(), 20)
-        for s, lab in th.lines:
-            ax.plot(ll, anchor[1] * (ll / anchor[0]) ** s, ":" if s == 1 else "--", color="0.3", lw=1, label=f"predicted slope {lab}")
-    _loglog(ax)
-    ax.set_xlabel(th.axis)
-    ax.set_ylabel("mode decay rate 1/t_j (e-folding)")
-    ax.set_title(_cell_title(cells, cell_id, swept) + "\n" + th.source.split(":")[0] + ": per-mode decay", fontsize=8)
-    ax.legend(fontsize=6.5, frameon=False)
-    return _save(fig, path)

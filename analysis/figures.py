@@ -1,0 +1,115 @@
+"""Which figures are drawn, and from what.
+
+- :func:`draw_standard`: the figures of every analysis (phase_winner, phase_ratio_<rival>,
+  lr_sensitivity, performance_profile, curves_selected, rates, phase_modes), drawn by the
+  pipeline from what it computed (:class:`analysis.pipeline.Analysis`).
+- :data:`FIGURES`: named figures a claim preset asks for through a rule's ``figure`` parameter,
+  each ``fn(data: Results, path, **params) -> Path``, a function of the result directory and the
+  rule's parameters (a rule declares which one draws it: ``@register(name, figure=...)`` in
+  analysis/rules/). :func:`draw_for_rule` calls one.
+
+Drawing lives in analysis/heatmaps.py (maps over the swept axes) and analysis/lines.py (line
+figures); shared style in analysis/figstyle.py."""
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import heatmaps, lines, theory
+from .envelope import envelope, floor_of
+from .registry import Registry
+from .results import Results
+from .rules.common import advantage_against, cell_label, select
+
+FIGURES = Registry("figure")
+
+
+@FIGURES.register("envelopes")
+def envelopes(data: Results, path: Path, methods: list, metric: str = "gap", running_min: bool = True,
+              where: dict | None = None, floor: str = "eps_floor") -> Path:
+    """One panel per selected cell: each method's envelope (best over its grid by step t,
+    :func:`analysis.envelope.envelope`), with the floor ``c_<floor>`` of runs.csv where the metric
+    is the gap and the problem reports it."""
+    runs = data.runs
+    cells = sorted(select(runs, where).cell_id.unique())
+    fl = floor_of(data, floor) if metric == "gap" else pd.Series(dtype=float)
+    labels = [m for m in dict.fromkeys(runs.optimizer) if m in methods] or list(methods)
+    panels = [(cell_label(runs, cell), {m: envelope(data, m, cell, metric, running_min) for m in labels},
+               float(fl[cell]) if cell in fl.index else None) for cell in cells]
+    ylabel = f"best {'so-far ' if running_min else ''}{metric} over the grid (median of seeds)"
+    return lines.envelope_figure(panels, labels, data.kinds, path, ylabel)
+
+
+@FIGURES.register("advantage")
+def advantage(data: Results, path: Path, focus: str, rival: str, against: str, metric: str = "best_grad_nuc",
+              within: "str | list | None" = None, where: dict | None = None) -> Path | None:
+    """The measured advantage log10(rival / focus) of the tuned ``metric`` per cell against the
+    claim's variable (a problem parameter, or log10 of Shen et al.'s A from phase.csv)."""
+    adv, xname, why = advantage_against(data, focus, rival, against, metric, where)
+    if why:
+        return None
+    x = adv["x"].astype(float)
+    logx = against != "theory_advantage" and bool((x > 0).all()) and x.max() >= 10 * x.min()
+    hue = [within] if isinstance(within, str) else list(within or [])
+    return lines.advantage_figure(adv, "x", xname, focus, rival, metric, path, hue=hue, logx=logx)
+
+
+def draw_for_rule(figure: str | None, data: Results, spec: "str | dict", params: dict) -> Path | None:
+    """Draw the named figure a rule declares for its ``figure`` parameter ``spec`` (a file name,
+    or a table with ``name`` and parameters that override the rule's), with the rule's
+    parameters that the figure takes."""
+    if figure is None:
+        raise ValueError("figure: this rule draws no figure; allowed: a rule that declares one")
+    spec = {"name": spec} if isinstance(spec, str) else dict(spec)
+    fn = FIGURES.get(figure)
+    takes = set(inspect.signature(fn).parameters) - {"data", "path"}
+    kw = {k: v for k, v in {**params, **spec}.items() if k in takes}
+    return fn(data, data.dir / spec["name"], **kw)
+
+
+# --- the figures of every analysis --------------------------------------------------------------
+def draw_standard(an) -> None:
+    """The standard figures of an :class:`analysis.pipeline.Analysis`, into its directory; their
+    paths go to ``an.paths`` by file stem."""
+    p, out, at = an.paths, an.out, an.at_top
+    phase = an.phase_map
+
+    def keep(q):
+        if q:
+            p[q.stem] = q
+
+    if an.x is not None:
+        blabel = None
+        if an.theory_rival:
+            blabel = f"theory boundary: r*L/L_star = {an.agreement.get('threshold', 1):g} (Shen et al.)"
+            if phase["predicted_winner"].nunique() <= 1:
+                an.note("info", f"theory (Shen et al.): predicted winner is {phase['predicted_winner'].iloc[0]!r} in every cell; "
+                        "no boundary inside the map")
+        title = f"winner by {an.crit} (tuned lr, median over seeds, {100 * an.level:.0f}% bootstrap CIs)"
+        for q in heatmaps.winner_map(phase, an.x, an.y, an.labels, out / "phase_winner.png", title, an.extra, blabel):
+            keep(q)
+        for q in heatmaps.ratio_maps(phase, an.x, an.y, an.focus, out / "phase_ratio.png", an.crit, an.extra, an.theory_rival, an.labels):
+            keep(q)
+    for q in heatmaps.sensitivity_grid(at(an.sens), at(an.summary), an.cells, an.x, an.y, an.labels, out / "lr_sensitivity.png",
+                                       an.crit, an.extra):
+        keep(q)
+    keep(lines.profile_figure(an.profile, an.labels, out / "performance_profile.png", an.crit))
+    if not an.data.has("curves"):
+        return
+    curves = an.data.curves
+    keep(lines.curves_figure(curves, at(an.chosen), an.cells, an.curve_cells, an.swept, an.labels, out / "curves_selected.png"))
+    if not an.rate_table.empty:
+        keep(lines.rates_figure(curves, at(an.rate_fits), at(an.rate_table), an.cells, an.curve_cells[0], an.swept, an.labels,
+                                out / "rates.png", an.rate_metric))
+    if not an.modes.empty:
+        th = theory.mode_theory(an.data.problem)
+        m = an.modes.merge(an.cells, on="cell_id")
+        order = [c for c in ("p_alpha",) if c in m]  # the steepest spectrum first, where the problem has one
+        cid = m.sort_values([*order, "cell_id"], ascending=[False] * len(order) + [True])["cell_id"].iloc[0]
+        modes = [j for j, _ in theory.mode_columns(curves)]
+        weights = theory.mode_weights(an.data.spectrum(th.spectrum, cid), modes)
+        if np.isfinite(weights).all():
+            keep(lines.modes_figure(curves, at(an.chosen), weights, th, an.cells, cid, an.swept, an.labels, out / "phase_modes.png"))
