@@ -291,13 +291,16 @@ def exponents(scan: Scan, window=None, exclude_edge: bool = True, level: float =
 def default_windows(T: np.ndarray) -> list[tuple[str, float, float]]:
     """Sub-windows of the horizon range [a, b]: the lower and upper halves in log
     ([a, sqrt(ab)], [sqrt(ab), b]) and, when the range spans more than a decade, the first
-    half-decade [a, 10^0.5 a] and the last decade [b / 10, b]."""
+    half-decade [a, 10^0.5 a] and the last decade [b / 10, b] (each left out where it repeats
+    a half: on a two-decade range the last decade is the upper half)."""
     T = np.asarray(T, float)
     a, b = float(T.min()), float(T.max())
     mid = float(np.sqrt(a * b))
     out = [("lower half", a, mid), ("upper half", mid, b)]
     if b > 10 * a * (1 + 1e-9):
-        out += [("first half-decade", a, a * 10**0.5), ("last decade", b / 10, b)]
+        for w in (("first half-decade", a, a * 10**0.5), ("last decade", b / 10, b)):
+            if not any(np.isclose(w[1], o[1]) and np.isclose(w[2], o[2]) for o in out):
+                out.append(w)
     return out
 
 
@@ -305,10 +308,16 @@ def window_exponents(scan: Scan, windows=None, exclude_edge: bool = True, level:
                      seed: int = 0, min_horizons: int = 3) -> pd.DataFrame:
     """The tuned-per-horizon exponent (as :func:`exponents`) on each window of ``windows``
     (a list of (label, lo, hi); default :func:`default_windows` of each group's horizons), with
-    at least ``min_horizons`` (default 3) horizons per window. One row per (group, window)."""
+    at least ``min_horizons`` (default 3) horizons per window. One row per (group, window); a
+    window holding the same horizons as an earlier one is left out."""
     rows = []
     for g in scan.groups:
+        seen = set()
         for label, lo, hi in (windows or default_windows(g.T)):
+            horizons = tuple(np.flatnonzero(_in_window(g.T, (lo, hi))))
+            if horizons in seen:  # the same horizons as an earlier window: the same fit
+                continue
+            seen.add(horizons)
             _, row = _exponent(g, (lo, hi), exclude_edge, level, n_resamples, seed, min_horizons)
             rows.append({**g.key, "window": label, "lo": lo, "hi": hi, **{k: row[k] for k in ("slope", "slope_ci_low", "slope_ci_high", "n_horizons")}})
     return pd.DataFrame(rows)

@@ -20,10 +20,11 @@ def _panel_keys(fits: pd.DataFrame) -> list[str]:
     return [c for c in fits.columns if c == "cell_id" or c.startswith("p_")]
 
 
-def horizon_scan_figure(tuned: pd.DataFrame, fits: pd.DataFrame, path, bound: float | None = None,
+def horizon_scan_figure(tuned: pd.DataFrame, fits: pd.DataFrame, path, bound: "float | dict | None" = None,
                         quantity: str | None = None) -> Path:
     """Draw the scan of ``tuned`` / ``fits`` (:func:`analysis.bounds.exponents`) to ``path``;
-    ``bound`` (the exponent p of T^p) adds the reference slope. Returns the path."""
+    ``bound`` (the exponent p of T^p, or {optimizer: p}) adds the reference slope, in the
+    optimizer's colour, dashed. Returns the path."""
     keys = _panel_keys(fits)
     panels = list(fits.groupby(keys, sort=True)) if keys else [((), fits)]
     opts = list(dict.fromkeys(fits["optimizer"]))
@@ -56,8 +57,9 @@ def horizon_scan_figure(tuned: pd.DataFrame, fits: pd.DataFrame, path, bound: fl
             if np.isfinite(r["slope_ci_low"]) and np.isfinite(r["slope_ci_high"]):
                 a, b = yc * (x / xc) ** r["slope_ci_low"], yc * (x / xc) ** r["slope_ci_high"]
                 ax.fill_between(x, np.minimum(a, b), np.maximum(a, b), color=col, alpha=0.15, lw=0)
-            if bound is not None:
-                ax.plot(x, yc * (x / xc) ** bound, "--", color="k", lw=1, label=f"bound T^{bound:+.3g}")
+            p = bound.get(opt) if isinstance(bound, dict) else bound
+            if p is not None:
+                ax.plot(x, yc * (x / xc) ** p, "--", color=col, lw=1, label=f"{opt} bound T^{p:+.3g}")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("horizon T (steps)")

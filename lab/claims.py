@@ -13,7 +13,7 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from analysis import verdicts
+from analysis import rules_bounds, rules_trend, verdicts  # noqa: F401  (the first two register their rules)
 
 from .config import _pydantic_message, parse_config
 from .errors import ConfigError
