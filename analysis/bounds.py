@@ -131,7 +131,8 @@ def horizon_scan(runs: pd.DataFrame, curves: pd.DataFrame | None = None, quantit
     ``horizon = "logged"``: Q is the curves.csv column ``quantity`` at the logged steps
     ``horizons`` (default :func:`geometric_horizons` of the steps every run logged, with
     ``t_min`` / ``t_max`` / ``per_decade``); runs' ``diverged_step`` (when present) turns values
-    from that step on into +inf; a non-finite value is +inf. The schedule must be horizon-free:
+    from that step on into +inf (a run whose status is not ok and which records no such step is
+    +inf at every horizon); a non-finite value is +inf. The schedule must be horizon-free:
     a runs.csv ``h_lr_schedule`` of cosine or linear is an error. ``horizon = "<column>"`` (an
     h_ or p_ column of runs.csv, e.g. ``h_horizon``): Q is each run's final value (runs.csv
     ``quantity`` or ``final_<quantity>``, +inf unless status is ok) and the horizons are the
@@ -158,9 +159,11 @@ def horizon_scan(runs: pd.DataFrame, curves: pd.DataFrame | None = None, quantit
         v = c[quantity].astype(float).where(np.isfinite(c[quantity].astype(float)), np.inf)
         vals = pd.DataFrame({"run_id": c["run_id"].to_numpy(), "k": np.searchsorted(T, c["step"].to_numpy(float)), "v": v.to_numpy(),
                              "step": c["step"].to_numpy(float)})
-        if "diverged_step" in runs:
-            ds = vals["run_id"].map(runs.set_index("run_id")["diverged_step"]).astype(float)
-            vals.loc[(ds >= 0) & (vals["step"] >= ds), "v"] = np.inf
+        info = runs.set_index("run_id")
+        ds = vals["run_id"].map(info["diverged_step"]).astype(float) if "diverged_step" in runs else pd.Series(np.nan, index=vals.index)
+        vals.loc[(ds >= 0) & (vals["step"] >= ds), "v"] = np.inf
+        if "status" in runs:  # not ok with no divergence step on record: no horizon of it counts
+            vals.loc[(vals["run_id"].map(info["status"]) != "ok") & ~(ds >= 0), "v"] = np.inf
         hcols = [h for h in runs.columns if h.startswith("h_")]
         keys = ["cell_id", "optimizer"]
     else:

@@ -128,6 +128,9 @@ def test_diverged_runs_count_as_infinite_from_their_divergence():
     before, after = tuned[tuned["T"] < 1000], tuned[tuned["T"] >= 1000]
     assert np.allclose(before["h_lr"], best)
     assert not np.isclose(after["h_lr"], best).any() and np.isfinite(after["median"]).all()
+    runs = runs.drop(columns="diverged_step")  # no step on record: the run counts at no horizon
+    tuned, _ = B.exponents(B.horizon_scan(runs, curves, "avg_grad_fro"), n_resamples=19)
+    assert not np.isclose(tuned["h_lr"], best).any()
 
 
 def test_window_robustness_sees_a_break():
