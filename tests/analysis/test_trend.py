@@ -87,6 +87,13 @@ def test_trend_test_outcomes(method):
     assert r["status"] == "partly" and r["p_value"] > 0.5 and r["ci_low"] < 0 < r["ci_high"]
 
 
+def test_kendall_rows_match_scipy():
+    rng = np.random.default_rng(1)
+    x, y = rng.integers(0, 4, (20, 7)).astype(float), rng.standard_normal((20, 7))  # ties in x
+    want = [stats.kendalltau(a, b).statistic for a, b in zip(x, y)]
+    assert np.allclose(TR.kendall_rows(x, y), want, equal_nan=True)
+
+
 def test_trend_test_bad_input():
     with pytest.raises(ValueError, match="method: got 'pearson'"):
         TR.trend_test([1, 2, 3, 4], [1, 2, 3, 4], method="pearson")
