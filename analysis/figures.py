@@ -57,6 +57,23 @@ def advantage(data: Results, path: Path, focus: str, rival: str, against: str, m
     return lines.advantage_figure(adv, "x", xname, focus, rival, metric, path, hue=hue, logx=logx)
 
 
+@FIGURES.register("horizon_scan")
+def horizon_scan(data: Results, path: Path, optimizer, bound=None, quantity: str = "avg_grad_fro", horizon: str = "logged",
+                 horizons=None, t_min=None, t_max=None, per_decade: int | None = None, window=None, exclude_edge: bool = True,
+                 where: dict | None = None) -> Path | None:
+    """Tuned-per-horizon quantity against the horizon T with the fitted exponent and the bound's
+    slope (:func:`analysis.bounds_figures.horizon_scan_figure`), for the bound rules."""
+    from .bounds import PER_DECADE  # noqa: PLC0415
+    from .bounds_figures import horizon_scan_figure  # noqa: PLC0415
+    from .rules.bounds import scan_tables  # noqa: PLC0415
+
+    tabs = scan_tables(data, optimizer, quantity, horizon, horizons, t_min, t_max, per_decade or PER_DECADE, window,
+                       exclude_edge, where=where, n_resamples=199)
+    if tabs is None:
+        return None
+    return horizon_scan_figure(tabs[0], tabs[1], path, bound=bound)
+
+
 def draw_for_rule(figure: str | None, data: Results, spec: "str | dict", params: dict) -> Path | None:
     """Draw the named figure a rule declares for its ``figure`` parameter ``spec`` (a file name,
     or a table with ``name`` and parameters that override the rule's), with the rule's
