@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 _LAZY = {
-    "analyze": ("pipeline", "analyze"), "report": ("report", "report"), "Results": ("results", "Results"),
+    "analyze": ("pipeline", "analyze"), "report": ("page", "report"), "Results": ("results", "Results"),
     "CRITERIA": ("options", "CRITERIA"), "AnalysisOptions": ("options", "AnalysisOptions"),
     "criterion": ("tune", "criterion"), "refine_edges": ("tune", "refine_edges"), "select": ("tune", "select"),
     "sensitivity": ("tune", "sensitivity"), "steps_to_target": ("tune", "steps_to_target"), "tune": ("tune", "tune"),

@@ -2,7 +2,7 @@
 tables, the theory overlays and the figures: ``analyze(out_dir)`` writes summary.csv,
 sensitivity.csv, phase.csv, profile.csv, rates.csv, rates_horizon.csv, modes.csv (when curves.csv
 has per-mode errors), analysis.json and the figures, and returns the :class:`Analysis` the
-page renderer (analysis/report.py) reads. Column meanings: docs/results.md; protocol:
+page renderer (analysis/page.py) reads. Column meanings: docs/results.md; protocol:
 docs/protocol.md."""
 from __future__ import annotations
 
