@@ -14,6 +14,8 @@ step (the input is max-abs-normalized before the kernels, which map zero to zero
 """
 from __future__ import annotations
 
+from problems.registry import Registry
+
 from ..orth import orthogonalize
 from ..registry import register
 from . import base
@@ -101,7 +103,9 @@ def _compress_unit(p, hp):
     return (hp["lr"] * base.SCALES[hp["scale"]](*p.shape[-2:])) * orthogonalize(p, hp["orth"], hp["ns_steps"])
 
 
-COMPRESSORS = {"scaled": _compress_scaled, "unit": _compress_unit}
+COMPRESSORS = Registry("compressor", "error-feedback compressor")  # name -> fn(P, hp)
+COMPRESSORS.add("scaled", _compress_scaled)
+COMPRESSORS.add("unit", _compress_unit)
 
 
 @register("ef_muon")
