@@ -86,6 +86,18 @@ class Quadratic(Problem):
         **noise_params(minibatch=False),
     }
 
+    EXAMPLES = (  # small valid instances covering every hessian and basis, and both additive noises
+        dict(m=4, n=3, hessian="kronecker", basis="aligned", alpha=1.0, alpha_right=0.5, kappa=10.0, mu=0.01),
+        dict(m=3, n=5, hessian="kronecker", basis="rotated", noise="gaussian", sigma=0.5),
+        dict(m=4, n=4, hessian="low_rank", basis="random", rank=5, noise="student_t", sigma=0.3),
+        dict(m=1, n=4, hessian="low_rank", basis="aligned", rank=2, mu=0.1),
+        dict(m=3, n=3, hessian="low_rank", basis="rotated", rank=4, alpha=2.0),
+        dict(m=4, n=6, hessian="block", blocks=2, layout="rows", coupling=0.3),
+        dict(m=4, n=4, hessian="block", blocks=4, layout="tiles", noise="gaussian", sigma=0.2),
+        dict(m=2, n=6, hessian="block", blocks=3, layout="cols", coupling=1.0),
+        dict(m=3, n=4, hessian="dense", basis="random"),
+    )
+
     def __init__(self, runs, seed, backend, **params):
         super().__init__(runs, seed, backend, **params)
         m, n = self.m, self.n = self.params["m"], self.params["n"]

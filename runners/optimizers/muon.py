@@ -52,6 +52,7 @@ class Muon:
     FAMILY = "spectral"
     ORACLE_CALLS = 1
     PAPERS = ('2505.23737', '2509.15816')
+    TEST_HPARAMS = {"lr": 0.05, "lr_schedule": "cosine", "horizon": 200}
 
     HPARAMS = base.with_schedule({
         **_common(2e-2, 0.95),
@@ -77,6 +78,7 @@ class SpectralSD(Muon):
     FAMILY = "spectral"
     ORACLE_CALLS = 1
     PAPERS = ('2502.02900',)
+    TEST_HPARAMS = {"lr": 0.2, "beta": 0.5}
 
     HPARAMS = base.with_schedule({
         **_common(1e-2, 0.95, orth="svd", scale="none"),
@@ -121,6 +123,7 @@ class EFMuon(Muon):
     FAMILY = "spectral"
     ORACLE_CALLS = 1
     PAPERS = ('2605.08980',)
+    TEST_HPARAMS = {"lr": 0.2, "beta": 0.5}
 
     HPARAMS = base.with_schedule({
         **_common(1e-2, 0.95, orth="svd"),
@@ -172,6 +175,7 @@ class MuonMVR1(_MuonMVR):
     FAMILY = "spectral"
     ORACLE_CALLS = 1
     PAPERS = ("2509.15816",)
+    TEST_HPARAMS = {"lr": 0.05, "lr_schedule": "cosine", "horizon": 200}
 
     @staticmethod
     def init(params, hp, xp):
@@ -192,6 +196,7 @@ class MuonMVR2(_MuonMVR):
     FAMILY = "spectral"
     ORACLE_CALLS = 2
     PAPERS = ("2509.15816",)
+    TEST_HPARAMS = {"lr": 0.05, "lr_schedule": "cosine", "horizon": 200}
 
     @staticmethod
     def init(params, hp, xp):
