@@ -107,7 +107,9 @@ def step_flops(opt, m: int, n: int, N: int, calls: float) -> tuple[float | None,
     kernel = opt.hp.get("orth")
     if kernel is not None:
         # Newton-Schulz kernels (coefficient sets) have a FLOP count; by default len(coeffs) steps
-        k = opt.hp.get("ns_steps") or (len(orth.COEFFICIENTS.get(kernel).coeffs) if kernel in orth.COEFFICIENTS else None)
+        k = opt.hp.get("ns_steps")
+        if not k and kernel in orth.COEFFICIENTS:
+            k = len(orth.COEFFICIENTS.get(kernel).coeffs)
         if not k:
             return None, f"{text} + {kernel} (no FLOP count)"
         f += k * (4.0 * p * p * q + 2.0 * p**3)

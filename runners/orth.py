@@ -228,8 +228,8 @@ def _triples(coeffs, where: str) -> tuple:
 
 
 ns_keller = register_coefficients("ns_keller", KELLER, doc="Newton-Schulz, Keller's quintic (5 steps by default).")
-polar_express = register_coefficients(
-    "polar_express", POLAR_EXPRESS, 1.02, doc="Newton-Schulz with the Polar Express per-step coefficients (5 steps by default).")
+polar_express = register_coefficients("polar_express", POLAR_EXPRESS, 1.02,
+                                      doc="Newton-Schulz with the Polar Express coefficients (5 steps by default).")
 
 
 SPEC_PREFIX = "ns:"

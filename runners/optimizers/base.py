@@ -192,10 +192,12 @@ def _fro_dir(u, orth=None, steps=None):
 
 NORMS = Registry("norms", "norm")  # name -> Norm
 for _norm in (
-    Norm("spectral", _spectral_dir, nuclear, "operator norm; direction = polar factor U V^T (via orth), dual = nuclear"),
+    Norm("spectral", _spectral_dir, nuclear,
+         "operator norm; direction = polar factor U V^T (via orth), dual = nuclear"),
     Norm("sign", _sign_dir, _l1, "max-abs entry (l_inf); direction = sign(U), dual = sum |U_ij|"),
     Norm("row", _row_dir, _row_dual, "max row l2 norm; direction = rows normalized, dual = sum of row norms"),
-    Norm("column", _col_dir, _col_dual, "max column l2 norm; direction = columns normalized, dual = sum of column norms"),
+    Norm("column", _col_dir, _col_dual,
+         "max column l2 norm; direction = columns normalized, dual = sum of column norms"),
     Norm("frobenius", _fro_dir, fro, "Frobenius; direction = U / ||U||_F, dual = ||U||_F"),
 ):
     NORMS.add(_norm.name, _norm)
