@@ -37,14 +37,15 @@ CASES = {  # name: (m, n, N, B)
     "wide": (64, 256, 256, 8),
 }
 STEPS = 100
-NS_STEPS = {"ns_keller": 5, "polar_express": 5}  # Newton-Schulz kernels with a FLOP count
 DEMO = Path(__file__).resolve().parents[1] / "configs" / "demo.toml"
 
 
 def default_optimizers() -> list[str]:
-    """Muon, GD, SignSGD and every registered MVR2 variant."""
+    """Muon, GD, SignSGD and every registered two-point spectral method (FAMILY "spectral",
+    ORACLE_CALLS 2: Muon-MVR2), chosen by the classes' declarations."""
     names = [n for n in ("muon", "gd", "signsgd") if n in runners.REGISTRY]
-    return names + sorted(n for n in runners.REGISTRY if "mvr2" in n)
+    two_point = (n for n, cls in runners.REGISTRY.items() if cls.FAMILY == "spectral" and cls.ORACLE_CALLS == 2)
+    return names + sorted(two_point)
 
 
 def _median_time(fn, repeats: int, sync) -> float:
@@ -105,7 +106,10 @@ def step_flops(opt, m: int, n: int, N: int, calls: float) -> tuple[float | None,
     f, text = calls * 4.0 * m * n * N, f"{calls:g} x 4mnN"
     kernel = opt.hp.get("orth")
     if kernel is not None:
-        k = opt.hp.get("ns_steps") or NS_STEPS.get(kernel)
+        # Newton-Schulz kernels (coefficient sets) have a FLOP count; by default len(coeffs) steps
+        k = opt.hp.get("ns_steps")
+        if not k and kernel in orth.COEFFICIENTS:
+            k = len(orth.COEFFICIENTS.get(kernel).coeffs)
         if not k:
             return None, f"{text} + {kernel} (no FLOP count)"
         f += k * (4.0 * p * p * q + 2.0 * p**3)

@@ -1,5 +1,5 @@
 """Executors run pending jobs and hand each finished job's outcome to the store. Registered by
-name in ``EXECUTORS``; the in-process one is the default.
+name in ``EXECUTORS`` (a :class:`problems.registry.Registry`); the in-process one is the default.
 
 An executor is ``fn(jobs, store, progress, **options)``: it runs every job of ``jobs`` (each a
 pure :class:`lab.plan.JobSpec`) through :func:`lab.jobs.run_job`, wherever it likes, and passes
@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from tqdm.auto import tqdm
+
+from problems.registry import Registry
 
 from .errors import ConfigError
 from .jobs import JobOutcome, run_job
@@ -52,23 +54,21 @@ class Executor:
         return self.fn(jobs, store, progress=progress, **options)
 
 
-EXECUTORS: dict[str, Executor] = {}
+EXECUTORS = Registry("executor", "executor")  # name -> Executor
 
 
 def register(name: str, options: tuple[str, ...] = (), preflight: Callable | None = None,
              session: Callable | None = None):
     def deco(fn):
         doc = (fn.__doc__ or "").strip().split("\n")[0]
-        EXECUTORS[name] = Executor(name, fn, tuple(options), preflight, session, doc)
+        EXECUTORS.add(name, Executor(name, fn, tuple(options), preflight, session, doc))
         return fn
 
     return deco
 
 
 def get(name: str) -> Executor:
-    if name not in EXECUTORS:
-        raise ConfigError(f"executor: unknown {name!r}; allowed: {', '.join(EXECUTORS)}")
-    return EXECUTORS[name]
+    return EXECUTORS.get(name)
 
 
 # --- the shared path of a finished job --------------------------------------------------------

@@ -39,6 +39,12 @@ class AssocMemory(Problem):
         **noise_params(minibatch=False),
     }
 
+    EXAMPLES = (
+        dict(items=4, alpha=1.0),
+        dict(items=6, alpha=0.5, noise="gaussian", sigma=0.3, log_modes=3),
+        dict(items=3, alpha=2.0, noise="student_t", sigma=0.2),
+    )
+
     def __init__(self, runs, seed, backend, **params):
         super().__init__(runs, seed, backend, **params)
         n = self.params["items"]

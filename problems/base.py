@@ -28,6 +28,13 @@ class Problem:
 
     kind = "base"
     PARAMS: dict = {}
+    # Small valid parameter sets (kwargs of problems.make) covering the kind's structural
+    # variants; every registered kind declares them and the generic contract test
+    # (tests/problems/test_contract.py) runs each one.
+    EXAMPLES: tuple = ()
+    # True where the kind documents that E[stoch_grad] != grad (the contract test then does not
+    # test unbiasedness); no kind here has a biased oracle.
+    BIASED_ORACLE = False
     batched = False  # True: stoch_grad uses a minibatch drawn by sample_batch
 
     def __init__(self, runs: int, seed, backend: Backend, **params):

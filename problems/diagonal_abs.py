@@ -42,6 +42,11 @@ class DiagonalAbs(Problem):
         "init_scale": Param(0.0, float, low=0.0, doc="X0 = init_scale G / sqrt(m n) (0: X0 = 0, diagonal)"),
     }
 
+    EXAMPLES = (
+        dict(m=4, n=3),
+        dict(m=5, n=5, coupled=True, eps=0.3, offdiag=0.5, init_scale=1.0),
+    )
+
     def __init__(self, runs, seed, backend, **params):
         super().__init__(runs, seed, backend, **params)
         B, m, n = self.runs, self.params["m"], self.params["n"]

@@ -71,6 +71,13 @@ class LinearNet(Problem):
         **noise_params(minibatch=True),
     }
 
+    EXAMPLES = (
+        dict(m=3, n=4, hidden=2, teacher_rank=2),
+        dict(m=4, n=3, hidden=1, noise="minibatch", batch_size=3, sigma=0.4),
+        dict(m=2, n=2, hidden=3, noise="student_t", sigma=0.2, label_noise=0.1),
+        dict(m=3, n=2, hidden=2, noise="gaussian", sigma=0.3, batch_size=2),
+    )
+
     def __init__(self, runs, seed, backend, **params):
         super().__init__(runs, seed, backend, **params)
         B, m, n, h = self.runs, self.params["m"], self.params["n"], self.params["hidden"]

@@ -67,6 +67,12 @@ class PLSine(Problem):
         **noise_params(minibatch=False),
     }
 
+    EXAMPLES = (
+        dict(m=3, n=4, basis="aligned", amplitude=3.0),
+        dict(m=4, n=2, basis="rotated", amplitude=1.0, noise="student_t", sigma=0.5, df=4),
+        dict(m=1, n=3, radius=0.5, noise="gaussian", sigma=0.2),
+    )
+
     def __init__(self, runs, seed, backend, **params):
         super().__init__(runs, seed, backend, **params)
         B, m, n = self.runs, self.params["m"], self.params["n"]

@@ -51,6 +51,13 @@ class PowerLawLSQ(Problem):
         **noise_params(minibatch=True),
     }
 
+    EXAMPLES = (
+        dict(m=3, n=5, alpha=1.5, beta=0.5, log_modes=3),
+        dict(m=4, n=4, rotate=True, noise="minibatch", batch_size=3, sigma=0.3, label_noise=0.2),
+        dict(m=1, n=3, noise="gaussian", sigma=0.2),
+        dict(m=2, n=3, noise="student_t", sigma=0.4, df=4, batch_size=2, label_noise=0.1),
+    )
+
     def __init__(self, runs, seed, backend, **params):
         super().__init__(runs, seed, backend, **params)
         B, m, n = self.runs, self.params["m"], self.params["n"]

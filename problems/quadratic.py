@@ -37,13 +37,13 @@ from .hessians import BlockH, DenseH, EigH, FactoredH
 from .linalg import op_norm, power_law, random_orthonormal
 from .noise import noise_params
 from .params import Param, ParamError
-from .registry import register
+from .registry import Registry, register
 
 # random components of an instance (host_rng streams); fixed numbers, never reuse one
 C_P, C_Q, C_SUPPORT, C_U, C_XSTAR, C_BLOCK, C_GLOBAL = 1, 2, 3, 4, 5, 6, 7
 
 SPECTRUM = ("alpha", "alpha_right", "kappa", "kappa_right", "mu")
-HESSIANS: dict[str, callable] = {}
+HESSIANS = Registry("hessian", "Hessian builder")  # name -> (builder, used variant parameters, allowed bases)
 
 
 def hessian(name: str, uses: tuple, bases: tuple):
@@ -51,7 +51,7 @@ def hessian(name: str, uses: tuple, bases: tuple):
     parameters it reads (the others must stay at their defaults); ``bases``: allowed ``basis``."""
 
     def deco(fn):
-        HESSIANS[name] = (fn, set(uses), bases)
+        HESSIANS.add(name, (fn, set(uses), bases))
         return fn
 
     return deco
@@ -86,12 +86,24 @@ class Quadratic(Problem):
         **noise_params(minibatch=False),
     }
 
+    EXAMPLES = (  # small valid instances covering every hessian and basis, and both additive noises
+        dict(m=4, n=3, hessian="kronecker", basis="aligned", alpha=1.0, alpha_right=0.5, kappa=10.0, mu=0.01),
+        dict(m=3, n=5, hessian="kronecker", basis="rotated", noise="gaussian", sigma=0.5),
+        dict(m=4, n=4, hessian="low_rank", basis="random", rank=5, noise="student_t", sigma=0.3),
+        dict(m=1, n=4, hessian="low_rank", basis="aligned", rank=2, mu=0.1),
+        dict(m=3, n=3, hessian="low_rank", basis="rotated", rank=4, alpha=2.0),
+        dict(m=4, n=6, hessian="block", blocks=2, layout="rows", coupling=0.3),
+        dict(m=4, n=4, hessian="block", blocks=4, layout="tiles", noise="gaussian", sigma=0.2),
+        dict(m=2, n=6, hessian="block", blocks=3, layout="cols", coupling=1.0),
+        dict(m=3, n=4, hessian="dense", basis="random"),
+    )
+
     def __init__(self, runs, seed, backend, **params):
         super().__init__(runs, seed, backend, **params)
         m, n = self.m, self.n = self.params["m"], self.params["n"]
         self.layer_shapes = ((m, n),)
         name = self.params["hessian"]
-        build, uses, bases = HESSIANS[name]
+        build, uses, bases = HESSIANS.get(name)
         self.unused(f"hessian = {name!r}", *(k for k in VARIANT_PARAMS if k not in uses))
         if self.params["basis"] not in bases:
             raise ParamError(f"basis: got {self.params['basis']!r} with hessian = {name!r}; allowed: {', '.join(bases)}")

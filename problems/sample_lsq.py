@@ -34,6 +34,11 @@ class SampleLSQ(Problem):
         "label_noise": Param(0.0, float, low=0.0, doc="label noise: E||Y - X* A||_F^2 / N = label_noise^2"),
     }
 
+    EXAMPLES = (
+        dict(m=3, n=4, samples=10, alpha=1.0, label_noise=0.3),
+        dict(m=2, n=6, samples=4),
+    )
+
     def __init__(self, runs, seed, backend, **params):
         super().__init__(runs, seed, backend, **params)
         B, m, n, N = self.runs, self.params["m"], self.params["n"], self.params["samples"]

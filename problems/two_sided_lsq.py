@@ -50,6 +50,13 @@ class TwoSidedLSQ(Problem):
         **noise_params(minibatch=True),
     }
 
+    EXAMPLES = (
+        dict(m=4, n=3, alpha_in=1.0, alpha_out=0.5, beta=0.5),
+        dict(m=3, n=5, rotate=True, noise="minibatch", batch_size=4, sigma=0.5, label_noise=0.1),
+        dict(m=1, n=4, noise="gaussian", sigma=0.3, batch_size=2, label_noise=0.2),
+        dict(m=2, n=2, rotate=True, noise="student_t", sigma=0.3),
+    )
+
     def __init__(self, runs, seed, backend, **params):
         super().__init__(runs, seed, backend, **params)
         B, m, n = self.runs, self.params["m"], self.params["n"]

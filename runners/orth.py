@@ -1,7 +1,9 @@
 """Orthogonalization kernels: maps U -> (approximately) the polar factor of U, batched over the
-leading axis. Registered by name in ``ORTH``; an optimizer's ``orth`` hyperparameter picks one. Every kernel
-has the signature ``fn(u, steps=None)`` (``steps``: iterations for iterative kernels, None = the
-kernel's own default; ignored by exact ones).
+leading axis. Registered by name in ``ORTH`` (a :class:`problems.registry.Registry`); an optimizer's
+``orth`` hyperparameter picks one. Every kernel has the signature ``fn(u, steps=None)`` (``steps``:
+iterations for iterative kernels, None = the kernel's own default; ignored by exact ones). The
+Newton-Schulz kernels are coefficient sets (``COEFFICIENTS``: per-step (a, b, c) triples and the
+input normalization), each registered in both registries by :func:`register_coefficients`.
 
 A zero matrix maps to zero and singular values below a relative threshold map to zero (the partial
 isometry U_r V_r^T of the numerically nonzero part), so a zero or rank-deficient gradient never
@@ -9,13 +11,15 @@ produces a direction that was not in it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from problems.backend import array_module as _xp
+from problems.registry import Registry
 
-ORTH: dict[str, Callable] = {}
+ORTH = Registry("orth", "orthogonalization kernel")  # name -> fn(u, steps=None)
 
 # Keller Jordan's quintic Newton-Schulz coefficients (Muon reference implementation, 2024),
 # used for 5 steps; the result's singular values lie roughly in [0.7, 1.2] (PAPERS.md).
@@ -32,12 +36,21 @@ POLAR_EXPRESS = (
 )
 
 
-def register(name: str):
-    def deco(fn):
-        ORTH[name] = fn
-        return fn
+@dataclass(frozen=True)
+class CoefficientSet:
+    """A Newton-Schulz schedule: per-step (a, b, c) triples (past the end the last repeats) and
+    the input normalization ``norm_scale * ||U||_F``."""
 
-    return deco
+    coeffs: tuple
+    norm_scale: float = 1.0
+
+
+COEFFICIENTS = Registry("coefficients", "Newton-Schulz coefficient set")  # name -> CoefficientSet
+
+
+def register(name: str):
+    """Decorator: register a kernel ``fn(u, steps=None)`` under ``name`` in ``ORTH``."""
+    return ORTH.register(name)
 
 
 def schedule(coeffs, steps):
@@ -182,34 +195,25 @@ def _ns_gram_fused(x, coeffs, xp):
     return x
 
 
-@register("ns_keller")
-def ns_keller(u, steps=None):
-    """Newton-Schulz, Keller's quintic (5 steps by default)."""
-    return newton_schulz(u, schedule(KELLER, steps))
+# --- coefficient sets, ``orth`` specs, and the safe entry point the optimizers call ------------
 
-
-@register("polar_express")
-def polar_express(u, steps=None):
-    """Newton-Schulz with the Polar Express per-step coefficients (5 steps by default)."""
-    return newton_schulz(u, schedule(POLAR_EXPRESS, steps), norm_scale=1.02)
-
-
-# --- user coefficient sets, ``orth`` specs, and the safe entry point the optimizers call ------
-
-def register_coefficients(name: str, coeffs, norm_scale: float = 1.0):
+def register_coefficients(name: str, coeffs, norm_scale: float = 1.0, doc: str = ""):
     """Register a Newton-Schulz kernel ``name`` with per-step coefficient triples ``coeffs``
     ((a, b, c), one per step; past the end the last repeats) and input normalization
-    ``norm_scale * ||U||_F``. Returns the kernel. ``ns_steps = 0`` runs ``len(coeffs)`` steps."""
+    ``norm_scale * ||U||_F``, in ``COEFFICIENTS`` and ``ORTH``. Returns the kernel.
+    ``ns_steps = 0`` runs ``len(coeffs)`` steps."""
     triples = _triples(coeffs, name)
     if not (norm_scale > 0 and float(norm_scale) < float("inf")):
         raise ValueError(f"norm_scale: got {norm_scale!r}; allowed: a number > 0")
-    if name in ORTH:
+    if name in ORTH or name in COEFFICIENTS:
         raise ValueError(f"orthogonalization {name!r} registered twice")
+    scale = float(norm_scale)
 
     def kernel(u, steps=None):
-        return newton_schulz(u, schedule(triples, steps), norm_scale=float(norm_scale))
+        return newton_schulz(u, schedule(triples, steps), norm_scale=scale)
 
-    kernel.__doc__ = f"Newton-Schulz with user coefficients {triples} (normalized by {norm_scale} ||U||_F)."
+    kernel.__doc__ = doc or f"Newton-Schulz with user coefficients {triples} (normalized by {norm_scale} ||U||_F)."
+    COEFFICIENTS.add(name, CoefficientSet(triples, scale))
     return register(name)(kernel)
 
 
@@ -221,6 +225,11 @@ def _triples(coeffs, where: str) -> tuple:
     if not out or any(len(abc) != 3 or not all(abs(v) < float("inf") for v in abc) for abc in out):
         raise ValueError(f"{where}: coefficients must be a non-empty list of finite (a, b, c) triples")
     return out
+
+
+ns_keller = register_coefficients("ns_keller", KELLER, doc="Newton-Schulz, Keller's quintic (5 steps by default).")
+polar_express = register_coefficients("polar_express", POLAR_EXPRESS, 1.02,
+                                      doc="Newton-Schulz with the Polar Express coefficients (5 steps by default).")
 
 
 SPEC_PREFIX = "ns:"
@@ -251,13 +260,13 @@ def parse_spec(spec: str) -> tuple[tuple, float]:
 def resolve(orth: str) -> Callable:
     """The kernel for a registered name or an ``ns:`` coefficient spec."""
     if orth in ORTH:
-        return ORTH[orth]
+        return ORTH.get(orth)
     if isinstance(orth, str) and orth.startswith(SPEC_PREFIX):
         if orth not in _SPEC_CACHE:
             triples, scale = parse_spec(orth)
             _SPEC_CACHE[orth] = lambda u, steps=None: newton_schulz(u, schedule(triples, steps), norm_scale=scale)
         return _SPEC_CACHE[orth]
-    raise ValueError(f"orth: unknown {orth!r}; allowed: {', '.join(sorted(ORTH))} or 'ns:a,b,c;...'")
+    raise ValueError(f"orth: got {orth!r}; allowed: {ORTH.allowed()} or 'ns:a,b,c;...'")
 
 
 def max_abs_normalize(u):

@@ -11,38 +11,39 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from problems.params import Param, ParamError, check_all
+from problems.params import Param, check_all
+from problems.registry import Registry
 
 from . import schedules
 
-REGISTRY: dict[str, type] = {}
+REGISTRY = Registry("name", "optimizer")  # name -> optimizer class
 
 # What every optimizer class declares besides HPARAMS/init/step (analysis reads FAMILY from runs.csv's
 # ``optimizer_family``; nothing decides from a substring of a name):
 FAMILIES = ("spectral", "sign", "euclidean", "adaptive", "layerwise")  # FAMILY: the geometry of the step
 # ORACLE_CALLS: stochastic-gradient calls per step (1, or 2 for two-point / STORM-type methods);
-# PAPERS: arXiv ids whose algorithm or results the class implements (docstrings cite them).
+# PAPERS: arXiv ids whose algorithm or results the class implements (docstrings cite them);
+# TEST_HPARAMS: a small valid hyperparameter set under which the method converges on a
+# well-conditioned quadratic (the generic optimizer suite, tests/runners/test_zoo_generic.py).
 
 
 def register(name: str):
+    """Class decorator: check the class's declarations and register it under ``name``."""
+
     def deco(cls):
-        if name in REGISTRY:
-            raise ValueError(f"optimizer {name!r} registered twice")
         if getattr(cls, "FAMILY", None) not in FAMILIES:
             raise ValueError(f"optimizer {name!r}: FAMILY: got {getattr(cls, 'FAMILY', None)!r}; allowed: {', '.join(FAMILIES)}")
         if getattr(cls, "ORACLE_CALLS", None) not in (1, 2):
             raise ValueError(f"optimizer {name!r}: ORACLE_CALLS: got {getattr(cls, 'ORACLE_CALLS', None)!r}; allowed: 1, 2")
+        REGISTRY.add(name, cls)
         cls.name = name
-        REGISTRY[name] = cls
         return cls
 
     return deco
 
 
 def get(name: str) -> type:
-    if name not in REGISTRY:
-        raise ParamError(f"name: unknown optimizer {name!r}; allowed: {', '.join(sorted(REGISTRY))}")
-    return REGISTRY[name]
+    return REGISTRY.get(name)
 
 
 def hparams(name: str) -> dict[str, Param]:

@@ -18,6 +18,7 @@ class Adam:
     FAMILY = "adaptive"
     ORACLE_CALLS = 1
     PAPERS = ('1412.6980',)
+    TEST_HPARAMS = {"lr": 0.05, "lr_schedule": "cosine", "horizon": 200}
 
     HPARAMS = base.with_schedule({
         "lr": base.lr(1e-3),

@@ -15,6 +15,7 @@ from typing import Callable
 
 from problems.backend import array_module
 from problems.params import Param, ParamError
+from problems.registry import Registry
 
 from .. import schedules
 from ..orth import ORTH, SPEC_PREFIX, finite_runs, max_abs_normalize, orthogonalize, parse_spec
@@ -39,11 +40,10 @@ MOMENTUM_KIND = Param("ema", str, per_run=False, choices=("ema", "sum"),
                       doc="ema: M = beta M + (1 - beta) G; sum: M = beta M + G")
 NS_STEPS = Param(0, int, per_run=False, low=0, doc="Newton-Schulz steps (0 = the kernel's default)")
 
-SCALES = {
-    "original": lambda m, n: math.sqrt(max(1.0, m / n)),
-    "rms": lambda m, n: 0.2 * math.sqrt(max(m, n)),
-    "none": lambda m, n: 1.0,
-}
+SCALES = Registry("scale", "shape scale")  # name -> s(m, n)
+SCALES.add("original", lambda m, n: math.sqrt(max(1.0, m / n)))
+SCALES.add("rms", lambda m, n: 0.2 * math.sqrt(max(m, n)))
+SCALES.add("none", lambda m, n: 1.0)
 
 
 def scale(default: str) -> Param:
@@ -190,16 +190,18 @@ def _fro_dir(u, orth=None, steps=None):
     return safe_div(u, fro(u))
 
 
-NORMS: dict[str, Norm] = {
-    n.name: n
-    for n in (
-        Norm("spectral", _spectral_dir, nuclear, "operator norm; direction = polar factor U V^T (via orth), dual = nuclear"),
-        Norm("sign", _sign_dir, _l1, "max-abs entry (l_inf); direction = sign(U), dual = sum |U_ij|"),
-        Norm("row", _row_dir, _row_dual, "max row l2 norm; direction = rows normalized, dual = sum of row norms"),
-        Norm("column", _col_dir, _col_dual, "max column l2 norm; direction = columns normalized, dual = sum of column norms"),
-        Norm("frobenius", _fro_dir, fro, "Frobenius; direction = U / ||U||_F, dual = ||U||_F"),
-    )
-}
+NORMS = Registry("norms", "norm")  # name -> Norm
+for _norm in (
+    Norm("spectral", _spectral_dir, nuclear,
+         "operator norm; direction = polar factor U V^T (via orth), dual = nuclear"),
+    Norm("sign", _sign_dir, _l1, "max-abs entry (l_inf); direction = sign(U), dual = sum |U_ij|"),
+    Norm("row", _row_dir, _row_dual, "max row l2 norm; direction = rows normalized, dual = sum of row norms"),
+    Norm("column", _col_dir, _col_dual,
+         "max column l2 norm; direction = columns normalized, dual = sum of column norms"),
+    Norm("frobenius", _fro_dir, fro, "Frobenius; direction = U / ||U||_F, dual = ||U||_F"),
+):
+    NORMS.add(_norm.name, _norm)
+del _norm
 
 
 # --- variance reduction ---------------------------------------------------------------------

@@ -30,6 +30,7 @@ class GD(_SGD):
     FAMILY = "euclidean"
     ORACLE_CALLS = 1
     PAPERS = ()
+    TEST_HPARAMS = {"lr": 0.4}
 
     HPARAMS = base.with_schedule({"lr": base.lr(1e-2)}, momentum=False)
 
@@ -44,6 +45,7 @@ class SGD(_SGD):
     FAMILY = "euclidean"
     ORACLE_CALLS = 1
     PAPERS = ()
+    TEST_HPARAMS = {"lr": 0.2, "beta": 0.5, "nesterov": True}
     HPARAMS = base.with_schedule({
         "lr": base.lr(1e-2),
         "beta": base.beta(0.9, "heavy-ball momentum M = beta M + G"),
@@ -62,6 +64,7 @@ class NormalizedGD:
     FAMILY = "euclidean"
     ORACLE_CALLS = 1
     PAPERS = ()
+    TEST_HPARAMS = {"lr": 0.1, "lr_schedule": "cosine", "horizon": 200}
 
     HPARAMS = base.with_schedule({
         "lr": base.lr(1e-2),

@@ -83,6 +83,7 @@ class Gluon(_GluonBase):
     FAMILY = "layerwise"
     ORACLE_CALLS = 1
     PAPERS = ('2512.16598',)
+    TEST_HPARAMS = {"lr": 0.05, "norms": "spectral,row", "lr_schedule": "cosine", "horizon": 200}
 
     HPARAMS = _hparams(0.9)
 
@@ -103,6 +104,7 @@ class GluonMVR1(_GluonBase):
     FAMILY = "layerwise"
     ORACLE_CALLS = 2
     PAPERS = ('2512.16598',)
+    TEST_HPARAMS = {"lr": 0.05, "norms": "sign,spectral", "lr_schedule": "cosine", "horizon": 200}
 
     HPARAMS = _hparams(0.9)
 
@@ -125,6 +127,7 @@ class GluonMVR2(_GluonBase):
     FAMILY = "layerwise"
     ORACLE_CALLS = 2
     PAPERS = ('2512.16598',)
+    TEST_HPARAMS = {"lr": 0.05, "norms": "column,frobenius", "lr_schedule": "cosine", "horizon": 200}
 
     HPARAMS = {**_hparams(0.9), "q": base.Param(0.1, float, low=0.0, high=1.0, doc="STORM weight a = q of the inner estimate")}
 

@@ -14,6 +14,8 @@ step (the input is max-abs-normalized before the kernels, which map zero to zero
 """
 from __future__ import annotations
 
+from problems.registry import Registry
+
 from ..orth import orthogonalize
 from ..registry import register
 from . import base
@@ -50,6 +52,7 @@ class Muon:
     FAMILY = "spectral"
     ORACLE_CALLS = 1
     PAPERS = ('2505.23737', '2509.15816')
+    TEST_HPARAMS = {"lr": 0.05, "lr_schedule": "cosine", "horizon": 200}
 
     HPARAMS = base.with_schedule({
         **_common(2e-2, 0.95),
@@ -75,6 +78,7 @@ class SpectralSD(Muon):
     FAMILY = "spectral"
     ORACLE_CALLS = 1
     PAPERS = ('2502.02900',)
+    TEST_HPARAMS = {"lr": 0.2, "beta": 0.5}
 
     HPARAMS = base.with_schedule({
         **_common(1e-2, 0.95, orth="svd", scale="none"),
@@ -101,7 +105,9 @@ def _compress_unit(p, hp):
     return (hp["lr"] * base.SCALES[hp["scale"]](*p.shape[-2:])) * orthogonalize(p, hp["orth"], hp["ns_steps"])
 
 
-COMPRESSORS = {"scaled": _compress_scaled, "unit": _compress_unit}
+COMPRESSORS = Registry("compressor", "error-feedback compressor")  # name -> fn(P, hp)
+COMPRESSORS.add("scaled", _compress_scaled)
+COMPRESSORS.add("unit", _compress_unit)
 
 
 @register("ef_muon")
@@ -117,6 +123,7 @@ class EFMuon(Muon):
     FAMILY = "spectral"
     ORACLE_CALLS = 1
     PAPERS = ('2605.08980',)
+    TEST_HPARAMS = {"lr": 0.2, "beta": 0.5}
 
     HPARAMS = base.with_schedule({
         **_common(1e-2, 0.95, orth="svd"),
@@ -168,6 +175,7 @@ class MuonMVR1(_MuonMVR):
     FAMILY = "spectral"
     ORACLE_CALLS = 1
     PAPERS = ("2509.15816",)
+    TEST_HPARAMS = {"lr": 0.05, "lr_schedule": "cosine", "horizon": 200}
 
     @staticmethod
     def init(params, hp, xp):
@@ -188,6 +196,7 @@ class MuonMVR2(_MuonMVR):
     FAMILY = "spectral"
     ORACLE_CALLS = 2
     PAPERS = ("2509.15816",)
+    TEST_HPARAMS = {"lr": 0.05, "lr_schedule": "cosine", "horizon": 200}
 
     @staticmethod
     def init(params, hp, xp):

@@ -17,6 +17,7 @@ class STORM:
     FAMILY = "euclidean"
     ORACLE_CALLS = 2
     PAPERS = ('1905.10018',)
+    TEST_HPARAMS = {"lr": 0.4, "beta": 0.5}
 
     HPARAMS = base.with_schedule({
         "lr": base.lr(1e-2),

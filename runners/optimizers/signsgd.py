@@ -31,6 +31,7 @@ class SignSGD(_Signum):
     FAMILY = "sign"
     ORACLE_CALLS = 1
     PAPERS = ("1802.04434",)
+    TEST_HPARAMS = {"lr": 0.02, "lr_schedule": "cosine", "horizon": 200}
 
     HPARAMS = base.with_schedule({
         "lr": base.lr(1e-3),
@@ -44,6 +45,7 @@ class Signum(_Signum):
     FAMILY = "sign"
     ORACLE_CALLS = 1
     PAPERS = ("1802.04434",)
+    TEST_HPARAMS = {"lr": 0.02, "lr_schedule": "cosine", "horizon": 200}
     HPARAMS = base.with_schedule({
         "lr": base.lr(1e-3),
         "beta": base.beta(0.9, "EMA momentum"),
@@ -60,6 +62,7 @@ class Lion:
     FAMILY = "sign"
     ORACLE_CALLS = 1
     PAPERS = ('2302.06675',)
+    TEST_HPARAMS = {"lr": 0.02, "lr_schedule": "cosine", "horizon": 200}
 
     HPARAMS = base.with_schedule({
         "lr": base.lr(1e-4),

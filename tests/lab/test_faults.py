@@ -167,5 +167,5 @@ def test_progress_bar_shows_rate_and_eta(tmp_path, capsys):
 def test_executor_registry():
     assert {"local", "dask"} <= set(EXECUTORS)
     assert EXECUTORS["dask"].options == ("scheduler", "workers", "client")
-    with pytest.raises(Exception, match="executor: unknown 'ray'; allowed: local, dask"):
+    with pytest.raises(Exception, match="executor: got 'ray'; allowed: dask, local"):
         run_sweep(parse_config(SMALL), out_dir="/nonexistent/never", executor="ray")

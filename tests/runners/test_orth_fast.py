@@ -1,15 +1,12 @@
 """The optimized Newton-Schulz kernel (folded scalars, out= buffers, fused Gram path for
-rectangular inputs) against the plain iteration written out below, on every available backend:
-float64 to rounding, float32 within what the plain iteration itself deviates from float64."""
+rectangular inputs) against the plain iteration written out below, on every backend (the
+``backend`` fixture of tests/conftest.py): float64 to rounding, float32 within what the plain
+iteration itself deviates from float64."""
 import numpy as np
 import pytest
 
 import runners.orth as orth
-from problems.backend import available_backends, get_backend
-
-BACKENDS = [pytest.param(b, marks=[]) for b in available_backends()]
-if "cupy" not in available_backends():
-    BACKENDS.append(pytest.param("cupy", marks=pytest.mark.skip(reason="cupy: no usable GPU on this machine")))
+from problems.backend import get_backend
 
 CUBIC = ((1.5, -0.5, 0.0),) * 3 + ((3.4445, -4.7750, 2.0315),) * 2  # c = 0 steps take their own branch
 
@@ -39,7 +36,6 @@ def conditioned(rng, batch, m, n, cond):
 SHAPES = [(24, 24), (48, 12), (12, 48), (20, 40), (37, 5), (5, 37)]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype,atol", [("float64", 1e-12), ("float32", 3e-5)])
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize("coeffs,scale", [(orth.KELLER, 1.0), (orth.POLAR_EXPRESS, 1.02), (CUBIC, 1.0)],

@@ -1,6 +1,7 @@
 """Properties every registered optimizer must have (parametrized over runners.REGISTRY): a zero
 gradient gives a zero step and no NaN; batching invariance; per-run hyperparameter arrays equal
-separate runs; convergence on a well-conditioned quadratic with a sane lr; determinism by seed."""
+separate runs; convergence on a well-conditioned quadratic under the class's own TEST_HPARAMS;
+determinism by seed; the declared ORACLE_CALLS is the measured number of oracle calls per step."""
 from __future__ import annotations
 
 import numpy as np
@@ -62,30 +63,17 @@ def problem(runs, seed, sigma=0.0, dtype="float64"):
     return TwoLayerQuadratic(runs, seed, get_backend("numpy", dtype), sigma=sigma)
 
 
-COS = {"lr_schedule": "cosine", "horizon": 200}
-# a sane configuration per method for the quadratic above (lr tuned by hand on it)
-SANE = {
-    "gd": {"lr": 0.4},
-    "sgd": {"lr": 0.2, "beta": 0.5, "nesterov": True},
-    "normalized_gd": {"lr": 0.1, **COS},
-    "signsgd": {"lr": 0.02, **COS},
-    "signum": {"lr": 0.02, **COS},
-    "lion": {"lr": 0.02, **COS},
-    "adam": {"lr": 0.05, **COS},
-    "muon": {"lr": 0.05, **COS},
-    "spectral_sd": {"lr": 0.2, "beta": 0.5},
-    "ef_muon": {"lr": 0.2, "beta": 0.5},
-    "muon_mvr1": {"lr": 0.05, **COS},
-    "muon_mvr2": {"lr": 0.05, **COS},
-    "storm": {"lr": 0.4, "beta": 0.5},
-    "gluon": {"lr": 0.05, "norms": "spectral,row", **COS},
-    "gluon_mvr1": {"lr": 0.05, "norms": "sign,spectral", **COS},
-    "gluon_mvr2": {"lr": 0.05, "norms": "column,frobenius", **COS},
-}
+def sane(name: str) -> dict:
+    """The class's own test hyperparameters (``TEST_HPARAMS``, declared next to its HPARAMS)."""
+    return dict(runners.get(name).TEST_HPARAMS)
 
 
-def test_every_optimizer_has_a_sane_configuration():
-    assert set(NAMES) <= set(SANE)
+@pytest.mark.parametrize("name", NAMES)
+def test_every_optimizer_declares_valid_test_hyperparameters(name):
+    cls = runners.get(name)
+    assert "TEST_HPARAMS" in vars(cls), f"{name}: declare TEST_HPARAMS on the class itself (not inherited)"
+    assert "lr" in cls.TEST_HPARAMS
+    runners.make(name, **cls.TEST_HPARAMS)  # valid: raises on an unknown or out-of-range value
 
 
 class ZeroOracle:
@@ -99,7 +87,7 @@ class ZeroOracle:
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("variant", ["defaults", "sane"])
 def test_zero_gradient_gives_zero_step_and_no_nan(name, variant):
-    hp = {} if variant == "defaults" else SANE[name]
+    hp = {} if variant == "defaults" else sane(name)
     if name.startswith("gluon") and variant == "sane":
         hp = {**hp, "step": "l0l1", "l1": 1.0}
     opt = runners.make(name, **hp)
@@ -123,9 +111,9 @@ def _run(name, hp, prob, steps, seed):
 @pytest.mark.parametrize("name", NAMES)
 def test_batching_invariance(name):
     seeds = np.array([0, 1, 2])
-    together = _run(name, SANE[name], problem(3, seeds, sigma=0.3), 12, seeds)
+    together = _run(name, sane(name), problem(3, seeds, sigma=0.3), 12, seeds)
     for r, sd in enumerate(seeds):
-        alone = _run(name, SANE[name], problem(1, sd, sigma=0.3), 12, sd)
+        alone = _run(name, sane(name), problem(1, sd, sigma=0.3), 12, sd)
         for a, b in zip(together.params, alone.params):
             np.testing.assert_allclose(a[r], b[0], rtol=1e-10, atol=1e-13)
 
@@ -133,7 +121,7 @@ def test_batching_invariance(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_per_run_hyperparameter_arrays_equal_separate_runs(name):
     decl = runners.hparams(name)
-    base = dict(SANE[name])
+    base = sane(name)
     per_run = {"lr": np.array([1.0, 0.6, 0.3]) * base["lr"]}
     if "beta" in decl:
         per_run["beta"] = np.array([0.0, 0.5, 0.8])
@@ -149,16 +137,16 @@ def test_per_run_hyperparameter_arrays_equal_separate_runs(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_converges_on_a_well_conditioned_quadratic(name):
-    res = _run(name, SANE[name], problem(2, [0, 1]), 200, [0, 1])
+    res = _run(name, sane(name), problem(2, [0, 1]), 200, [0, 1])
     assert (res.status == "ok").all()
     assert np.all(res.final["gap"] <= 1e-3 * res.curves["gap"][0]), res.final["gap"] / res.curves["gap"][0]
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_deterministic_by_seed(name):
-    a = _run(name, SANE[name], problem(2, [0, 1], sigma=0.3), 6, [0, 1])
-    b = _run(name, SANE[name], problem(2, [0, 1], sigma=0.3), 6, [0, 1])
-    c = _run(name, SANE[name], problem(2, [0, 1], sigma=0.3), 6, [5, 6])
+    a = _run(name, sane(name), problem(2, [0, 1], sigma=0.3), 6, [0, 1])
+    b = _run(name, sane(name), problem(2, [0, 1], sigma=0.3), 6, [0, 1])
+    c = _run(name, sane(name), problem(2, [0, 1], sigma=0.3), 6, [5, 6])
     for x, y, z in zip(a.params, b.params, c.params):
         np.testing.assert_array_equal(x, y)
         assert not np.allclose(x, z)
@@ -169,3 +157,10 @@ def test_docstring_cites_a_source(name):
     import re
 
     assert re.search(r"arXiv \d{4}\.\d{4,5}|K\. Jordan|Robbins|Polyak|seed 00\d", runners.get(name).__doc__ or "")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_declared_oracle_calls_equal_the_measured_ones(name):
+    steps = 7
+    res = _run(name, sane(name), problem(2, [0, 1], sigma=0.3), steps, [0, 1])
+    assert res.oracle_calls_per_step == runners.get(name).ORACLE_CALLS
