@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer
 
 import problems
 import runners
@@ -85,9 +85,21 @@ class SweepConfig(_Strict):
     dtype: Literal[DTYPES] = "float32"  # type: ignore[valid-type]
     backend: Literal[BACKENDS] = "numpy"  # type: ignore[valid-type]
     memory_budget_mb: Number = Field(512, gt=0)
+    # every-step accumulators (runners.accumulate; docs/results.md): off by default, since they
+    # cost the exact loss and gradient at every step
+    accumulate: list[Literal[runners.ACCUMULABLE]] = Field(default_factory=list)  # type: ignore[valid-type]
     problem: ProblemConfig
     optimizers: list[OptimizerConfig] = Field(min_length=1)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_options(self, handler):
+        """Options added after the first release appear in a dump only when set, so that they
+        leave the config hash of existing sweeps unchanged."""
+        out = handler(self)
+        if not self.accumulate:
+            out.pop("accumulate", None)
+        return out
 
     # --- derived ------------------------------------------------------------------------------
     def grid_axes(self) -> list[str]:
@@ -201,6 +213,9 @@ def _check_semantics(cfg: SweepConfig) -> None:
     dup = _duplicate(cfg.seeds)
     if dup is not None:
         raise ConfigError(f"seeds: the seed {dup} appears twice; allowed: distinct seeds")
+    dup = _duplicate(cfg.accumulate)
+    if dup is not None:
+        raise ConfigError(f"accumulate: {dup!r} appears twice; allowed: each of {', '.join(runners.ACCUMULABLE)} at most once")
     try:
         kind = problems.get(cfg.problem.kind)
     except ParamError as e:

@@ -20,6 +20,10 @@ import runners
 from problems.backend import get_backend
 from .plan import JobSpec, spec_hparams
 
+# runs.csv names of RunResult.final: final_<metric>, except these families, written bare
+# (best_gap, steps_to_target, and the every-step accumulators min_<q> / avg_<q>)
+BARE = ("best_", "steps_", "min_", "avg_")
+
 
 def execute(spec: JobSpec) -> dict[str, pd.DataFrame]:
     t0 = time.perf_counter()
@@ -28,12 +32,12 @@ def execute(spec: JobSpec) -> dict[str, pd.DataFrame]:
     problem = problems.make(spec.problem, runs=spec.runs, seed=seeds, backend=backend, **spec.problem_params)
     opt = runners.make(spec.optimizer, **spec_hparams(spec))
     res = runners.run(problem, opt, steps=spec.steps, seed=seeds, log_points=spec.log_points,
-                      divergence_factor=spec.divergence_factor, target=spec.target)
+                      divergence_factor=spec.divergence_factor, target=spec.target, accumulate=spec.accumulate)
     wall = time.perf_counter() - t0
     run_ids = np.asarray(spec.run_ids, np.int64)
     runs = pd.DataFrame({"run_id": run_ids, "status": res.status, "diverged_step": res.diverged_step})
     for k, v in res.final.items():
-        runs[f"final_{k}" if not k.startswith(("best_", "steps_")) else k] = v
+        runs[f"final_{k}" if not k.startswith(BARE) else k] = v
     runs["oracle_calls"] = res.oracle_calls_per_step * spec.steps
     for k, v in problem.constants().items():
         runs[f"c_{k}"] = v

@@ -36,6 +36,7 @@ class JobSpec:
     backend: str
     dtype: str
     meta: dict = field(default_factory=dict)
+    accumulate: tuple = ()  # every-step accumulators (runners.accumulate); () = off
 
     @property
     def runs(self) -> int:
@@ -93,6 +94,8 @@ def plan(cfg: SweepConfig, runs: pd.DataFrame, max_runs: int | None = None) -> l
                     backend=cfg.backend,
                     dtype=cfg.dtype,
                 )
+                if cfg.accumulate:  # only when set, so that the job keys of other sweeps stay as they were
+                    body["accumulate"] = tuple(cfg.accumulate)
                 digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:10]
                 key = f"{len(jobs):05d}-{opt.key}-{digest}"
                 jobs.append(JobSpec(key=key, meta={"label": opt.key}, **body))

@@ -13,9 +13,29 @@ and (-1 + eps, 1 + eps), whose signs never move d_2j + d_2j+1: sign descent (and
 momentum whose average does not resolve the eps part) stalls at a gap of order
 eps |d*_2j + d*_2j+1|, whatever the learning-rate schedule, while (sub)gradient methods and error
 feedback converge. The minimizer X* = diag(d*) is drawn from the seed with ||d*||_2 = ``dist``;
-c = A d*, so f* = 0. The (sub)gradient uses sign(0) = 0, so iterates that start diagonal stay
-diagonal under Muon, SignSGD and GD. X0 = 0, or ``init_scale`` G / sqrt(m n) with G standard
-normal (then not diagonal). Exact oracle (``sample`` returns None).
+c = A d*, so f* = 0. X0 = 0, or ``init_scale`` G / sqrt(m n) with G standard normal (then not
+diagonal). Exact oracle (``sample`` returns None).
+
+Subgradient at exact kinks (``kink``; floating point hits them exactly, e.g. 883 of 20,000 steps of
+a single-pair sign-descent run, issue 12). The subdifferential of |r| at r = 0 is [-1, 1]; a
+lower bound for a class may use any selection from it, and the worst case for sign-type methods
+is the one that keeps every step off the eps part:
+
+``adversarial`` (default)  s_i = +1 where the residual r_i = (A d - c)_i is exactly 0 (the right
+    derivative). In a coupled pair at the kink d_2j - d_2j+1 = c_2j the subgradient is then
+    (1 + eps s', -1 + eps s') with |s'| <= 1 and eps < 1, whose signs (+1, -1) leave the pair sum
+    unchanged, exactly as off the kink: sign descent and Muon (signed momentum here) never move
+    d_2j + d_2j+1 through a kink either. A lone entry at its kink is pushed off by one step.
+``zero``  sign(0) = 0 (the lab's oracle before issue 12): at the kink the subgradient is
+    (eps s', eps s'), whose signs move the pair sum toward d*: the iterates escape the floor
+    through exact kinks, so this oracle is not the worst case of the class.
+
+Either way the off-diagonal term's subgradient at X_ij = 0 is 0 (an element of lam [-1, 1]), so
+iterates that start diagonal stay diagonal and Muon is exactly signed momentum (arXiv 2605.08980;
+PAPERS.md: "a lower-bound construction needs the adversarial subgradient choice at kinks"). The
+paper's own kink convention could not be read (its full text was not in the lab's search
+corpora; only abstracts and summaries were): the adversarial rule above is derived from this
+instance's structure, not copied from the construction.
 """
 from __future__ import annotations
 
@@ -26,6 +46,9 @@ from .backend import host_rng
 from .base import Problem
 from .params import Param
 from .registry import register
+
+
+KINKS = ("adversarial", "zero")
 
 
 @register("diagonal_abs")
@@ -40,11 +63,14 @@ class DiagonalAbs(Problem):
         "offdiag": Param(0.0, float, low=0.0, doc="lam: weight of sum_{i != j} |X_ij|"),
         "dist": Param(1.0, float, low=0.0, low_open=True, doc="||X*||_F = ||d*||_2"),
         "init_scale": Param(0.0, float, low=0.0, doc="X0 = init_scale G / sqrt(m n) (0: X0 = 0, diagonal)"),
+        "kink": Param("adversarial", str, per_run=False, choices=KINKS,
+                      doc="subgradient of |r| at an exact kink r = 0: adversarial (+1) or zero (sign(0) = 0)"),
     }
 
     EXAMPLES = (
         dict(m=4, n=3),
         dict(m=5, n=5, coupled=True, eps=0.3, offdiag=0.5, init_scale=1.0),
+        dict(m=4, n=4, coupled=True, kink="zero"),
     )
 
     def __init__(self, runs, seed, backend, **params):
@@ -98,7 +124,10 @@ class DiagonalAbs(Problem):
 
     def grad(self, params):
         xp = self.xp
-        s = xp.sign(self._residual(params))
+        r = self._residual(params)
+        s = xp.sign(r)
+        if self.params["kink"] == "adversarial":
+            s = xp.where(r == 0, xp.ones_like(s), s)
         g = self.lam * xp.sign(params[0]) * self.off
         g[:, self.idx, self.idx] = xp.matmul(self.at, s[..., None])[..., 0]
         return (g,)

@@ -21,6 +21,8 @@ import numpy as np
 
 from problems.backend import RunRNG, blas_threads, limit_blas_threads
 
+from . import accumulate as _acc
+
 METRICS = ("gap", "grad_fro", "grad_nuc", "grad_op", "dist_fro")
 OK, DIVERGED = "ok", "diverged"
 
@@ -75,17 +77,24 @@ def _singular_values(g, xp):
     return xp.where(ok, xp.sqrt(xp.maximum(ev[..., ::-1], 0)), xp.nan)
 
 
-def _metrics(problem, params, xstar, backend):
-    xp = backend.xp
-    grads = problem.grad(params)
-    sv = [_singular_values(g, xp) for g in grads]
-    out = {
-        "gap": problem.gap(params),
-        "grad_fro": xp.sqrt(sum((g * g).sum(axis=(1, 2)) for g in grads)),
-        "grad_nuc": sum(s.sum(axis=-1) for s in sv),
-        "grad_op": xp.max(xp.stack([s[..., 0] for s in sv]), axis=0),
-        "dist_fro": xp.sqrt(sum(((x - xs) ** 2).sum(axis=(1, 2)) for x, xs in zip(params, xstar))),
+def _measure(problem, params, xstar, xp, names=METRICS) -> dict:
+    """Device values (problem dtype, (B,)) of the standard metrics ``names`` at ``params``: the
+    one definition of each, shared by the logged metrics and the every-step accumulators."""
+    need_grad = any(k.startswith("grad") for k in names)
+    grads = problem.grad(params) if need_grad else None
+    sv = [_singular_values(g, xp) for g in grads] if {"grad_nuc", "grad_op"} & set(names) else None
+    make = {
+        "gap": lambda: problem.gap(params),
+        "grad_fro": lambda: xp.sqrt(sum((g * g).sum(axis=(1, 2)) for g in grads)),
+        "grad_nuc": lambda: sum(s.sum(axis=-1) for s in sv),
+        "grad_op": lambda: xp.max(xp.stack([s[..., 0] for s in sv]), axis=0),
+        "dist_fro": lambda: xp.sqrt(sum(((x - xs) ** 2).sum(axis=(1, 2)) for x, xs in zip(params, xstar))),
     }
+    return {k: make[k]() for k in names}
+
+
+def _metrics(problem, params, xstar, backend):
+    out = _measure(problem, params, xstar, backend.xp)
     out.update(problem.extra_metrics(params))
     return {k: backend.to_host(v).astype(np.float64) for k, v in out.items()}
 
@@ -101,7 +110,7 @@ def _finite_runs(params, xp):
 
 
 def run(problem, optimizer, steps: int, seed=0, log_points: int = 30, divergence_factor: float = 1e6,
-        target: float = 1e-2, lanes: int | None = None) -> RunResult:
+        target: float = 1e-2, lanes: int | None = None, accumulate=()) -> RunResult:
     """Run ``optimizer`` for ``steps`` steps on every run of ``problem``.
 
     ``seed`` (scalar or (B,)) keys each run's oracle stream (:class:`problems.backend.RunRNG`).
@@ -113,16 +122,23 @@ def run(problem, optimizer, steps: int, seed=0, log_points: int = 30, divergence
     ``lanes``: sub-batches run in parallel threads on NumPy (None: ``$MUONLAB_LANES`` if set, else
     one per BLAS thread, at most B; 1: the whole batch in this thread). The result does not
     depend on it.
+
+    ``accumulate``: quantities (of :data:`runners.accumulate.ACCUMULABLE`) whose running minimum
+    and mean over EVERY iterate are kept (:mod:`runners.accumulate`): curves and final values
+    ``min_<q>`` / ``avg_<q>``. Costs the exact loss and gradient at every step (reused at logged
+    steps); default none, and then nothing else changes.
     """
     if int(steps) < 1:
         raise ValueError(f"steps: got {steps!r}; allowed: an integer >= 1")
+    accumulate = _acc.check(accumulate)
     t0 = time.perf_counter()
     B = problem.runs
     seeds = np.broadcast_to(np.asarray(seed, np.int64), (B,))
     if lanes is None:
         lanes = int(os.environ.get("MUONLAB_LANES", 0)) or (blas_threads() if problem.backend.name == "numpy" else 1)
     lanes = max(1, min(int(lanes), B))
-    kw = dict(steps=int(steps), log_points=log_points, divergence_factor=divergence_factor, target=target)
+    kw = dict(steps=int(steps), log_points=log_points, divergence_factor=divergence_factor, target=target,
+              accumulate=accumulate)
     try:
         if lanes == 1:
             return _run_batch(problem, optimizer, seeds, **kw)
@@ -167,11 +183,14 @@ def _concat(parts: list[RunResult]) -> RunResult:
     )
 
 
-def _run_batch(problem, optimizer, seeds, steps, log_points, divergence_factor, target,
+def _run_batch(problem, optimizer, seeds, steps, log_points, divergence_factor, target, accumulate=(),
                sync_every_step: bool | None = None) -> RunResult:
     """The loop on one batch. ``sync_every_step`` (default: on NumPy, where it costs nothing)
     brings the per-run finiteness flags to the host each step; otherwise they stay on the device
-    and frozen runs are restored with ``where`` every step, the host waiting only at logged steps."""
+    and frozen runs are restored with ``where`` every step, the host waiting only at logged steps.
+
+    Accumulators: before step t the quantities at X_{t-1} (the current ``params``) are added for
+    the runs still active; where X_{t-1} was logged, its logged metrics are reused."""
     backend, xp, B = problem.backend, problem.xp, problem.runs
     if sync_every_step is None:
         sync_every_step = backend.name == "numpy"
@@ -188,12 +207,20 @@ def _run_batch(problem, optimizer, seeds, steps, log_points, divergence_factor, 
     active_dev = None if sync_every_step else xp.ones((B,), dtype=bool)
     step_dev = None if sync_every_step else xp.full((B,), -1, dtype=xp.int64)
     calls = 0
+    acc = _acc.Accumulators(accumulate, B, xp) if accumulate else None
+    f64 = xp.float64
 
     with np.errstate(all="ignore"):
         m = _metrics(problem, params, xstar, backend)
         gap0 = m["gap"]
-        rows.append(m)
+        rows.append(m if acc is None else {**m, **acc.snapshot(0, diverged_step, backend)})
+        known = m  # host metrics of the current params, when it was logged
         for t in range(1, int(steps) + 1):
+            if acc is not None:
+                q = ({k: backend.asarray(known[k], dtype=f64) for k in acc.names} if known is not None
+                     else _measure(problem, params, xstar, xp, acc.names))
+                acc.add(q, xp.asarray(active) if sync_every_step else active_dev)
+            known = None
             oracle = Oracle(problem, problem.sample(rng))
             new, state = optimizer.step(params, state, oracle, t, hp)
             calls += oracle.calls
@@ -229,13 +256,15 @@ def _run_batch(problem, optimizer, seeds, steps, log_points, divergence_factor, 
                 step_dev = xp.asarray(diverged_step)
             params = new
             if is_logged:
-                rows.append(m)
+                known = m
+                rows.append(m if acc is None else {**m, **acc.snapshot(t, diverged_step, backend)})
 
     curves = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
     gaps = curves["gap"]
     hit = gaps <= target * gap0[None, :]
     first = np.where(hit.any(axis=0), logged[np.argmax(hit, axis=0)], np.inf)
     final = {k: curves[k][-1] for k in METRICS}
+    final.update({k: curves[k][-1] for k in (_acc.columns(accumulate) if acc is not None else ())})
     final["best_gap"] = gaps.min(axis=0)
     final["steps_to_target"] = first.astype(np.float64)
     return RunResult(

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 
+import numpy as np
+
 from problems.backend import array_module
 from problems.params import Param, ParamError
 from problems.registry import Registry
@@ -72,6 +74,28 @@ class OrthParam(Param):
 
 def orth(default: str = "ns_keller") -> Param:
     return OrthParam(default, str, per_run=False, doc="orthogonalization (runners.orth)")
+
+
+ALLOW_DEGENERATE = Param(False, bool, per_run=False,
+                         doc="run a setting that makes the method exactly another one (docs/optimizers.md, degenerate settings)")
+
+
+def refuse_degenerate(hp: dict, field: str, cond, why: str) -> None:
+    """A one-line :class:`ParamError` naming ``field`` (its first value where ``cond`` holds)
+    when some run's setting collapses the method onto another (``cond``: bool, scalar or per
+    run), unless ``allow_degenerate`` is true. ``why``: the allowed values and the method it
+    becomes."""
+    cond = np.asarray(cond)
+    if hp.get("allow_degenerate") or not cond.any():
+        return
+    vals = np.broadcast_to(np.asarray(hp[field]), cond.shape)
+    got = (vals[cond] if cond.ndim else vals).flat[0].item()
+    raise ParamError(f"{field}: got {got!r}; allowed: {why}; or set allow_degenerate = true to run it on purpose")
+
+
+def zero_momentum(hp: dict):
+    """Runs whose momentum is zero at every step: beta = 0 without a momentum schedule."""
+    return (np.asarray(hp["beta"]) == 0) & (np.asarray(hp.get("beta_q", 0.0)) == 0)
 
 
 def with_schedule(decl: dict, momentum: bool = True) -> dict:

@@ -106,7 +106,18 @@ class GluonMVR1(_GluonBase):
     PAPERS = ('2512.16598',)
     TEST_HPARAMS = {"lr": 0.05, "norms": "sign,spectral", "lr_schedule": "cosine", "horizon": 200}
 
-    HPARAMS = _hparams(0.9)
+    HPARAMS = {**_hparams(0.9), "allow_degenerate": base.ALLOW_DEGENERATE}
+
+    @staticmethod
+    def check(hp):
+        """Besides Gluon's checks: beta = 0 throughout makes M = g(X; xi), i.e. gluon with beta = 0 at
+        twice the oracle calls. (With step = "radius", spectral norms, unit radii and beta_1 = 0 this
+        is muon_mvr2 at gamma = 1 up to rounding on square layers: two papers' names for one
+        method, not a degenerate setting, so not refused; tests/runners/test_degenerate.py.)"""
+        _GluonBase.check(hp)
+        base.refuse_degenerate(hp, "beta", base.zero_momentum(hp),
+                               "beta > 0 or a momentum schedule beta_q > 0 (with beta = 0 throughout, M = g(X; xi): "
+                               "gluon with beta = 0 at twice the oracle calls)")
 
     @staticmethod
     def init(params, hp, xp):
@@ -129,7 +140,19 @@ class GluonMVR2(_GluonBase):
     PAPERS = ('2512.16598',)
     TEST_HPARAMS = {"lr": 0.05, "norms": "column,frobenius", "lr_schedule": "cosine", "horizon": 200}
 
-    HPARAMS = {**_hparams(0.9), "q": base.Param(0.1, float, low=0.0, high=1.0, doc="STORM weight a = q of the inner estimate")}
+    HPARAMS = {**_hparams(0.9), "q": base.Param(0.1, float, low=0.0, high=1.0, doc="STORM weight a = q of the inner estimate"),
+               "allow_degenerate": base.ALLOW_DEGENERATE}
+
+    @staticmethod
+    def check(hp):
+        """Besides Gluon's checks: q = 1 drops the correction (g^k = g(X^k; xi^k): gluon at twice
+        the oracle calls); beta = 0 throughout makes M = g^k, i.e. gluon_mvr1 with beta = 1 - q."""
+        _GluonBase.check(hp)
+        base.refuse_degenerate(hp, "q", np.asarray(hp["q"]) == 1,
+                               "q < 1 (q = 1 drops the STORM correction: gluon at twice the oracle calls)")
+        base.refuse_degenerate(hp, "beta", base.zero_momentum(hp),
+                               "beta > 0 or a momentum schedule beta_q > 0 (with beta = 0 throughout, "
+                               "gluon_mvr2 is gluon_mvr1 with beta = 1 - q)")
 
     @staticmethod
     def init(params, hp, xp):

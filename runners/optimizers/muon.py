@@ -14,6 +14,8 @@ step (the input is max-abs-normalized before the kernels, which map zero to zero
 """
 from __future__ import annotations
 
+import numpy as np
+
 from problems.registry import Registry
 
 from ..orth import orthogonalize
@@ -152,13 +154,26 @@ class _MuonMVR:
     """Muon-MVR (arXiv 2509.15816, seed 000; from the authors' public code description):
     C = G + gamma beta / (1 - beta) (G - G_last), optionally scaled to ||C||_F <= 1 (``clip``,
     per layer); M = beta M + (1 - beta) C; X <- (1 - lr wd) X - lr s orth(M). gamma = 0 is Muon
-    without Nesterov. With gamma = 1 and the two-batch G_last this is STORM on M."""
+    without Nesterov. With gamma = 1 and the two-batch G_last this is STORM on M.
+
+    Degenerate settings (a config error unless ``allow_degenerate``; docs/optimizers.md):
+    gamma = 0 (exactly ``muon`` with nesterov = false) and beta = 0 without a momentum schedule
+    (C = G, M = G: momentum-free Muon, whatever gamma)."""
 
     HPARAMS = base.with_schedule({
         **_common(2e-2, 0.95),
         "gamma": base.Param(0.025, float, low=0.0, doc="variance-reduction weight (0 = Muon)"),
         "clip": base.Param(False, bool, per_run=False, doc="scale C to ||C||_F <= 1"),
+        "allow_degenerate": base.ALLOW_DEGENERATE,
     })
+
+    @staticmethod
+    def check(hp):
+        base.refuse_degenerate(hp, "gamma", np.asarray(hp["gamma"]) == 0,
+                               "gamma > 0 (gamma = 0 is exactly muon with nesterov = false)")
+        base.refuse_degenerate(hp, "beta", base.zero_momentum(hp),
+                               "beta > 0 or a momentum schedule beta_q > 0 (with beta = 0 throughout, "
+                               "M_t = G_t: momentum-free Muon, whatever gamma)")
 
     @staticmethod
     def _update(params, state, grads, g_last, hp):
@@ -176,6 +191,16 @@ class MuonMVR1(_MuonMVR):
     ORACLE_CALLS = 1
     PAPERS = ("2509.15816",)
     TEST_HPARAMS = {"lr": 0.05, "lr_schedule": "cosine", "horizon": 200}
+
+    @staticmethod
+    def check(hp):
+        """Besides the shared degenerate settings: gamma = 1 with beta_1 = beta = 0 (PAPERS.md:
+        M_t - G_t = beta_t (M_{t-1} - G_{t-1}) and M_1 = G_1, so M_t = G_t exactly, with or
+        without a momentum schedule: momentum-free Muon)."""
+        _MuonMVR.check(hp)
+        base.refuse_degenerate(hp, "gamma", (np.asarray(hp["gamma"]) == 1) & (np.asarray(hp["beta"]) == 0),
+                               "gamma != 1 where beta (= beta_1, the momentum at t = 1) is 0 (with gamma = 1 "
+                               "and beta_1 = 0, M_t = G_t exactly: momentum-free Muon; PAPERS.md)")
 
     @staticmethod
     def init(params, hp, xp):

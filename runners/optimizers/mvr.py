@@ -22,7 +22,15 @@ class STORM:
     HPARAMS = base.with_schedule({
         "lr": base.lr(1e-2),
         "beta": base.beta(0.9, "1 - a: weight of the corrected previous estimate"),
+        "allow_degenerate": base.ALLOW_DEGENERATE,
     })
+
+    @staticmethod
+    def check(hp):
+        """beta = 0 throughout makes d_t = g(x_t; xi_t): SGD at twice the oracle calls."""
+        base.refuse_degenerate(hp, "beta", base.zero_momentum(hp),
+                               "beta > 0 or a momentum schedule beta_q > 0 (with beta = 0 throughout, d_t = g(x_t; xi_t): "
+                               "gd at twice the oracle calls)")
 
     @staticmethod
     def init(params, hp, xp):

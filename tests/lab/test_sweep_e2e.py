@@ -16,6 +16,7 @@ TINY = {
     "steps": 12,
     "log_points": 5,
     "seeds": [0, 1],
+    "accumulate": ["gap", "grad_fro", "grad_nuc"],  # so that every documented column is written
     "problem": {"kind": "power_law_lsq", "fixed": {"m": 4, "n": 6, "batch_size": 3, "noise": "minibatch", "label_noise": 0.5},
                 "grid": {"alpha": [0.0, 1.5], "beta": {"linspace": [0.0, 1.0, 2]}}},
     "optimizers": [

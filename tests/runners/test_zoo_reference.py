@@ -273,13 +273,14 @@ CASES = [
     ("ef_muon", {"lr": LR, "beta": BETA, "compressor": "unit", "scale": "original", "nesterov": False}),
     ("muon_mvr1", {"lr": LR, "beta": [0.5, 0.8, 0.95], "gamma": [0.1, 0.5, 1.0], "orth": "svd", "clip": True}),
     ("muon_mvr2", {"lr": LR, "beta": [0.5, 0.8, 0.95], "gamma": [0.1, 0.5, 1.0], "orth": "svd", "weight_decay": WD}),
-    ("storm", {"lr": LR, "beta": BETA, "beta_q": [0.0, 0.5, 0.7]}),
+    ("storm", {"lr": LR, "beta": BETA, "beta_q": [0.0, 0.5, 0.7], "allow_degenerate": True}),  # beta = 0: = SGD, on purpose
     ("gluon", {"lr": LR, "beta": BETA, "norms": "spectral,row", "radii": "1,0.5", "orth": "svd"}),
     ("gluon", {"lr": LR, "beta": BETA, "norms": "sign,column", "step": "l0l1", "l0": [0.5, 1.0, 2.0],
                "l1": [0.0, 0.5, 1.0], "l0_layers": "1,2", "l1_layers": "1,0.5"}),
     ("gluon", {"lr": [0.1, 0.2, 0.5], "beta": BETA, "norms": "frobenius,spectral", "radii": "2,1", "constrained": True, "orth": "svd"}),
-    ("gluon_mvr1", {"lr": LR, "beta": BETA, "norms": "spectral,sign", "orth": "svd"}),
-    ("gluon_mvr2", {"lr": LR, "beta": BETA, "q": [0.1, 0.5, 1.0], "norms": "row,spectral", "orth": "svd"}),
+    ("gluon_mvr1", {"lr": LR, "beta": BETA, "norms": "spectral,sign", "orth": "svd", "allow_degenerate": True}),
+    ("gluon_mvr2", {"lr": LR, "beta": BETA, "q": [0.1, 0.5, 1.0], "norms": "row,spectral", "orth": "svd",
+                    "allow_degenerate": True}),  # q = 1 (= gluon) on purpose: the reference covers the edge
 ]
 
 
