@@ -5,5 +5,7 @@ from .phase import performance_profile, phase_table
 from .report import analyze, report
 from .tune import CRITERIA, criterion, refine_edges, select, sensitivity, steps_to_target, tune
 
+from . import rules_compare  # noqa: E402,F401  (registers the rules of analysis.compare)
+
 __all__ = ["CRITERIA", "analyze", "criterion", "performance_profile", "phase_table", "rates", "refine_edges", "report",
            "select", "sensitivity", "stats", "steps_to_target", "theory", "tune"]
