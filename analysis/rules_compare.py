@@ -117,17 +117,18 @@ def time_to_target(data, focus: str, rival: str, target: float | None = None, re
 
 
 def curve_table(data, a: str, b: str, metric: str = "gap", min_points: int = 3, min_decades: float = 0.0,
-                where: dict | None = None, level: float = LEVEL) -> pd.DataFrame:
-    """Per selected cell: the whole-curve outcome of the two criterion-tuned methods
-    (analysis.compare.compare_curves), with the cells' p_ columns."""
-    _, chosen = tuned(data, level=level)
+                where: dict | None = None, level: float = LEVEL, crit: str | None = None) -> pd.DataFrame:
+    """Per selected cell: the whole-curve outcome of the two methods tuned on ``crit`` (default
+    the sweep's criterion; analysis.compare.compare_curves), with the cells' p_ columns."""
+    _, chosen = tuned(data, crit, level)
     out = compare.compare_curves(data.table("curves"), chosen, a, b, metric, level, min_points, min_decades)
     return _where(_cells(data).merge(out, on="cell_id"), where)
 
 
 @register("curves_cross")
 def curves_cross(data, a: str, b: str, min_points: int = 3, min_decades: float = 0.0, min_cells: int = 1,
-                 metric: str = "gap", where: dict | None = None, level: float = LEVEL) -> tuple[str, str, dict]:
+                 metric: str = "gap", where: dict | None = None, level: float = LEVEL,
+                 crit: str | None = None) -> tuple[str, str, dict]:
     """Trade-off cells: the two tuned median curves cross beyond noise (each method's bootstrap
     band strictly below the other's over a stretch of >= ``min_points`` consecutive logged steps
     spanning >= ``min_decades`` decades, each way). Reproduced when at least ``min_cells``
@@ -135,7 +136,7 @@ def curves_cross(data, a: str, b: str, min_points: int = 3, min_decades: float =
     bad = _check(data, a, b)
     if bad:
         return "not testable", bad, {}
-    tab = curve_table(data, a, b, metric, min_points, min_decades, where, level)
+    tab = curve_table(data, a, b, metric, min_points, min_decades, where, level, crit)
     if tab.empty:
         return "not testable", "no cell matches the selection", {}
     counts = {k: int((tab["outcome"] == k).sum()) for k in (a, b, compare.TRADE_OFF, compare.TIE)}
@@ -156,7 +157,7 @@ def _map(xs, ys, grid, x, y, short) -> str:
 @register("regions")
 def regions(data, a: str, b: str, x: str, y: str, phases: list | None = None, min_size: int = 3,
             min_points: int = 3, min_decades: float = 0.0, metric: str = "gap", where: dict | None = None,
-            level: float = LEVEL) -> tuple[str, str, dict]:
+            level: float = LEVEL, crit: str | None = None) -> tuple[str, str, dict]:
     """Predicted phases as regions of the (x, y) grid: each cell is labelled ``a`` / ``b`` (that
     method's tuned curve better beyond noise and never worse), ``trade-off`` (curves cross
     beyond noise) or ``tie`` (analysis.compare.curve_outcome); a phase is present when a
@@ -170,7 +171,7 @@ def regions(data, a: str, b: str, x: str, y: str, phases: list | None = None, mi
     bad = _check(data, a, b)
     if bad:
         return "not testable", bad, {}
-    tab = curve_table(data, a, b, metric, min_points, min_decades, where, level)
+    tab = curve_table(data, a, b, metric, min_points, min_decades, where, level, crit)
     if tab.empty:
         return "not testable", "no cell matches the selection", {}
     xs, ys, grid = compare.label_grid(tab, f"p_{x}", f"p_{y}")

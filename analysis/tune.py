@@ -165,7 +165,7 @@ def lr_spacing(lrs, chosen: float) -> float:
 def lr_resolution(runs: pd.DataFrame, best: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.Series:
     """:func:`lr_spacing` of each tuned row of ``best`` (one per (cell, *by, optimizer)) among the
     lrs tried at the same cell and the same other hyperparameters (summary.csv ``lr_resolution``)."""
-    others = [c for c in hparam_columns(runs) if c != "h_lr"]
+    others = [c for c in hparam_columns(runs) if c != "h_lr" and c not in by]
     keys = ["cell_id", *by, "optimizer", *others]
     lrs = runs[[*keys, "h_lr"]].astype({c: object for c in others}).fillna({c: "<na>" for c in others})
     tried = lrs.groupby(keys, sort=False, dropna=False)["h_lr"].agg(lambda s: tuple(s.unique()))

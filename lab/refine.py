@@ -132,12 +132,14 @@ def run_rounds(cfg: SweepConfig, runs: pd.DataFrame, keys: list[str], store: Sto
     crit = r.criterion or cfg.analysis.criterion
     from analysis.tune import NEEDS_CURVES  # noqa: PLC0415
 
-    for k in range(1, r.max_rounds + 2):
+    k = 0
+    while True:
         table = _with_results(runs, store, keys)
         curves = store.read_parts("curves", keys) if crit in NEEDS_CURVES else None
         props = proposals(cfg, table, curves)
-        if props.empty or k > r.max_rounds:
-            return {"runs": runs, "keys": keys, "complete": True, "rounds": k - 1, "converged": props.empty}
+        if props.empty or k == r.max_rounds:
+            return {"runs": runs, "keys": keys, "complete": True, "rounds": k, "converged": props.empty}
+        k += 1
         rows = round_rows(cfg, runs, props, k)
         store.write_table(f"refine_round_{k}", rows)
         jobs = round_jobs(cfg, rows, k)
@@ -146,4 +148,3 @@ def run_rounds(cfg: SweepConfig, runs: pd.DataFrame, keys: list[str], store: Sto
         keys += [j.key for j in jobs]
         if not {j.key for j in jobs} <= store.done():
             return {"runs": runs, "keys": keys, "complete": False, "rounds": k, "converged": False}
-    raise AssertionError("unreachable")
