@@ -121,6 +121,7 @@ def run_sweep(config, out_dir="results/sweep", backend: str | None = None, dtype
     import analysis  # noqa: PLC0415  (heavy: seaborn, scipy.stats; only once the jobs are done)
 
     results = store.read_parts("runs", keys)
+    runs = runs if "refine_round" in runs else runs.assign(refine_round=0)  # every run is of the base grid
     table = runs.merge(results, on="run_id", how="left", validate="one_to_one").sort_values("run_id")
     curves = store.read_parts("curves", keys).sort_values(["run_id", "step"], kind="stable")
     paths = {"runs": store.write_table("runs", table), "curves": store.write_table("curves", curves)}
