@@ -127,6 +127,7 @@ def select(runs: pd.DataFrame, scores: pd.Series, level: float = LEVEL, by: tupl
         best["lr_at_edge"] = low | high
         best["lr_edge"] = np.where(low, "low", np.where(high, "high", ""))
         best = best.drop(columns=["lr_n"])
+        best["lr_resolution"] = lr_resolution(runs, best, by).to_numpy()
     else:
         best["lr_at_edge"], best["lr_edge"] = False, ""
     best.insert(len(keys) + 2, "criterion", scores.name)
@@ -134,6 +135,37 @@ def select(runs: pd.DataFrame, scores: pd.Series, level: float = LEVEL, by: tupl
     chosen = df[df["point"].isin(best["point"])][["run_id", *keys, "optimizer", "seed", "status", "score"]]
     summary = best.drop(columns=["point"]).reset_index(drop=True)
     return summary, sens.drop(columns=["point"]), chosen.sort_values([*keys, "optimizer", "seed"]).reset_index(drop=True)
+
+
+def lr_neighbours(lrs, chosen: float) -> tuple[float, float]:
+    """(lower, upper) neighbour of ``chosen`` among the distinct learning rates ``lrs`` (NaN where
+    ``chosen`` is at that edge)."""
+    v = np.unique(np.asarray(lrs, float))
+    i = int(np.argmin(np.abs(np.log10(v) - np.log10(chosen)))) if len(v) and chosen > 0 else -1
+    lo = v[i - 1] if i > 0 else np.nan
+    hi = v[i + 1] if 0 <= i < len(v) - 1 else np.nan
+    return float(lo), float(hi)
+
+
+def lr_spacing(lrs, chosen: float) -> float:
+    """Local resolution of a tuned lr, in decades: the larger log10 gap from ``chosen`` to its
+    neighbours among ``lrs`` (the one gap at an edge; NaN with a single lr). The lab's
+    refinement (lab/refine.py) stops when this is <= its ``resolution``."""
+    lo, hi = lr_neighbours(lrs, chosen)
+    gaps = [abs(math.log10(chosen / w)) for w in (lo, hi) if np.isfinite(w)]
+    return max(gaps) if gaps else math.nan
+
+
+def lr_resolution(runs: pd.DataFrame, best: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.Series:
+    """:func:`lr_spacing` of each tuned row of ``best`` (one per (cell, *by, optimizer)) among the
+    lrs tried at the same cell and the same other hyperparameters (summary.csv ``lr_resolution``)."""
+    others = [c for c in hparam_columns(runs) if c != "h_lr" and c not in by]
+    keys = ["cell_id", *by, "optimizer", *others]
+    lrs = runs[[*keys, "h_lr"]].astype({c: object for c in others}).fillna({c: "<na>" for c in others})
+    tried = lrs.groupby(keys, sort=False, dropna=False)["h_lr"].agg(lambda s: tuple(s.unique()))
+    want = best[[*keys, "h_lr"]].astype({c: object for c in others}).fillna({c: "<na>" for c in others})
+    out = [lr_spacing(tried.get(tuple(r[k] for k in keys), ()), r["h_lr"]) for _, r in want.iterrows()]
+    return pd.Series(out, index=best.index, name="lr_resolution", dtype=float)
 
 
 def tune(runs: pd.DataFrame, crit: str = "final_gap", level: float = LEVEL, curves: pd.DataFrame | None = None,

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
-from . import perf_env, provenance
+from . import perf_env, provenance, refine
 from problems.backend import BackendError, get_backend
 from .config import SweepConfig, load_config, parse_config
 from .errors import ConfigError
@@ -88,12 +88,31 @@ def run_sweep(config, out_dir="results/sweep", backend: str | None = None, dtype
         t_exec = time.perf_counter() - t_exec
 
     keys = [j.key for j in jobs]
-    failed = {k: v for k, v in store.failed().items() if k in set(keys)}
     missing = set(keys) - store.done()
-    result = {"n_runs": len(runs), "n_jobs": len(jobs), "jobs_run_now": len(pending), "steps": cfg.steps,
+    n_now = len(pending)
+    if cfg.refine is not None and not missing:
+        def execute(round_jobs, k):
+            nonlocal t_exec, n_now
+            todo = [j for j in round_jobs if j.key not in store.done()]
+            manifest["jobs"].update({j.key: j.runs for j in round_jobs})
+            manifest.update(refine_rounds=k, n_jobs=len(manifest["jobs"]), n_runs=sum(manifest["jobs"].values()))
+            store.write_manifest(manifest)
+            t = time.perf_counter()
+            if todo:
+                with ex.open(options) as round_options:
+                    ex(todo, store, progress=progress, **round_options)
+            t_exec += time.perf_counter() - t
+            n_now += len(todo)
+
+        refined = refine.run_rounds(cfg, runs, keys, store, execute)
+        runs, keys = refined["runs"], refined["keys"]
+        manifest.update(refine_rounds=refined["rounds"], refine_converged=refined["converged"])
+        missing = set(keys) - store.done()
+    failed = {k: v for k, v in store.failed().items() if k in set(keys)}
+    result = {"n_runs": len(runs), "n_jobs": len(keys), "jobs_run_now": n_now, "steps": cfg.steps,
               "execute_wall_s": t_exec, "failed_jobs": len(failed), "complete": not missing}
     if missing:
-        manifest.update(status="incomplete", failed_jobs=len(failed), jobs_run_now=len(pending),
+        manifest.update(status="incomplete", failed_jobs=len(failed), jobs_run_now=n_now,
                         execute_wall_s=round(t_exec, 3), wall_s=round(time.perf_counter() - t0, 3))
         store.write_manifest(manifest)
         return {**result, "paths": {"manifest": store.manifest_path}, "wall_s": manifest["wall_s"],
@@ -102,6 +121,7 @@ def run_sweep(config, out_dir="results/sweep", backend: str | None = None, dtype
     import analysis  # noqa: PLC0415  (heavy: seaborn, scipy.stats; only once the jobs are done)
 
     results = store.read_parts("runs", keys)
+    runs = runs if "refine_round" in runs else runs.assign(refine_round=0)  # every run is of the base grid
     table = runs.merge(results, on="run_id", how="left", validate="one_to_one").sort_values("run_id")
     curves = store.read_parts("curves", keys).sort_values(["run_id", "step"], kind="stable")
     paths = {"runs": store.write_table("runs", table), "curves": store.write_table("curves", curves)}
@@ -110,7 +130,7 @@ def run_sweep(config, out_dir="results/sweep", backend: str | None = None, dtype
         spectra = (runs[["run_id", "cell_id", "seed"]].merge(spectra, on="run_id").drop(columns="run_id")
                    .drop_duplicates(["cell_id", "seed", "name", "index"]).sort_values(["cell_id", "seed", "name", "index"], kind="stable"))
         paths["spectra"] = store.write_table("spectra", spectra[["cell_id", "seed", "name", "index", "value"]])
-    manifest.update(status="complete", finished=_now(), failed_jobs=0, jobs_run_now=len(pending),
+    manifest.update(status="complete", finished=_now(), failed_jobs=0, jobs_run_now=n_now,
                     execute_wall_s=round(t_exec, 3))
     store.write_manifest(manifest)
     paths.update(analysis.analyze(store.dir))

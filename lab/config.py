@@ -74,6 +74,17 @@ class Grids:
     hparams: dict[str, dict[str, list]]
 
 
+class RefineConfig(_Strict):
+    """``[refine]``: adaptive refinement of each tuned learning rate (lab/refine.py, docs/protocol.md).
+    Rounds add runs at the log-midpoints between the tuned lr and its neighbours (and beyond the
+    grid's edge when the optimum sits there) until the local spacing is <= ``resolution`` decades."""
+    resolution: Number = Field(0.0625, gt=0, le=2)  # decades of lr
+    methods: Optional[list[str]] = None  # optimizer labels to refine (default: every optimizer)
+    criterion: Optional[Literal[CRITERIA]] = None  # type: ignore[valid-type]  # default: analysis.criterion
+    max_rounds: int = Field(8, ge=1, le=64)
+    extend_edges: bool = True
+
+
 class SweepConfig(_Strict):
     name: str = "sweep"
     description: str = ""
@@ -91,14 +102,18 @@ class SweepConfig(_Strict):
     problem: ProblemConfig
     optimizers: list[OptimizerConfig] = Field(min_length=1)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+    refine: Optional[RefineConfig] = None
 
     @model_serializer(mode="wrap")
     def _omit_unset_options(self, handler):
-        """Options added after the first release appear in a dump only when set, so that they
-        leave the config hash of existing sweeps unchanged."""
+        """Options added after the first release (``accumulate``, ``[refine]``) appear in a dump
+        only when set, so that they leave the config hash and manifest of existing sweeps unchanged."""
         out = handler(self)
-        if not self.accumulate:
-            out.pop("accumulate", None)
+        if isinstance(out, dict):
+            if not self.accumulate:
+                out.pop("accumulate", None)
+            if out.get("refine", 0) is None:
+                del out["refine"]
         return out
 
     # --- derived ------------------------------------------------------------------------------
@@ -271,6 +286,19 @@ def _check_semantics(cfg: SweepConfig) -> None:
                           f"({', '.join(others) or 'none: sweep a second parameter'})")
 
 
+def _check_refine(cfg: SweepConfig) -> None:
+    r = cfg.refine
+    if r is None:
+        return
+    labels = [o.key for o in cfg.optimizers]
+    for i, m in enumerate(r.methods or []):
+        if m not in labels:
+            raise ConfigError(f"refine.methods.{i}: got {m!r}; allowed: {', '.join(labels)}")
+    for i, o in enumerate(cfg.optimizers):
+        if (r.methods is None or o.key in r.methods) and any(v <= 0 for v in expand(o.lr)):
+            raise ConfigError(f"optimizers.{i}.lr: refinement works on log lr; allowed: positive learning rates")
+
+
 def parse_config(data: dict) -> SweepConfig:
     """Validate a config given as a dict (e.g. parsed TOML)."""
     try:
@@ -278,6 +306,7 @@ def parse_config(data: dict) -> SweepConfig:
     except ValidationError as err:
         raise ConfigError(_pydantic_message(err)) from None
     _check_semantics(cfg)
+    _check_refine(cfg)
     return cfg
 
 

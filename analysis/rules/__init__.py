@@ -73,6 +73,6 @@ def overall(verdicts: list[Verdict]) -> str:
     return "partly"
 
 
-from . import advantage, bounds, envelopes, rates, ratios, trends  # noqa: E402,F401  (register the rules)
+from . import advantage, bounds, compare, envelopes, rates, ratios, trends  # noqa: E402,F401  (register the rules)
 
 __all__ = ["FIGURE_OF", "RULES", "STATUSES", "Verdict", "envelopes", "evaluate", "overall", "rates", "ratios", "register", "trends"]
