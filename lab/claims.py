@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 import time
 import tomllib
@@ -13,8 +14,9 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from analysis import rules
+from analysis import assumptions, rules
 
+from . import perf_env
 from .config import _pydantic_message, parse_config
 from .errors import ConfigError
 
@@ -28,11 +30,35 @@ class RuleConfig(BaseModel):
     params: dict = Field(default_factory=dict)
 
 
+class AssumptionConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str  # the assumption in the theorem's words, e.g. "PL with constant mu"
+    kind: str  # a check of analysis.assumptions.CHECKS
+    params: dict = Field(default_factory=dict)
+
+
+class PaperConfig(BaseModel):
+    """The paper version a claim page quotes (issue: every page names the version it read)."""
+    model_config = ConfigDict(extra="forbid")
+    arxiv: str  # e.g. "2509.15816"
+    version: str  # e.g. "v5"
+    date: Optional[str] = None
+    read: str = Field(description="what of it was read: 'abstract', 'theorem 3.2', 'full text', ...")
+
+
+MIN_PAIRWISE_SEEDS = 5
+
+
 class ClaimConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     title: str
     source: str
+    paper: Optional[PaperConfig] = None
+    statement: Optional[str] = None  # the paper's words, quoted
+    regime: Optional[str] = None  # which regime the statement is about, and what this instance can and cannot show
+    assumptions: list[AssumptionConfig] = Field(default_factory=list)
+    few_seeds_reason: Optional[str] = None  # why a pairwise rule may run on fewer than 5 seeds (e.g. a deterministic problem)
     summary: str = ""
     size: str = Field(description="the sweep's size in words, with the 2-core runtime it was sized for")
     figures: list[str] = Field(default_factory=list)
@@ -65,12 +91,21 @@ def load_claim(path: "str | Path", full: bool = False):
         try:
             rules.RULES.get(r.kind)
         except KeyError as e:  # "kind: got X; allowed: ..."
-            raise ConfigError(f"rules.{i}.{e}") from None
+            raise ConfigError(f"{path.name}: rules.{i}.{e}") from None
+    for i, a in enumerate(claim.assumptions):
+        try:
+            assumptions.CHECKS.get(a.kind)
+        except KeyError as e:
+            raise ConfigError(f"{path.name}: assumptions.{i}.{e}") from None
     sweep = _merge(claim.sweep, claim.full) if full else claim.sweep
     try:
         cfg = parse_config(sweep)
     except ConfigError as e:
         raise ConfigError(f"{path.name}: sweep.{e}") from None
+    pairwise = sorted({r.kind for r in claim.rules} & rules.PAIRWISE)
+    if pairwise and len(cfg.seeds) < MIN_PAIRWISE_SEEDS and not claim.few_seeds_reason:
+        raise ConfigError(f"{path.name}: sweep.seeds: got {len(cfg.seeds)} seeds for the pairwise rule(s) "
+                          f"{', '.join(pairwise)}; allowed: at least {MIN_PAIRWISE_SEEDS}, or few_seeds_reason stated")
     return claim, cfg
 
 
@@ -91,19 +126,49 @@ def find(name: str, root: Path = CLAIMS_DIR) -> Path:
     return paths[name]
 
 
-def _verdict_block(claim: ClaimConfig, vs, status: str, res: dict, full: bool) -> str:
-    lines = [f"# {claim.title}", "", f"**Source:** {claim.source}", "", claim.summary.strip(), "",
-             f"**Preset:** `{find(claim.name)}` ({'full' if full else 'default'} size: {claim.size})  ",
-             f"**Runs:** {res['n_runs']} × {res['steps']} steps, wall {res['wall_s']:.0f} s  ",
-             f"**Verdict: {status}** (computed from the data by the rules below)", ""]
-    for v in vs:
-        lines += [f"## {v.claim}", "", f"- rule: {v.rule}", f"- verdict: **{v.status}**"]
-        for k, val in v.numbers.items():
-            if isinstance(val, str) and "\n" in val:
-                lines += [f"- {k}:", "", "```", val, "```"]
-            else:
-                lines.append(f"- {k}: {val}")
+def _quote(text: str) -> list[str]:
+    return ["> " + ln if ln else ">" for ln in text.strip().splitlines()]
+
+
+def _numbers(nums: dict) -> list[str]:
+    out = []
+    for k, val in nums.items():
+        if isinstance(val, str) and "\n" in val:
+            out += [f"- {k}:", "", "```", val, "```"]
+        else:
+            out.append(f"- {k}: {val}")
+    return out
+
+
+def _verdict_block(claim: ClaimConfig, vs, checks, status: str, res: dict, full: bool) -> str:
+    lines = [f"# {claim.title}", "", f"**Source:** {claim.source}", ""]
+    if claim.paper:
+        p = claim.paper
+        lines += [f"**Paper read:** arXiv {p.arxiv} {p.version}{f' ({p.date})' if p.date else ''}, {p.read}", ""]
+    if claim.statement:
+        lines += ["**The statement tested** (quoted):", "", *_quote(claim.statement), ""]
+    if claim.regime:
+        lines += ["**Regime and reach:** " + claim.regime.strip(), ""]
+    lines += [claim.summary.strip(), "",
+              f"**Preset:** `{claim.name}` ({'full' if full else 'default'} size: {claim.size})  ",
+              f"**Runs:** {res['n_runs']} × {res['steps']} steps, wall {res['wall_s']:.0f} s on {res['cpu']} "
+              f"({res['cores']} cores)  ",
+              f"**Per-cell table:** [`{claim.name}/cells.csv`]({claim.name}/cells.csv) (summary.csv of the sweep: "
+              "tuned point, median and CI per cell and optimizer)  ",
+              f"**Verdict: {status}** (computed from the data by the rules below)", ""]
+    if checks:
+        outside = [c.name for c in checks if c.status == assumptions.VIOLATED]
+        lines += ["## Assumptions checked on the instance", "",
+                  "| assumption | check | on this instance | numbers |", "|---|---|---|---|"]
+        for c in checks:
+            nums = "; ".join(f"{k} = {v}" for k, v in c.numbers.items())
+            lines.append(f"| {c.name} | {c.text} | **{c.status}** | {nums} |")
         lines.append("")
+        if outside:
+            lines += [f"**Tested outside the theorem's regime:** {', '.join(outside)} does not hold on this instance; "
+                      "the verdicts below are about an instance the theorem does not cover.", ""]
+    for v in vs:
+        lines += [f"## {v.claim}", "", f"- rule: {v.rule}", f"- verdict: **{v.status}**", *_numbers(v.numbers), ""]
     for fig in claim.figures:
         lines += [f"![{fig}]({claim.name}/{fig})", ""]
     if claim.notes:
@@ -116,13 +181,17 @@ def write_index(docs: Path) -> Path:
     records = [json.loads(j.read_text()) for j in (docs / "claims").glob("*.json")]
     for d in sorted(records, key=lambda d: (d.get("preset", ""), d["name"])):
         fig = f"[{d['key_figure']}](claims/{d['name']}/{d['key_figure']})" if d.get("key_figure") else ""
-        rows.append(f"| [{d['title']}](claims/{d['name']}.md) | {d['source']} | **{d['verdict']}** | {fig} | {d['wall_s']:.0f} s ({d['size']}) |")
+        flag = " (outside the theorem's regime)" if d.get("outside_regime") else ""
+        paper = f"arXiv {d['paper']['arxiv']} {d['paper']['version']}" if d.get("paper") else d["source"]
+        cpu = f", {d['cpu']}" if d.get("cpu") else ""
+        rows.append(f"| [{d['title']}](claims/{d['name']}.md) | {paper} | **{d['verdict']}**{flag} | {fig} | "
+                    f"{d['wall_s']:.0f} s{cpu} ({d['size']}) |")
     text = "\n".join([
         "# Reproduced claims", "",
         "One preset per checkable claim of the seed papers (../shared/PAPERS.md). Each verdict is computed",
         "from the sweep's data by the rule stated in the preset; `muonlab reproduce NAME` (or `--all`) re-runs",
         "it and rewrites its page. A claim the lab does not reproduce is reported as such.", "",
-        "| claim | source | verdict | key figure | runtime (2 cores) |", "|---|---|---|---|---|", *rows, ""])
+        "| claim | paper read | verdict | key figure | runtime (CPU) |", "|---|---|---|---|---|", *rows, ""])
     path = docs / "claims.md"
     path.write_text(text)
     return path
@@ -146,17 +215,25 @@ def reproduce(name: str, full: bool = False, out_root: "str | Path" = "results/c
     if res["jobs_run_now"] < res["n_jobs"] and record.exists():  # resumed: keep the runtime of the run that computed the jobs
         wall = json.loads(record.read_text()).get("wall_s", wall)
     res = {**res, "wall_s": wall}
+    cpu = perf_env.cpu()
+    res = {**res, "cpu": cpu["model"] or "unknown CPU", "cores": os.cpu_count()}
     vs = rules.evaluate(out, [r.model_dump() for r in claim.rules])
+    checks = assumptions.check_all(out, [a.model_dump() for a in claim.assumptions])
     status = rules.overall(vs)
     figdir = docs / "claims" / claim.name
     figdir.mkdir(parents=True, exist_ok=True)
     for fig in claim.figures:
         if (out / fig).exists():
             shutil.copyfile(out / fig, figdir / fig)
-    (docs / "claims" / f"{claim.name}.md").write_text(_verdict_block(claim, vs, status, res, full))
+    if (out / "summary.csv").exists():
+        shutil.copyfile(out / "summary.csv", figdir / "cells.csv")
+    (docs / "claims" / f"{claim.name}.md").write_text(_verdict_block(claim, vs, checks, status, res, full))
     summary = {"name": claim.name, "preset": str(path), "title": claim.title, "source": claim.source, "verdict": status,
-               "key_figure": claim.figures[0] if claim.figures else None, "wall_s": wall,
-               "size": claim.size, "sub_verdicts": [v.status for v in vs]}
+               "paper": claim.paper.model_dump() if claim.paper else None,
+               "key_figure": claim.figures[0] if claim.figures else None, "wall_s": wall, "cpu": res["cpu"],
+               "cores": res["cores"], "size": claim.size, "sub_verdicts": [v.status for v in vs],
+               "assumptions": {c.name: c.status for c in checks},
+               "outside_regime": any(c.status == assumptions.VIOLATED for c in checks)}
     (docs / "claims" / f"{claim.name}.json").write_text(json.dumps(summary, indent=2))
     write_index(docs)
     return {**summary, "out": out, "verdicts": vs}

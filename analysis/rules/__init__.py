@@ -20,6 +20,7 @@ from ..results import Results
 STATUSES = ("reproduced", "partly", "not reproduced", "not testable")
 RULES = Registry("kind")
 FIGURE_OF: dict[str, str] = {}  # rule name -> the named figure that draws its ``figure`` parameter
+PAIRWISE: set[str] = set()  # rules that compare two methods per cell (a claim preset needs >= 5 seeds for them)
 
 
 @dataclass
@@ -30,13 +31,16 @@ class Verdict:
     numbers: dict = field(default_factory=dict)
 
 
-def register(name: str, figure: str | None = None):
+def register(name: str, figure: str | None = None, pairwise: bool = False):
     """Register a rule under ``name`` (a taken name is an error); ``figure`` names the figure of
-    :data:`analysis.figures.FIGURES` that draws the rule's ``figure`` parameter."""
+    :data:`analysis.figures.FIGURES` that draws the rule's ``figure`` parameter; ``pairwise``: the
+    rule compares two methods cell by cell (lab/claims.py asks such presets for >= 5 seeds)."""
     def deco(fn):
         RULES.register(name)(fn)
         if figure is not None:
             FIGURE_OF[name] = figure
+        if pairwise:
+            PAIRWISE.add(name)
         return fn
 
     return deco

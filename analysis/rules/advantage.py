@@ -13,7 +13,7 @@ from .common import select
 SEEN_A = "A_seen"
 
 
-@register("advantage_trend")
+@register("advantage_trend", pairwise=True)
 def advantage_trend(data, focus: str, rival: str, against: str, sign: int = 1, metric: str = "final_grad_nuc",
                     alpha: float = TR.ALPHA, method: str = "spearman", min_cells: int = TR.MIN_CELLS, level: float = LEVEL,
                     n_boot: int = TR.N_BOOT, seed: int = 0, rank_column: str = TR.RANK_COLUMN, rank_how: str = "max",

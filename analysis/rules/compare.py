@@ -57,7 +57,7 @@ def _table(df: pd.DataFrame, cols: list[str]) -> str:
     return df[[*vary, *cols]].to_string(index=False, float_format=lambda v: f"{v:.3g}")
 
 
-@register("time_to_target")
+@register("time_to_target", pairwise=True)
 def time_to_target(data, focus: str, rival: str, target: float | None = None, relative: bool = True,
                    unit: str = "steps", tune_by: str = "target", metric: str = "gap", where: dict | None = None,
                    level: float = LEVEL) -> tuple[str, str, dict]:
@@ -126,7 +126,7 @@ def curve_table(data, a: str, b: str, metric: str = "gap", min_points: int = 3, 
     return _where(_cells(data).merge(out, on="cell_id"), where)
 
 
-@register("curves_cross")
+@register("curves_cross", pairwise=True)
 def curves_cross(data, a: str, b: str, min_points: int = 3, min_decades: float = 0.0, min_cells: int = 1,
                  metric: str = "gap", where: dict | None = None, level: float = LEVEL,
                  crit: str | None = None) -> tuple[str, str, dict]:
@@ -155,7 +155,7 @@ def _map(xs, ys, grid, x, y, short) -> str:
     return "\n".join([head, *rows])
 
 
-@register("regions")
+@register("regions", pairwise=True)
 def regions(data, a: str, b: str, x: str, y: str, phases: list | None = None, min_size: int = 3,
             min_points: int = 3, min_decades: float = 0.0, metric: str = "gap", where: dict | None = None,
             level: float = LEVEL, crit: str | None = None) -> tuple[str, str, dict]:
@@ -191,7 +191,7 @@ def regions(data, a: str, b: str, x: str, y: str, phases: list | None = None, mi
     return status, text, nums
 
 
-@register("ratio_constant")
+@register("ratio_constant", pairwise=True)
 def ratio_constant(data, focus: str, rival: str, tol: float, along: str, where: dict | None = None,
                    crit: str | None = None, level: float = LEVEL) -> tuple[str, str, dict]:
     """"Match up to a constant factor": the tuned log10(focus / rival) (criterion medians over

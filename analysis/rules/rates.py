@@ -78,7 +78,7 @@ def _value_at(curve_t: np.ndarray, curve_v: np.ndarray, t: float) -> float:
     return float(10 ** np.interp(np.log10(t), np.log10(ct), np.log10(cv)))
 
 
-@register("equal_oracle")
+@register("equal_oracle", pairwise=True)
 def equal_oracle(data: Results, focus: str, rival: str, metric: str = "grad_nuc", where: dict | None = None) -> tuple[str, str, dict]:
     """Compare the tuned runs (the sweep's criterion) of ``focus`` and ``rival`` at equal oracle
     calls: the budget C is the smaller of the two final call counts, and each run's ``metric``

@@ -12,7 +12,7 @@ from . import register
 from .common import advantage_against, advantage_table, combine, pairwise, rnd, select, spearman
 
 
-@register("ratio_bound")
+@register("ratio_bound", pairwise=True)
 def ratio_bound(data: Results, focus: str, rival: str, bound: float, where: dict | None = None) -> tuple[str, str, dict]:
     """|log10(tuned median focus / rival)| <= bound on every selected cell: the two match up to a
     constant factor 10^bound."""
@@ -26,7 +26,7 @@ def ratio_bound(data: Results, focus: str, rival: str, bound: float, where: dict
     return ("reproduced" if worst <= bound else "not reproduced"), text, nums
 
 
-@register("winner_regions")
+@register("winner_regions", pairwise=True)
 def winner_regions(data: Results, a: str, b: str, x: str, y: str, where: dict | None = None) -> tuple[str, str, dict]:
     """Three regions over (x, y): cells a wins, cells b wins (CIs separated), and ties
     (trade-off). Reproduced when all three are present, partly when two are."""
@@ -47,7 +47,7 @@ def winner_regions(data: Results, a: str, b: str, x: str, y: str, where: dict | 
     return status, text, nums
 
 
-@register("pairwise_better")
+@register("pairwise_better", pairwise=True)
 def pairwise_better(data: Results, focus: str, rival: str, metric: str = "criterion", where: dict | None = None) -> tuple[str, str, dict]:
     """The tuned ``focus`` beats the tuned ``rival`` on ``metric`` in each selected cell: good
     where the bootstrap CIs of the medians are separated in focus's favour (the lab's tie rule),
@@ -64,7 +64,7 @@ def pairwise_better(data: Results, focus: str, rival: str, metric: str = "criter
     return combine(states), f"tuned {focus} below tuned {rival} on {metric} (bootstrap CIs of the medians separated) in every selected cell", nums
 
 
-@register("advantage_tracks", figure="advantage")
+@register("advantage_tracks", figure="advantage", pairwise=True)
 def advantage_tracks(data: Results, focus: str, rival: str, against: str, sign: int = 1,
                      metric: str = "best_grad_nuc", within: "str | list | None" = None, alpha: float = 0.05,
                      where: dict | None = None) -> tuple[str, str, dict]:
