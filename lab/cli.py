@@ -117,6 +117,13 @@ def _cmd_bench(args) -> int:
 
 def main(argv=None) -> int:
     parser = _Parser(prog="muonlab", description="Where does Muon beat GD, SignSGD and MVR? Run sweeps, get tables and figures.")
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        ver = version("muonlab")
+    except PackageNotFoundError:  # run from a checkout that is not installed
+        ver = "unknown (not installed)"
+    parser.add_argument("--version", action="version", version=f"muonlab {ver}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="run a sweep config into a results directory (resumes if interrupted)")
     run.add_argument("config", help="TOML sweep config, e.g. configs/demo.toml")
