@@ -99,11 +99,10 @@ def draw_standard(an) -> None:
             p[q.stem] = q
 
     if an.x is not None:
-        blabel = None
         title = f"winner by {an.crit} (tuned lr, median over seeds, {100 * an.level:.0f}% bootstrap CIs)"
-        for q in heatmaps.winner_map(phase, an.x, an.y, an.labels, out / "phase_winner.png", title, an.extra, blabel):
+        for q in heatmaps.winner_map(phase, an.x, an.y, an.labels, out / "phase_winner.png", title, an.extra):
             keep(q)
-        for q in heatmaps.ratio_maps(phase, an.x, an.y, an.focus, out / "phase_ratio.png", an.crit, an.extra, an.theory_rival, an.labels):
+        for q in heatmaps.ratio_maps(phase, an.x, an.y, an.focus, out / "phase_ratio.png", an.crit, an.extra, an.labels):
             keep(q)
     for q in heatmaps.sensitivity_grid(at(an.sens), at(an.summary), an.cells, an.x, an.y, an.labels, out / "lr_sensitivity.png",
                                        an.crit, an.extra):

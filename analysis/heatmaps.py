@@ -1,6 +1,6 @@
 """Heatmaps over the swept problem axes: the winner map (categorical colours, ties grey and
 hatched, '*' where the winner's tuned lr sat at the edge of its grid, a small triangle where any
-method's did, the theory boundary in black), the log-ratio maps of the focus method to each rival
+method's did), the log-ratio maps of the focus method to each rival
 (one colour scale centred at zero shared by every rival), and the lr-sensitivity grid of panels
 over the two swept axes."""
 from __future__ import annotations
@@ -35,21 +35,6 @@ def _ticks(ax, grid: pd.DataFrame, x: str, y: str | None) -> None:
     ax.set_ylabel(y or "")
 
 
-def _boundary(ax, pred: pd.DataFrame) -> bool:
-    """Black segments along the cell edges where the predicted winner changes."""
-    p = pred.to_numpy()
-    drew = False
-    for r in range(p.shape[0]):
-        for c in range(p.shape[1]):
-            if c + 1 < p.shape[1] and p[r, c] != p[r, c + 1]:
-                ax.plot([c + 1, c + 1], [r, r + 1], color="black", lw=2.5, solid_capstyle="butt")
-                drew = True
-            if r + 1 < p.shape[0] and p[r, c] != p[r + 1, c]:
-                ax.plot([c, c + 1], [r + 1, r + 1], color="black", lw=2.5, solid_capstyle="butt")
-                drew = True
-    return drew
-
-
 def _facet_col(df: pd.DataFrame, name: str | None, descending: bool = False) -> tuple[str | None, list | None]:
     """Add a column ``_f_<name>`` with readable facet titles ('alpha = 0.333'); return it and its order."""
     if name is None:
@@ -72,7 +57,7 @@ def _facets(df: pd.DataFrame, extra: list[str]) -> list[tuple[str, pd.DataFrame]
     return out
 
 def winner_map(phase: pd.DataFrame, x: str, y: str | None, optimizers: list[str], path: Path, title: str,
-               extra: list[str] | None = None, boundary_label: str | None = None) -> list[Path]:
+               extra: list[str] | None = None) -> list[Path]:
     """Categorical map of the winner per cell (FacetGrid over a third swept axis)."""
     extra = extra or []
     cats = [*optimizers, "tie", NONE]
@@ -85,7 +70,6 @@ def winner_map(phase: pd.DataFrame, x: str, y: str | None, optimizers: list[str]
         ("tie\n" + textwrap.fill(" ".join([w, *str(tw).split()]), 11) if t else str(w)) + ("*" if e else "")
         for w, t, tw, e in zip(ph["winner"], ph["tie"], ph["tied_with"].fillna(""), ph["winner_lr_at_edge"])]
     ph["_edge"] = ph["lr_at_edge_methods"].fillna("").astype(str).str.len() > 0
-    has_pred = "predicted_winner" in ph and ph["predicted_winner"].notna().any()
     row, order = _facet_col(ph, extra[0] if extra else None)
     paths = []
     for suffix, sub in _facets(ph, extra):
@@ -104,8 +88,6 @@ def winner_map(phase: pd.DataFrame, x: str, y: str | None, optimizers: list[str]
                 ax.add_patch(Rectangle((c, r), 1, 1, fill=False, hatch="////", edgecolor="#7a7a7a", lw=0))
             for r, c in zip(*np.nonzero(edge)):
                 ax.add_patch(plt.Polygon([[c + 1, r], [c + 0.82, r], [c + 1, r + 0.18]], color="black"))
-            if has_pred:
-                _boundary(ax, _pivot(data, x, y, "predicted_winner"))
             _ticks(ax, grid, x, y)
 
         h = 0.62 * nrow + 1.0
@@ -117,8 +99,6 @@ def winner_map(phase: pd.DataFrame, x: str, y: str | None, optimizers: list[str]
         handles += [Patch(facecolor=TIE_COLOUR, hatch="////", edgecolor="#7a7a7a", label="tie (CIs overlap)"),
                     Line2D([], [], marker="$*$", ls="", color="black", label="winner's lr at grid edge"),
                     Line2D([], [], marker=">", ls="", color="black", markersize=5, label="some method's lr at grid edge")]
-        if has_pred:
-            handles.append(Line2D([], [], color="black", lw=2.5, label=boundary_label or "theory boundary"))
         if (ph["winner"] == NONE).any():
             handles.append(Patch(facecolor=NONE_COLOUR, edgecolor="black", label="all methods failed"))
         g.figure.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize=7, frameon=False)
@@ -128,7 +108,7 @@ def winner_map(phase: pd.DataFrame, x: str, y: str | None, optimizers: list[str]
 
 
 def ratio_maps(phase: pd.DataFrame, x: str, y: str | None, focus: str, path: Path, criterion: str,
-               extra: list[str] | None = None, boundary_rival: str | None = None, order: list[str] | None = None) -> list[Path]:
+               extra: list[str] | None = None, order: list[str] | None = None) -> list[Path]:
     """One figure per rival, ``<path stem>_<rival>.png``: log10(criterion of focus / criterion of
     rival) per cell, panels over a third swept axis (FacetGrid), and one colour scale centred at
     zero shared by every rival's figure; values in parentheses are pairwise ties (CIs overlap).
@@ -143,7 +123,6 @@ def ratio_maps(phase: pd.DataFrame, x: str, y: str | None, focus: str, path: Pat
     fin = vals[np.isfinite(vals)]
     vmax = max(float(np.abs(fin).max()) if fin.size else 1.0, 1e-3)
     norm = TwoSlopeNorm(vcenter=0.0, vmin=-vmax, vmax=vmax)
-    has_pred = "predicted_winner" in phase and phase["predicted_winner"].notna().any()
     paths = []
     for r in rv:
         d = phase.copy()
@@ -152,7 +131,6 @@ def ratio_maps(phase: pd.DataFrame, x: str, y: str | None, focus: str, path: Pat
         d["_label"] = [("(" + f"{v:.2f}" + ")" if t else f"{v:.2f}") if np.isfinite(v) else ("+inf" if v > 0 else "-inf" if v < 0 else "")
                        for v, t in zip(d["_value"], tie)]
         col, order_ = _facet_col(d, extra[0] if extra else None)
-        boundary = has_pred and r == boundary_rival
         for suffix, sub in _facets(d, extra):
             ncol = sub[f"p_{x}"].nunique()
             nrow = sub[f"p_{y}"].nunique() if y else 1
@@ -163,8 +141,6 @@ def ratio_maps(phase: pd.DataFrame, x: str, y: str | None, focus: str, path: Pat
                 sns.heatmap(grid.clip(-vmax, vmax), ax=ax, cmap="RdBu_r", norm=norm, cbar=False,
                             annot=_pivot(data, x, y, "_label").to_numpy(), fmt="", annot_kws={"fontsize": 6.5},
                             linewidths=0.5, linecolor="white")
-                if boundary:
-                    _boundary(ax, _pivot(data, x, y, "predicted_winner"))
                 _ticks(ax, grid, x, y)
 
             h = max(2.4, 0.55 * nrow + 1.0)
@@ -179,7 +155,6 @@ def ratio_maps(phase: pd.DataFrame, x: str, y: str | None, focus: str, path: Pat
             g.figure.colorbar(plt.cm.ScalarMappable(norm=norm, cmap="RdBu_r"), cax=cax,
                               label=f"log10 ratio of {criterion}, {focus} / {r}\n(blue: {focus} better)")
             g.figure.suptitle(f"{focus} vs {r}: tuned, median over seeds; (x) = CIs overlap"
-                              + ("; black line = theory boundary" if boundary else "")
                               + (f" [{suffix[1:]}]" if suffix else ""), fontsize=9, y=1.04)
             paths.append(save(g.figure, path.with_name(f"{path.stem}_{r}{suffix}{path.suffix}")))
     return paths
