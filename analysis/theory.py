@@ -38,18 +38,18 @@ PHASES = "Paquette et al., Phases of Muon (arXiv 2605.09552): SignSVD mode rate 
 
 # Exponents p of the rate T^p (upper bounds) stated by the seed papers; ``status`` says where from.
 REFERENCE_RATES = pd.DataFrame([
-    {"method": "muon", "setting": "stochastic non-convex", "quantity": "gradient norm", "exponent": -1 / 4,
-     "source": "seed 000 (arXiv 2509.15816)", "status": "seed abstract"},
-    {"method": "mvr2", "setting": "stochastic non-convex, horizon-free", "quantity": "gradient norm", "exponent": -1 / 3,
-     "source": "seed 000 (arXiv 2509.15816)", "status": "seed abstract (up to logs)"},
-    {"method": "mvr1", "setting": "PL, best iterate", "quantity": "sqrt gap", "exponent": -1 / 4,
-     "source": "seed 000 (arXiv 2509.15816)", "status": "PAPERS.md, not in the seed abstract"},
-    {"method": "mvr2", "setting": "PL, best iterate", "quantity": "sqrt gap", "exponent": -1 / 3,
-     "source": "seed 000 (arXiv 2509.15816)", "status": "PAPERS.md, not in the seed abstract"},
-    {"method": "mvr1", "setting": "PL, last iterate", "quantity": "gap", "exponent": -1 / 2,
-     "source": "seed 000 (arXiv 2509.15816)", "status": "PAPERS.md, not in the seed abstract"},
-    {"method": "mvr2", "setting": "PL, last iterate", "quantity": "gap", "exponent": -2 / 3,
-     "source": "seed 000 (arXiv 2509.15816)", "status": "PAPERS.md, not in the seed abstract"},
+    {"method": "muon", "setting": "stochastic non-convex (ergodic average)", "quantity": "gradient norm", "exponent": -1 / 4,
+     "source": "arXiv 2509.15816 v5", "status": "abstract"},
+    {"method": "mvr2", "setting": "stochastic non-convex, horizon-free (anytime)", "quantity": "gradient norm",
+     "exponent": -1 / 3, "source": "arXiv 2509.15816 v5", "status": "abstract (up to logs)"},
+    {"method": "mvr1", "setting": "PL, best iterate", "quantity": "E sqrt gap", "exponent": -1 / 4,
+     "source": "arXiv 2509.15816 v5", "status": "abstract (up to logs)"},
+    {"method": "mvr2", "setting": "PL, best iterate", "quantity": "E sqrt gap", "exponent": -1 / 3,
+     "source": "arXiv 2509.15816 v5", "status": "abstract (up to logs)"},
+    {"method": "mvr1", "setting": "PL, last iterate, uniform gradient bound", "quantity": "gap", "exponent": -1 / 4,
+     "source": "arXiv 2509.15816 v5", "status": "abstract (v3-era reviews quote -1/2: another version)"},
+    {"method": "mvr2", "setting": "PL, last iterate, uniform gradient bound", "quantity": "gap", "exponent": -1 / 3,
+     "source": "arXiv 2509.15816 v5", "status": "abstract (v3-era reviews quote -2/3: another version)"},
     {"method": "gluon", "setting": "non-convex, layer-wise (L0,L1)-smooth", "quantity": "gradient norm", "exponent": -1 / 4,
      "source": "seed 003 (arXiv 2512.16598)", "status": "seed abstract"},
     {"method": "gluon_mvr", "setting": "non-convex, layer-wise (L0,L1)-smooth", "quantity": "gradient norm", "exponent": -1 / 3,
@@ -57,7 +57,7 @@ REFERENCE_RATES = pd.DataFrame([
     {"method": "gluon_mvr", "setting": "star-convex", "quantity": "gap", "exponent": -1 / 2,
      "source": "seed 003 (arXiv 2512.16598)", "status": "secondary review, unverified"},
 ])
-REFERENCE_SLOPES = (-1 / 4, -1 / 3, -1 / 2, -2 / 3)  # drawn on every rate figure
+REFERENCE_SLOPES = (-1 / 4, -1 / 3, -1 / 2)  # drawn on every rate figure
 
 
 # Which row of REFERENCE_RATES an optimizer kind (exact registry name) takes: the paper's method.

@@ -28,8 +28,8 @@ def test_shen_advantage_range_from_bounds():
 def test_reference_slopes_follow_the_papers():
     assert reference_slope("muon", "grad_nuc")[0] == -0.25
     assert np.isclose(reference_slope("muon_mvr2", "grad_fro")[0], -1 / 3)
-    assert np.isclose(reference_slope("muon_mvr2", "gap")[0], -2 / 3)
-    assert reference_slope("muon_mvr1", "gap")[0] == -0.5
+    assert np.isclose(reference_slope("muon_mvr2", "gap")[0], -1 / 3)  # v5 abstract: last iterate, uniform gradient bound
+    assert reference_slope("muon_mvr1", "gap")[0] == -0.25
     assert "unverified" in reference_slope("gluon_mvr1", "gap")[1]
     assert np.isnan(reference_slope("gd", "gap")[0])
 
