@@ -16,6 +16,7 @@ demo: venv
 
 test: $(PY)
 	$(PIP) install -q -e '.[test]'
+	$(VENV)/bin/ruff check .
 	MPLBACKEND=Agg $(PY) -m pytest
 
 clean:

@@ -11,6 +11,7 @@ A check is ``fn(data: Results, **params) -> (status, text, numbers)`` registered
 runs (each (cell, optimizer)'s tuned point, every seed): the iterates the verdict is about. Checks
 at logged steps see ~log_points iterates, not every step; each says so in its text.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -59,8 +60,9 @@ def _before_divergence(cur: pd.DataFrame) -> pd.DataFrame:
 
 
 @CHECKS.register("constant")
-def constant(data: Results, name: str, low: float | None = None, high: float | None = None,
-             low_open: bool = False) -> tuple[str, str, dict]:
+def constant(
+    data: Results, name: str, low: float | None = None, high: float | None = None, low_open: bool = False
+) -> tuple[str, str, dict]:
     """The ground-truth constant ``c_<name>`` of every cell lies in [low, high] (``low_open``:
     (low, high]); e.g. PL needs mu > 0, smoothness a finite L."""
     col = f"c_{name}"
@@ -80,8 +82,9 @@ def constant(data: Results, name: str, low: float | None = None, high: float | N
 
 
 @CHECKS.register("pl_along_iterates")
-def pl_along_iterates(data: Results, mu: str = "mu", grad: str = "grad_fro", methods: list | None = None,
-                      rtol: float = 1e-6) -> tuple[str, str, dict]:
+def pl_along_iterates(
+    data: Results, mu: str = "mu", grad: str = "grad_fro", methods: list | None = None, rtol: float = 1e-6
+) -> tuple[str, str, dict]:
     """The PL inequality ||grad f(X)||^2 >= 2 mu (f(X) - f*) at every logged iterate of the tuned
     runs (Frobenius gradient), with mu the problem's stated constant; reports the smallest
     empirical ratio ||grad||^2 / (2 gap) seen, an upper estimate of the PL constant on the path."""
@@ -99,16 +102,27 @@ def pl_along_iterates(data: Results, mu: str = "mu", grad: str = "grad_fro", met
     ratio = (cur.loc[use, grad].astype(float) ** 2) / (2 * gap[use])
     stated = cur.loc[use, col].astype(float)
     bad = ratio < stated * (1 - rtol)
-    text = (f"||grad f||_F^2 >= 2 {mu} (f - f*) at every logged iterate of the tuned runs "
-            f"({int(use.sum())} iterates; logged steps only)")
-    nums = {"stated_mu_min": _num(stated.min()), "empirical_pl_min": _num(ratio.min()),
-            "iterates_checked": int(use.sum()), "iterates_violating": int(bad.sum())}
+    text = (
+        f"||grad f||_F^2 >= 2 {mu} (f - f*) at every logged iterate of the tuned runs "
+        f"({int(use.sum())} iterates; logged steps only)"
+    )
+    nums = {
+        "stated_mu_min": _num(stated.min()),
+        "empirical_pl_min": _num(ratio.min()),
+        "iterates_checked": int(use.sum()),
+        "iterates_violating": int(bad.sum()),
+    }
     return (VIOLATED if bad.any() else HOLDS), text, nums
 
 
 @CHECKS.register("gradient_bound")
-def gradient_bound(data: Results, grad: str = "grad_fro", bound: float | None = None, methods: list | None = None,
-                   max_growth: float = 100.0) -> tuple[str, str, dict]:
+def gradient_bound(
+    data: Results,
+    grad: str = "grad_fro",
+    bound: float | None = None,
+    methods: list | None = None,
+    max_growth: float = 100.0,
+) -> tuple[str, str, dict]:
     """A uniform bound on the exact gradient along the iterates (e.g. the last-iterate PL results
     of arXiv 2509.15816 v5 assume one): G = the largest logged ||grad f(X_t)|| of the tuned runs.
     With ``bound``: holds when G <= bound. Without: holds when G is finite and at most
@@ -126,8 +140,10 @@ def gradient_bound(data: Results, grad: str = "grad_fro", bound: float | None = 
         text = f"max over logged iterates of the exact {grad} <= {bound:g}, no tuned run diverged"
     else:
         ok = np.isfinite(G) and np.isfinite(G0) and G <= max_growth * G0 and diverged == 0
-        text = (f"the logged exact gradient {grad} stays bounded along the tuned iterates "
-                f"(G <= {max_growth:g} x its largest initial value; no tuned run diverged)")
+        text = (
+            f"the logged exact gradient {grad} stays bounded along the tuned iterates "
+            f"(G <= {max_growth:g} x its largest initial value; no tuned run diverged)"
+        )
     nums = {"G": _num(G), "G_initial": _num(G0), "tuned_runs_diverged": int(diverged)}
     return (HOLDS if ok else VIOLATED), text, nums
 
@@ -146,7 +162,9 @@ def noise(data: Results, stochastic: bool = True, name: str = "noise_var_opt") -
 
 
 @CHECKS.register("gradient_rank")
-def gradient_rank(data: Results, at_most: str | float | None = None, methods: list | None = None) -> tuple[str, str, dict]:
+def gradient_rank(
+    data: Results, at_most: str | float | None = None, methods: list | None = None
+) -> tuple[str, str, dict]:
     """The numerical rank of the exact gradients the tuned runs saw (curves.csv ``grad_rank``,
     logged steps >= 1), reported per cell; with ``at_most`` (a number, or the name of a constant
     such as ``hessian_rank``): holds when the rank seen never exceeds it."""

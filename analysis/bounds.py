@@ -30,6 +30,7 @@ theorem allows. The lab's test of "Q(T) = O(T^p)" is therefore:
 Pure functions of DataFrames: no file I/O, no figures. The one log-log fit of the lab
 (:func:`analysis.stats.loglog_fits`) does every fit.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -39,12 +40,24 @@ import numpy as np
 import pandas as pd
 
 from .stats import LEVEL, N_RESAMPLES, loglog_fits
+from .bound_verdicts import (  # noqa: F401  (re-exported: the engine's verdicts)
+    CONSISTENT,
+    FASTER,
+    NOT_TIGHT,
+    SLOWER,
+    TIGHT,
+    UNDECIDED,
+    UNDEFINED,
+    bound_verdict,
+    tight_verdict,
+)
+from .bound_verdicts import TOL as BOUND_TOL
 
 HORIZON_SCHEDULES = ("cosine", "linear")  # lr schedules that need the horizon (runners/schedules.py NEEDS_HORIZON)
 PER_DECADE = 4
 DECADES = 2.0  # default scan: the last two decades of logged steps
 MIN_HORIZONS = 4
-TOL = 0.05
+TOL = BOUND_TOL  # the default band around a bound's exponent (analysis.bound_verdicts)
 _CHUNK = 256  # bootstrap resamples evaluated at once
 
 
@@ -71,7 +84,9 @@ class Scan:
 
 
 # --- the grid of horizons ---------------------------------------------------------------------
-def geometric_horizons(steps, t_min: float | None = None, t_max: float | None = None, per_decade: int = PER_DECADE) -> np.ndarray:
+def geometric_horizons(
+    steps, t_min: float | None = None, t_max: float | None = None, per_decade: int = PER_DECADE
+) -> np.ndarray:
     """The logged steps in [t_min, t_max] thinned to a geometric grid of ``per_decade`` points per
     decade: targets t_max * 10^(-j / per_decade), j = 0, 1, ... while >= t_min, each replaced by
     the logged step nearest to it in log (duplicates dropped). Defaults: t_max = the last logged
@@ -104,7 +119,9 @@ def _lr_edges(points: pd.DataFrame) -> np.ndarray:
     if "h_lr" not in points or points["h_lr"].nunique() < 2:
         return np.full(len(points), "", object)
     lr = points["h_lr"].to_numpy(float)
-    return np.where(np.isclose(lr, lr.min(), rtol=1e-9), "low", np.where(np.isclose(lr, lr.max(), rtol=1e-9), "high", "")).astype(object)
+    return np.where(
+        np.isclose(lr, lr.min(), rtol=1e-9), "low", np.where(np.isclose(lr, lr.max(), rtol=1e-9), "high", "")
+    ).astype(object)
 
 
 def _group(runs: pd.DataFrame, key: dict, T: np.ndarray, values: pd.DataFrame, hcols: list) -> Group:
@@ -112,20 +129,33 @@ def _group(runs: pd.DataFrame, key: dict, T: np.ndarray, values: pd.DataFrame, h
     pts = runs.drop_duplicates("point").sort_values("point")[["point", *hcols]].reset_index(drop=True)
     seeds = np.sort(runs["seed"].unique())
     Q = np.full((len(pts), len(seeds), len(T)), np.nan)
-    Q[values["point"].to_numpy(int), np.searchsorted(seeds, values["seed"].to_numpy()), values["k"].to_numpy(int)] = values["v"].to_numpy(float)
-    return Group(key=key, T=np.asarray(T, float), Q=Q, points=pts.drop(columns="point"), seeds=seeds, lr_edge=_lr_edges(pts))
+    Q[values["point"].to_numpy(int), np.searchsorted(seeds, values["seed"].to_numpy()), values["k"].to_numpy(int)] = (
+        values["v"].to_numpy(float)
+    )
+    return Group(
+        key=key, T=np.asarray(T, float), Q=Q, points=pts.drop(columns="point"), seeds=seeds, lr_edge=_lr_edges(pts)
+    )
 
 
 def _points(g: pd.DataFrame, hcols: list) -> pd.Series:
-    order = (["h_lr"] if "h_lr" in hcols else []) + [c for c in hcols if c != "h_lr"]  # lr first: ties go to the smaller lr
+    order = (["h_lr"] if "h_lr" in hcols else []) + [
+        c for c in hcols if c != "h_lr"
+    ]  # lr first: ties go to the smaller lr
     if not order:
         return pd.Series(0, index=g.index)
     return g.groupby(order, dropna=False, sort=True).ngroup()
 
 
-def horizon_scan(runs: pd.DataFrame, curves: pd.DataFrame | None = None, quantity: str = "avg_grad_fro",
-                 horizon: str = "logged", horizons=None, t_min: float | None = None, t_max: float | None = None,
-                 per_decade: int = PER_DECADE) -> Scan:
+def horizon_scan(
+    runs: pd.DataFrame,
+    curves: pd.DataFrame | None = None,
+    quantity: str = "avg_grad_fro",
+    horizon: str = "logged",
+    horizons=None,
+    t_min: float | None = None,
+    t_max: float | None = None,
+    per_decade: int = PER_DECADE,
+) -> Scan:
     """Q(T) per (cell, optimizer), hyperparameter point, seed and horizon (see the module doc).
 
     ``horizon = "logged"``: Q is the curves.csv column ``quantity`` at the logged steps
@@ -146,21 +176,40 @@ def horizon_scan(runs: pd.DataFrame, curves: pd.DataFrame | None = None, quantit
             allowed = [c for c in curves.columns if c not in ("run_id", "step")]
             raise ValueError(f"quantity: got {quantity!r}, not a curves.csv column; allowed: {', '.join(allowed)}")
         if "h_lr_schedule" in runs and runs["h_lr_schedule"].isin(HORIZON_SCHEDULES).any():
-            raise ValueError("horizon: got 'logged' for a schedule that needs the horizon (h_lr_schedule = cosine/linear); "
-                             "allowed: a horizon column (e.g. h_horizon) for such sweeps")
+            raise ValueError(
+                "horizon: got 'logged' for a schedule that needs the horizon (h_lr_schedule = cosine/linear); "
+                "allowed: a horizon column (e.g. h_horizon) for such sweeps"
+            )
         c = curves[curves["run_id"].isin(runs["run_id"]) & (curves["step"] > 0)]
         per_run = c.groupby("step")["run_id"].nunique()
         common = per_run.index[per_run == runs["run_id"].nunique()].to_numpy(float)
-        T = geometric_horizons(common, t_min, t_max, per_decade) if horizons is None else np.unique(np.asarray(horizons, float))
+        T = (
+            geometric_horizons(common, t_min, t_max, per_decade)
+            if horizons is None
+            else np.unique(np.asarray(horizons, float))
+        )
         missing = sorted(set(T) - set(common))
         if missing:
-            raise ValueError(f"horizons: got {missing[:5]} that not every run logged; allowed: logged steps such as {list(common[-5:])}")
+            raise ValueError(
+                f"horizons: got {missing[:5]} that not every run logged; allowed: logged steps such as "
+                f"{list(common[-5:])}"
+            )
         c = c[c["step"].isin(T)]
         v = c[quantity].astype(float).where(np.isfinite(c[quantity].astype(float)), np.inf)
-        vals = pd.DataFrame({"run_id": c["run_id"].to_numpy(), "k": np.searchsorted(T, c["step"].to_numpy(float)), "v": v.to_numpy(),
-                             "step": c["step"].to_numpy(float)})
+        vals = pd.DataFrame(
+            {
+                "run_id": c["run_id"].to_numpy(),
+                "k": np.searchsorted(T, c["step"].to_numpy(float)),
+                "v": v.to_numpy(),
+                "step": c["step"].to_numpy(float),
+            }
+        )
         info = runs.set_index("run_id")
-        ds = vals["run_id"].map(info["diverged_step"]).astype(float) if "diverged_step" in runs else pd.Series(np.nan, index=vals.index)
+        ds = (
+            vals["run_id"].map(info["diverged_step"]).astype(float)
+            if "diverged_step" in runs
+            else pd.Series(np.nan, index=vals.index)
+        )
         vals.loc[(ds >= 0) & (vals["step"] >= ds), "v"] = np.inf
         if "status" in runs:  # not ok with no divergence step on record: no horizon of it counts
             vals.loc[(vals["run_id"].map(info["status"]) != "ok") & ~(ds >= 0), "v"] = np.inf
@@ -168,15 +217,34 @@ def horizon_scan(runs: pd.DataFrame, curves: pd.DataFrame | None = None, quantit
         keys = ["cell_id", "optimizer"]
     else:
         if horizon not in runs:
-            raise ValueError(f"horizon: got {horizon!r}; allowed: 'logged' or a runs.csv column "
-                             f"({', '.join(c for c in runs.columns if c.startswith(('h_', 'p_')))})")
+            raise ValueError(
+                f"horizon: got {horizon!r}; allowed: 'logged' or a runs.csv column "
+                f"({', '.join(c for c in runs.columns if c.startswith(('h_', 'p_')))})"
+            )
         col = _value_column(runs, quantity)
         T = np.unique(runs[horizon].astype(float).to_numpy())
         v = runs[col].astype(float)
-        v = v.where((runs["status"] == "ok") & np.isfinite(v), np.inf) if "status" in runs else v.where(np.isfinite(v), np.inf)
-        vals = pd.DataFrame({"run_id": runs["run_id"].to_numpy(), "k": np.searchsorted(T, runs[horizon].astype(float).to_numpy()), "v": v.to_numpy()})
+        v = (
+            v.where((runs["status"] == "ok") & np.isfinite(v), np.inf)
+            if "status" in runs
+            else v.where(np.isfinite(v), np.inf)
+        )
+        vals = pd.DataFrame(
+            {
+                "run_id": runs["run_id"].to_numpy(),
+                "k": np.searchsorted(T, runs[horizon].astype(float).to_numpy()),
+                "v": v.to_numpy(),
+            }
+        )
         hcols = [h for h in runs.columns if h.startswith("h_") and h != horizon]
-        keys = [*([c for c in runs.columns if c.startswith("p_") and c != horizon] if horizon.startswith("p_") else ["cell_id"]), "optimizer"]
+        keys = [
+            *(
+                [c for c in runs.columns if c.startswith("p_") and c != horizon]
+                if horizon.startswith("p_")
+                else ["cell_id"]
+            ),
+            "optimizer",
+        ]
     groups = []
     for k, g in runs.groupby(keys, sort=True, dropna=False):
         k = k if isinstance(k, tuple) else (k,)
@@ -209,7 +277,7 @@ def _resampled(Q: np.ndarray, n_resamples: int, seed: int):
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, S, size=(n_resamples, S))
     for i in range(0, n_resamples, _CHUNK):
-        yield np.moveaxis(Q[:, idx[i:i + _CHUNK], :], 1, 0)
+        yield np.moveaxis(Q[:, idx[i : i + _CHUNK], :], 1, 0)
 
 
 def _slopes(T: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -256,22 +324,54 @@ def _exponent(g: Group, window, exclude_edge: bool, level: float, n_resamples: i
     rows = []
     for k, t in enumerate(g.T):
         lo, hi, _ = _ci(vals[:, k], level) if np.isfinite(med[k]) else (np.inf, np.inf, 0)
-        rows.append({**g.key, "T": t, **g.points.iloc[best[k]].to_dict(), "median": med[k], "ci_low": lo, "ci_high": hi,
-                     "n_seeds": int((~np.isnan(g.Q[best[k], :, k])).sum()),
-                     "lr_at_edge": edge[k] != "", "lr_edge": edge[k], "in_fit": bool(fit[k])})
+        rows.append(
+            {
+                **g.key,
+                "T": t,
+                **g.points.iloc[best[k]].to_dict(),
+                "median": med[k],
+                "ci_low": lo,
+                "ci_high": hi,
+                "n_seeds": int((~np.isnan(g.Q[best[k], :, k])).sum()),
+                "lr_at_edge": edge[k] != "",
+                "lr_edge": edge[k],
+                "in_fit": bool(fit[k]),
+            }
+        )
     n_fit = int(fit.sum())
-    slope, icpt = _slopes(g.T[fit], med[fit][None, :]) if n_fit >= min_horizons else (np.array([np.nan]), np.array([np.nan]))
+    slope, icpt = (
+        _slopes(g.T[fit], med[fit][None, :]) if n_fit >= min_horizons else (np.array([np.nan]), np.array([np.nan]))
+    )
     lo, hi, nv = _ci(slopes, level) if n_fit >= min_horizons else (np.nan, np.nan, 0)
     in_w = _in_window(g.T, window)
-    row = {**g.key, "slope": float(slope[0]), "slope_ci_low": lo, "slope_ci_high": hi, "intercept": float(icpt[0]),
-           "n_horizons": n_fit, "n_edge": int((in_w & (edge != "")).sum()), "n_window": int(in_w.sum()),
-           "fit_lo": float(g.T[fit].min()) if n_fit else np.nan, "fit_hi": float(g.T[fit].max()) if n_fit else np.nan,
-           "n_seeds": len(g.seeds), "n_resamples": n_resamples, "n_resamples_finite": nv, "level": level}
+    row = {
+        **g.key,
+        "slope": float(slope[0]),
+        "slope_ci_low": lo,
+        "slope_ci_high": hi,
+        "intercept": float(icpt[0]),
+        "n_horizons": n_fit,
+        "n_edge": int((in_w & (edge != "")).sum()),
+        "n_window": int(in_w.sum()),
+        "fit_lo": float(g.T[fit].min()) if n_fit else np.nan,
+        "fit_hi": float(g.T[fit].max()) if n_fit else np.nan,
+        "n_seeds": len(g.seeds),
+        "n_resamples": n_resamples,
+        "n_resamples_finite": nv,
+        "level": level,
+    }
     return rows, row
 
 
-def exponents(scan: Scan, window=None, exclude_edge: bool = True, level: float = LEVEL, n_resamples: int = N_RESAMPLES,
-              seed: int = 0, min_horizons: int = MIN_HORIZONS) -> tuple[pd.DataFrame, pd.DataFrame]:
+def exponents(
+    scan: Scan,
+    window=None,
+    exclude_edge: bool = True,
+    level: float = LEVEL,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+    min_horizons: int = MIN_HORIZONS,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(tuned, fits) of a scan.
 
     ``tuned``: one row per (group, T): the tuned point's h_ values, ``median`` of Q over seeds,
@@ -307,8 +407,15 @@ def default_windows(T: np.ndarray) -> list[tuple[str, float, float]]:
     return out
 
 
-def window_exponents(scan: Scan, windows=None, exclude_edge: bool = True, level: float = LEVEL, n_resamples: int = N_RESAMPLES,
-                     seed: int = 0, min_horizons: int = 3) -> pd.DataFrame:
+def window_exponents(
+    scan: Scan,
+    windows=None,
+    exclude_edge: bool = True,
+    level: float = LEVEL,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+    min_horizons: int = 3,
+) -> pd.DataFrame:
     """The tuned-per-horizon exponent (as :func:`exponents`) on each window of ``windows``
     (a list of (label, lo, hi); default :func:`default_windows` of each group's horizons), with
     at least ``min_horizons`` (default 3) horizons per window. One row per (group, window); a
@@ -316,18 +423,33 @@ def window_exponents(scan: Scan, windows=None, exclude_edge: bool = True, level:
     rows = []
     for g in scan.groups:
         seen = set()
-        for label, lo, hi in (windows or default_windows(g.T)):
+        for label, lo, hi in windows or default_windows(g.T):
             horizons = tuple(np.flatnonzero(_in_window(g.T, (lo, hi))))
             if horizons in seen:  # the same horizons as an earlier window: the same fit
                 continue
             seen.add(horizons)
             _, row = _exponent(g, (lo, hi), exclude_edge, level, n_resamples, seed, min_horizons)
-            rows.append({**g.key, "window": label, "lo": lo, "hi": hi, **{k: row[k] for k in ("slope", "slope_ci_low", "slope_ci_high", "n_horizons")}})
+            rows.append(
+                {
+                    **g.key,
+                    "window": label,
+                    "lo": lo,
+                    "hi": hi,
+                    **{k: row[k] for k in ("slope", "slope_ci_low", "slope_ci_high", "n_horizons")},
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def lr_neighbour_exponents(scan: Scan, window=None, at: float | None = None, level: float = LEVEL, n_resamples: int = N_RESAMPLES,
-                           seed: int = 0, min_horizons: int = 3) -> pd.DataFrame:
+def lr_neighbour_exponents(
+    scan: Scan,
+    window=None,
+    at: float | None = None,
+    level: float = LEVEL,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+    min_horizons: int = 3,
+) -> pd.DataFrame:
     """Exponent of the un-tuned curve median_s Q(p, s, T) over the horizons in ``window`` for the
     point p tuned at horizon ``at`` (default: the largest horizon in the window) and for the
     points with the next smaller and next larger lr of the grid (other hyperparameters equal),
@@ -358,46 +480,16 @@ def lr_neighbour_exponents(scan: Scan, window=None, at: float | None = None, lev
             slope = _slopes(g.T[fit], med[fit][None, :])[0][0] if fit.sum() >= min_horizons else np.nan
             _, bs = _boot(g.Q, g.T, fit, n_resamples, seed, fixed=p)
             lo, hi, _ = _ci(bs, level) if fit.sum() >= min_horizons else (np.nan, np.nan, 0)
-            rows.append({**g.key, "which": which, "h_lr": lrs[p], "tuned_at": float(g.T[k]), "slope": float(slope),
-                         "slope_ci_low": lo, "slope_ci_high": hi, "n_horizons": int(fit.sum())})
+            rows.append(
+                {
+                    **g.key,
+                    "which": which,
+                    "h_lr": lrs[p],
+                    "tuned_at": float(g.T[k]),
+                    "slope": float(slope),
+                    "slope_ci_low": lo,
+                    "slope_ci_high": hi,
+                    "n_horizons": int(fit.sum()),
+                }
+            )
     return pd.DataFrame(rows)
-
-
-# --- verdicts ---------------------------------------------------------------------------------
-CONSISTENT, FASTER, SLOWER, UNDEFINED = "consistent", "faster than the bound", "slower than the bound", "undefined"
-
-
-def bound_verdict(lo: float, hi: float, bound: float, tol: float = TOL) -> str:
-    """One-sided test of an upper bound Q = O(T^bound) (bound < 0) with the exponent's CI [lo, hi]:
-
-    - ``"slower than the bound"`` when lo > bound + tol: every exponent the data allows decays
-      slower than T^(bound + tol), so the bound fails on this instance;
-    - ``"faster than the bound"`` when hi < bound - tol: consistent with the bound, which is not
-      tight here (an upper bound is not contradicted by faster decay);
-    - ``"consistent"`` otherwise (lo <= bound + tol <= ... the CI meets the band of exponents
-      no slower than bound + tol and not all below bound - tol);
-    - ``"undefined"`` when the CI is not finite.
-    """
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return UNDEFINED
-    if lo > bound + tol:
-        return SLOWER
-    if hi < bound - tol:
-        return FASTER
-    return CONSISTENT
-
-
-TIGHT, NOT_TIGHT, UNDECIDED = "tight", "not tight", "undecided"
-
-
-def tight_verdict(lo: float, hi: float, bound: float, tol: float = TOL) -> str:
-    """Two-sided: ``"tight"`` when the CI lies within [bound - tol, bound + tol]; ``"not tight"``
-    when it lies entirely outside that band; ``"undecided"`` when it straddles an end of the band;
-    ``"undefined"`` when it is not finite. Never implied by :func:`bound_verdict`."""
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return UNDEFINED
-    if lo >= bound - tol and hi <= bound + tol:
-        return TIGHT
-    if hi < bound - tol or lo > bound + tol:
-        return NOT_TIGHT
-    return UNDECIDED

@@ -4,6 +4,7 @@ medians, hollow markers the horizons whose tuned lr sat at the edge of the grid 
 fit by default); the fitted line over its fit range, the band between the lines of the CI's two
 slopes through the fit's centre, and the bound's reference slope T^p through the same point.
 Takes the tables of :func:`analysis.bounds.exponents`; draws nothing else."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,8 +21,9 @@ def _panel_keys(fits: pd.DataFrame) -> list[str]:
     return [c for c in fits.columns if c == "cell_id" or c.startswith("p_")]
 
 
-def horizon_scan_figure(tuned: pd.DataFrame, fits: pd.DataFrame, path, bound: "float | dict | None" = None,
-                        quantity: str | None = None) -> Path:
+def horizon_scan_figure(
+    tuned: pd.DataFrame, fits: pd.DataFrame, path, bound: "float | dict | None" = None, quantity: str | None = None
+) -> Path:
     """Draw the scan of ``tuned`` / ``fits`` (:func:`analysis.bounds.exponents`) to ``path``;
     ``bound`` (the exponent p of T^p, or {optimizer: p}) adds the reference slope, in the
     optimizer's colour, dashed. Returns the path."""
@@ -45,15 +47,23 @@ def horizon_scan_figure(tuned: pd.DataFrame, fits: pd.DataFrame, path, bound: "f
             ax.errorbar(t["T"], t["median"], yerr=err, fmt="none", ecolor=col, alpha=0.6, lw=1)
             ax.plot(t["T"][~edge], t["median"][~edge], "o", color=col, ms=4, label=f"{opt} (tuned per T)")
             if edge.any():
-                ax.plot(t["T"][edge], t["median"][edge], "o", mfc="none", color=col, ms=5, label=f"{opt}: lr at grid edge")
+                ax.plot(
+                    t["T"][edge], t["median"][edge], "o", mfc="none", color=col, ms=5, label=f"{opt}: lr at grid edge"
+                )
             if not np.isfinite(r["slope"]):
                 continue
             lo, hi = float(r["fit_lo"]), float(r["fit_hi"])
             x = np.geomspace(lo, hi, 50)
             xc = np.sqrt(lo * hi)
             yc = 10 ** (r["intercept"] + r["slope"] * np.log10(xc))
-            ax.plot(x, yc * (x / xc) ** r["slope"], "-", color=col, lw=1.5,
-                    label=f"fit {r['slope']:+.3f} [{r['slope_ci_low']:+.3f}, {r['slope_ci_high']:+.3f}]")
+            ax.plot(
+                x,
+                yc * (x / xc) ** r["slope"],
+                "-",
+                color=col,
+                lw=1.5,
+                label=f"fit {r['slope']:+.3f} [{r['slope_ci_low']:+.3f}, {r['slope_ci_high']:+.3f}]",
+            )
             if np.isfinite(r["slope_ci_low"]) and np.isfinite(r["slope_ci_high"]):
                 a, b = yc * (x / xc) ** r["slope_ci_low"], yc * (x / xc) ** r["slope_ci_high"]
                 ax.fill_between(x, np.minimum(a, b), np.maximum(a, b), color=col, alpha=0.15, lw=0)

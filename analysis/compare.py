@@ -17,6 +17,7 @@
 - **A constant ratio**: whether one constant c puts every cell's CI of the tuned log-ratio in
   log10 c +- tol, and a bootstrap (over seeds) CI of the slope of the log-ratio along an axis.
 """
+
 from __future__ import annotations
 
 import math
@@ -77,8 +78,17 @@ def _qualifies(run: tuple[int, int], steps: np.ndarray, min_points: int, min_dec
     return j - i + 1 >= min_points and span >= min_decades
 
 
-def curve_outcome(steps, a_vals, b_vals, a: str, b: str, level: float = LEVEL, min_points: int = 3,
-                  min_decades: float = 0.0, from_step: float = 1.0) -> dict:
+def curve_outcome(
+    steps,
+    a_vals,
+    b_vals,
+    a: str,
+    b: str,
+    level: float = LEVEL,
+    min_points: int = 3,
+    min_decades: float = 0.0,
+    from_step: float = 1.0,
+) -> dict:
     """Outcome of one cell from the per-seed curves of A and B on common ``steps``: ``a`` (A's
     band below B's over a qualifying stretch and never above over one), ``b``, ``trade-off``
     (both) or ``tie`` (neither). Steps before ``from_step`` (step 0: every run starts at the same
@@ -106,8 +116,16 @@ def curve_outcome(steps, a_vals, b_vals, a: str, b: str, level: float = LEVEL, m
     return res
 
 
-def compare_curves(curves: pd.DataFrame, chosen: pd.DataFrame, a: str, b: str, metric: str = "gap",
-                   level: float = LEVEL, min_points: int = 3, min_decades: float = 0.0) -> pd.DataFrame:
+def compare_curves(
+    curves: pd.DataFrame,
+    chosen: pd.DataFrame,
+    a: str,
+    b: str,
+    metric: str = "gap",
+    level: float = LEVEL,
+    min_points: int = 3,
+    min_decades: float = 0.0,
+) -> pd.DataFrame:
     """:func:`curve_outcome` of every cell where both methods have tuned runs: one row per cell."""
     mats = seed_matrix(curves, chosen, metric)
     rows = []
@@ -149,8 +167,10 @@ def crossing_step(steps: np.ndarray, values: np.ndarray, threshold: float) -> fl
 def times_to_target(curves: pd.DataFrame, thresholds: pd.Series, metric: str = "gap") -> pd.Series:
     """:func:`crossing_step` of every run in ``thresholds`` (index run_id -> threshold value)."""
     c = curves[curves["run_id"].isin(thresholds.index)].sort_values(["run_id", "step"], kind="stable")
-    out = {rid: crossing_step(g["step"].to_numpy(), g[metric].to_numpy(), float(thresholds[rid]))
-           for rid, g in c.groupby("run_id", sort=False)}
+    out = {
+        rid: crossing_step(g["step"].to_numpy(), g[metric].to_numpy(), float(thresholds[rid]))
+        for rid, g in c.groupby("run_id", sort=False)
+    }
     return pd.Series(out, name="time_to_target", dtype=float).reindex(thresholds.index, fill_value=math.inf)
 
 
@@ -167,8 +187,14 @@ def pair_ratios(per_seed: pd.DataFrame, a: str, b: str, level: float = LEVEL) ->
             continue
         ga.append(xa["value"].to_numpy(float))
         gb.append(xb["value"].to_numpy(float))
-        rows.append({"cell_id": cell, "paired": list(xa["seed"]) == list(xb["seed"]),
-                     f"median_{a}": float(np.median(ga[-1])), f"median_{b}": float(np.median(gb[-1]))})
+        rows.append(
+            {
+                "cell_id": cell,
+                "paired": list(xa["seed"]) == list(xb["seed"]),
+                f"median_{a}": float(np.median(ga[-1])),
+                f"median_{b}": float(np.median(gb[-1])),
+            }
+        )
     out = pd.DataFrame(rows, columns=["cell_id", "paired", f"median_{a}", f"median_{b}"])
     if out.empty:
         return out.assign(log10_ratio=[], ci_low=[], ci_high=[], outcome=[])
@@ -221,8 +247,9 @@ def _slope(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return ((y - y.mean(axis=-1, keepdims=True)) * xc).sum(axis=-1) / (xc**2).sum()
 
 
-def ratio_trend(x, a: np.ndarray, b: np.ndarray, level: float = LEVEL, n_resamples: int = N_RESAMPLES,
-                seed: int = 0) -> tuple[float, float, float]:
+def ratio_trend(
+    x, a: np.ndarray, b: np.ndarray, level: float = LEVEL, n_resamples: int = N_RESAMPLES, seed: int = 0
+) -> tuple[float, float, float]:
     """Slope of log10(median a / median b) against ``x`` across cells, with a percentile
     bootstrap CI over seeds: ``a``, ``b`` are (C cells, S seeds) per-seed scores, the same seeds
     in every cell and both methods (common random numbers), so one resample of seed indices is

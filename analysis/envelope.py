@@ -1,5 +1,6 @@
 """Envelopes over a method's whole hyperparameter grid and the floor they are measured against
 (used by analysis/rules/envelopes.py and the ``envelopes`` figure)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,10 @@ def envelope(data: Results, method: str, cell: int, metric: str = "gap", running
     hcols = [c for c in r.columns if c.startswith("h_")]
     point = r.groupby(hcols, dropna=False, sort=False).ngroup().rename("point")
     c = data.table("curves")
-    c = c[c.run_id.isin(r.run_id)].merge(pd.DataFrame({"run_id": r.run_id.to_numpy(), "point": point.to_numpy(),
-                                                        "ok": (r.status == "ok").to_numpy()}), on="run_id")
+    c = c[c.run_id.isin(r.run_id)].merge(
+        pd.DataFrame({"run_id": r.run_id.to_numpy(), "point": point.to_numpy(), "ok": (r.status == "ok").to_numpy()}),
+        on="run_id",
+    )
     c = c.sort_values(["run_id", "step"])
     v = c[metric].where(c["ok"], np.inf).astype(float)
     if running_min:
@@ -27,6 +30,7 @@ def envelope(data: Results, method: str, cell: int, metric: str = "gap", running
     c = c.assign(v=v)
     med = c.groupby(["point", "step"])["v"].median()
     return med.groupby(level="step").min()
+
 
 def floor_of(data: Results, name: str = "eps_floor") -> pd.Series:
     """Per cell: the floor a method's gap is measured against, the problem constant ``c_<name>``

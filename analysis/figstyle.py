@@ -1,6 +1,7 @@
 """What every figure shares: the Agg backend, one colour per optimizer, line styles by
 optimizer kind, log axes, number formatting, cell titles and saving (analysis/heatmaps.py and
 analysis/lines.py draw with these)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,8 +15,20 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-__all__ = ["DPI", "NONE_COLOUR", "TIE_COLOUR", "cell_title", "fmt", "linestyles", "loglog", "palette", "plt", "save", "sns",
-           "with_cells"]
+__all__ = [
+    "DPI",
+    "NONE_COLOUR",
+    "TIE_COLOUR",
+    "cell_title",
+    "fmt",
+    "linestyles",
+    "loglog",
+    "palette",
+    "plt",
+    "save",
+    "sns",
+    "with_cells",
+]
 
 TIE_COLOUR = "#bdbdbd"
 NONE_COLOUR = "#ffffff"
@@ -54,7 +67,6 @@ def palette(optimizers: list[str]) -> dict[str, tuple]:
     return dict(zip(optimizers, sns.color_palette("colorblind", max(len(optimizers), 3))))
 
 
-
 LINESTYLES = ("-", "--", ":", "-.")
 
 
@@ -73,5 +85,3 @@ def with_cells(df: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
 def cell_title(cells: pd.DataFrame, cell_id, swept: list[str]) -> str:
     r = cells.set_index("cell_id").loc[cell_id]
     return f"cell {cell_id}: " + ", ".join(f"{a}={fmt(r[f'p_{a}'])}" for a in swept)
-
-

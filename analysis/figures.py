@@ -10,6 +10,7 @@
 
 Drawing lives in analysis/heatmaps.py (maps over the swept axes) and analysis/lines.py (line
 figures); shared style in analysis/figstyle.py."""
+
 from __future__ import annotations
 
 import inspect
@@ -28,8 +29,15 @@ FIGURES = Registry("figure")
 
 
 @FIGURES.register("envelopes")
-def envelopes(data: Results, path: Path, methods: list, metric: str = "gap", running_min: bool = True,
-              where: dict | None = None, floor: str = "eps_floor") -> Path:
+def envelopes(
+    data: Results,
+    path: Path,
+    methods: list,
+    metric: str = "gap",
+    running_min: bool = True,
+    where: dict | None = None,
+    floor: str = "eps_floor",
+) -> Path:
     """One panel per selected cell: each method's envelope (best over its grid by step t,
     :func:`analysis.envelope.envelope`), with the floor ``c_<floor>`` of runs.csv where the metric
     is the gap and the problem reports it."""
@@ -37,15 +45,29 @@ def envelopes(data: Results, path: Path, methods: list, metric: str = "gap", run
     cells = sorted(select(runs, where).cell_id.unique())
     fl = floor_of(data, floor) if metric == "gap" else pd.Series(dtype=float)
     labels = [m for m in dict.fromkeys(runs.optimizer) if m in methods] or list(methods)
-    panels = [(cell_label(runs, cell), {m: envelope(data, m, cell, metric, running_min) for m in labels},
-               float(fl[cell]) if cell in fl.index else None) for cell in cells]
+    panels = [
+        (
+            cell_label(runs, cell),
+            {m: envelope(data, m, cell, metric, running_min) for m in labels},
+            float(fl[cell]) if cell in fl.index else None,
+        )
+        for cell in cells
+    ]
     ylabel = f"best {'so-far ' if running_min else ''}{metric} over the grid (median of seeds)"
     return lines.envelope_figure(panels, labels, data.kinds, path, ylabel)
 
 
 @FIGURES.register("advantage")
-def advantage(data: Results, path: Path, focus: str, rival: str, against: str, metric: str = "best_grad_nuc",
-              within: "str | list | None" = None, where: dict | None = None) -> Path | None:
+def advantage(
+    data: Results,
+    path: Path,
+    focus: str,
+    rival: str,
+    against: str,
+    metric: str = "best_grad_nuc",
+    within: "str | list | None" = None,
+    where: dict | None = None,
+) -> Path | None:
     """The measured advantage log10(rival / focus) of the tuned ``metric`` per cell against the
     claim's variable (a problem parameter, or log10 of Shen et al.'s A from phase.csv)."""
     adv, xname, why = advantage_against(data, focus, rival, against, metric, where)
@@ -58,17 +80,41 @@ def advantage(data: Results, path: Path, focus: str, rival: str, against: str, m
 
 
 @FIGURES.register("horizon_scan")
-def horizon_scan(data: Results, path: Path, optimizer, bound=None, quantity: str = "avg_grad_fro", horizon: str = "logged",
-                 horizons=None, t_min=None, t_max=None, per_decade: int | None = None, window=None, exclude_edge: bool = True,
-                 where: dict | None = None) -> Path | None:
+def horizon_scan(
+    data: Results,
+    path: Path,
+    optimizer,
+    bound=None,
+    quantity: str = "avg_grad_fro",
+    horizon: str = "logged",
+    horizons=None,
+    t_min=None,
+    t_max=None,
+    per_decade: int | None = None,
+    window=None,
+    exclude_edge: bool = True,
+    where: dict | None = None,
+) -> Path | None:
     """Tuned-per-horizon quantity against the horizon T with the fitted exponent and the bound's
     slope (:func:`analysis.bounds_figures.horizon_scan_figure`), for the bound rules."""
     from .bounds import PER_DECADE  # noqa: PLC0415
     from .bounds_figures import horizon_scan_figure  # noqa: PLC0415
     from .rules.bounds import scan_tables  # noqa: PLC0415
 
-    tabs = scan_tables(data, optimizer, quantity, horizon, horizons, t_min, t_max, per_decade or PER_DECADE, window,
-                       exclude_edge, where=where, n_resamples=199)
+    tabs = scan_tables(
+        data,
+        optimizer,
+        quantity,
+        horizon,
+        horizons,
+        t_min,
+        t_max,
+        per_decade or PER_DECADE,
+        window,
+        exclude_edge,
+        where=where,
+        n_resamples=199,
+    )
     if tabs is None:
         return None
     return horizon_scan_figure(tabs[0], tabs[1], path, bound=bound)
@@ -102,19 +148,37 @@ def draw_standard(an) -> None:
         title = f"winner by {an.crit} (tuned lr, median over seeds, {100 * an.level:.0f}% bootstrap CIs)"
         for q in heatmaps.winner_map(phase, an.x, an.y, an.labels, out / "phase_winner.png", title, an.extra):
             keep(q)
-        for q in heatmaps.ratio_maps(phase, an.x, an.y, an.focus, out / "phase_ratio.png", an.crit, an.extra, an.labels):
+        for q in heatmaps.ratio_maps(
+            phase, an.x, an.y, an.focus, out / "phase_ratio.png", an.crit, an.extra, an.labels
+        ):
             keep(q)
-    for q in heatmaps.sensitivity_grid(at(an.sens), at(an.summary), an.cells, an.x, an.y, an.labels, out / "lr_sensitivity.png",
-                                       an.crit, an.extra):
+    for q in heatmaps.sensitivity_grid(
+        at(an.sens), at(an.summary), an.cells, an.x, an.y, an.labels, out / "lr_sensitivity.png", an.crit, an.extra
+    ):
         keep(q)
     keep(lines.profile_figure(an.profile, an.labels, out / "performance_profile.png", an.crit))
     if not an.data.has("curves"):
         return
     curves = an.data.curves
-    keep(lines.curves_figure(curves, at(an.chosen), an.cells, an.curve_cells, an.swept, an.labels, out / "curves_selected.png"))
+    keep(
+        lines.curves_figure(
+            curves, at(an.chosen), an.cells, an.curve_cells, an.swept, an.labels, out / "curves_selected.png"
+        )
+    )
     if not an.rate_table.empty:
-        keep(lines.rates_figure(curves, at(an.rate_fits), at(an.rate_table), an.cells, an.curve_cells[0], an.swept, an.labels,
-                                out / "rates.png", an.rate_metric))
+        keep(
+            lines.rates_figure(
+                curves,
+                at(an.rate_fits),
+                at(an.rate_table),
+                an.cells,
+                an.curve_cells[0],
+                an.swept,
+                an.labels,
+                out / "rates.png",
+                an.rate_metric,
+            )
+        )
     if not an.modes.empty:
         th = theory.mode_theory(an.data.problem)
         m = an.modes.merge(an.cells, on="cell_id")
@@ -123,4 +187,8 @@ def draw_standard(an) -> None:
         modes = [j for j, _ in theory.mode_columns(curves)]
         weights = theory.mode_weights(an.data.spectrum(th.spectrum, cid), modes)
         if np.isfinite(weights).all():
-            keep(lines.modes_figure(curves, at(an.chosen), weights, th, an.cells, cid, an.swept, an.labels, out / "phase_modes.png"))
+            keep(
+                lines.modes_figure(
+                    curves, at(an.chosen), weights, th, an.cells, cid, an.swept, an.labels, out / "phase_modes.png"
+                )
+            )

@@ -3,6 +3,7 @@ hatched, '*' where the winner's tuned lr sat at the edge of its grid, a small tr
 method's did), the log-ratio maps of the focus method to each rival
 (one colour scale centred at zero shared by every rival), and the lr-sensitivity grid of panels
 over the two swept axes."""
+
 from __future__ import annotations
 
 import textwrap
@@ -56,8 +57,16 @@ def _facets(df: pd.DataFrame, extra: list[str]) -> list[tuple[str, pd.DataFrame]
         out.append(("".join(f"_{e}={fmt(v)}" for e, v in zip(extra[1:], key)), sub))
     return out
 
-def winner_map(phase: pd.DataFrame, x: str, y: str | None, optimizers: list[str], path: Path, title: str,
-               extra: list[str] | None = None) -> list[Path]:
+
+def winner_map(
+    phase: pd.DataFrame,
+    x: str,
+    y: str | None,
+    optimizers: list[str],
+    path: Path,
+    title: str,
+    extra: list[str] | None = None,
+) -> list[Path]:
     """Categorical map of the winner per cell (FacetGrid over a third swept axis)."""
     extra = extra or []
     cats = [*optimizers, "tie", NONE]
@@ -68,7 +77,8 @@ def winner_map(phase: pd.DataFrame, x: str, y: str | None, optimizers: list[str]
     ph["_code"] = [code["tie"] if t else code.get(w, code[NONE]) for w, t in zip(ph["winner"], ph["tie"])]
     ph["_label"] = [
         ("tie\n" + textwrap.fill(" ".join([w, *str(tw).split()]), 11) if t else str(w)) + ("*" if e else "")
-        for w, t, tw, e in zip(ph["winner"], ph["tie"], ph["tied_with"].fillna(""), ph["winner_lr_at_edge"])]
+        for w, t, tw, e in zip(ph["winner"], ph["tie"], ph["tied_with"].fillna(""), ph["winner_lr_at_edge"])
+    ]
     ph["_edge"] = ph["lr_at_edge_methods"].fillna("").astype(str).str.len() > 0
     row, order = _facet_col(ph, extra[0] if extra else None)
     paths = []
@@ -80,8 +90,19 @@ def winner_map(phase: pd.DataFrame, x: str, y: str | None, optimizers: list[str]
             ax = plt.gca()
             grid = _pivot(data, x, y, "_code").astype(float)
             labels = _pivot(data, x, y, "_label")
-            sns.heatmap(grid, ax=ax, cmap=cmap, vmin=-0.5, vmax=len(cats) - 0.5, cbar=False, annot=labels.to_numpy(),
-                        fmt="", annot_kws={"fontsize": 6}, linewidths=0.5, linecolor="white")
+            sns.heatmap(
+                grid,
+                ax=ax,
+                cmap=cmap,
+                vmin=-0.5,
+                vmax=len(cats) - 0.5,
+                cbar=False,
+                annot=labels.to_numpy(),
+                fmt="",
+                annot_kws={"fontsize": 6},
+                linewidths=0.5,
+                linecolor="white",
+            )
             tie = _pivot(data, x, y, "_code").to_numpy() == code["tie"]
             edge = _pivot(data, x, y, "_edge").to_numpy().astype(bool)
             for r, c in zip(*np.nonzero(tie)):
@@ -91,14 +112,24 @@ def winner_map(phase: pd.DataFrame, x: str, y: str | None, optimizers: list[str]
             _ticks(ax, grid, x, y)
 
         h = 0.62 * nrow + 1.0
-        g = sns.FacetGrid(sub, col=row, col_order=order, height=h, aspect=max(0.8, (0.85 * ncol + 0.6) / h),
-                          sharex=False, sharey=False, despine=False)
+        g = sns.FacetGrid(
+            sub,
+            col=row,
+            col_order=order,
+            height=h,
+            aspect=max(0.8, (0.85 * ncol + 0.6) / h),
+            sharex=False,
+            sharey=False,
+            despine=False,
+        )
         g.map_dataframe(draw)
         g.set_titles(col_template="{col_name}" if row else "")
         handles = [Patch(color=pal[o], label=o) for o in optimizers]
-        handles += [Patch(facecolor=TIE_COLOUR, hatch="////", edgecolor="#7a7a7a", label="tie (CIs overlap)"),
-                    Line2D([], [], marker="$*$", ls="", color="black", label="winner's lr at grid edge"),
-                    Line2D([], [], marker=">", ls="", color="black", markersize=5, label="some method's lr at grid edge")]
+        handles += [
+            Patch(facecolor=TIE_COLOUR, hatch="////", edgecolor="#7a7a7a", label="tie (CIs overlap)"),
+            Line2D([], [], marker="$*$", ls="", color="black", label="winner's lr at grid edge"),
+            Line2D([], [], marker=">", ls="", color="black", markersize=5, label="some method's lr at grid edge"),
+        ]
         if (ph["winner"] == NONE).any():
             handles.append(Patch(facecolor=NONE_COLOUR, edgecolor="black", label="all methods failed"))
         g.figure.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize=7, frameon=False)
@@ -107,8 +138,16 @@ def winner_map(phase: pd.DataFrame, x: str, y: str | None, optimizers: list[str]
     return paths
 
 
-def ratio_maps(phase: pd.DataFrame, x: str, y: str | None, focus: str, path: Path, criterion: str,
-               extra: list[str] | None = None, order: list[str] | None = None) -> list[Path]:
+def ratio_maps(
+    phase: pd.DataFrame,
+    x: str,
+    y: str | None,
+    focus: str,
+    path: Path,
+    criterion: str,
+    extra: list[str] | None = None,
+    order: list[str] | None = None,
+) -> list[Path]:
     """One figure per rival, ``<path stem>_<rival>.png``: log10(criterion of focus / criterion of
     rival) per cell, panels over a third swept axis (FacetGrid), and one colour scale centred at
     zero shared by every rival's figure; values in parentheses are pairwise ties (CIs overlap).
@@ -128,8 +167,12 @@ def ratio_maps(phase: pd.DataFrame, x: str, y: str | None, focus: str, path: Pat
         d = phase.copy()
         d["_value"] = d[f"log10_ratio_{r}"].astype(float)
         tie = d[f"vs_{r}"] == "tie" if f"vs_{r}" in d else pd.Series(False, index=d.index)
-        d["_label"] = [("(" + f"{v:.2f}" + ")" if t else f"{v:.2f}") if np.isfinite(v) else ("+inf" if v > 0 else "-inf" if v < 0 else "")
-                       for v, t in zip(d["_value"], tie)]
+        d["_label"] = [
+            ("(" + f"{v:.2f}" + ")" if t else f"{v:.2f}")
+            if np.isfinite(v)
+            else ("+inf" if v > 0 else "-inf" if v < 0 else "")
+            for v, t in zip(d["_value"], tie)
+        ]
         col, order_ = _facet_col(d, extra[0] if extra else None)
         for suffix, sub in _facets(d, extra):
             ncol = sub[f"p_{x}"].nunique()
@@ -138,50 +181,100 @@ def ratio_maps(phase: pd.DataFrame, x: str, y: str | None, focus: str, path: Pat
             def draw(data, **_):
                 ax = plt.gca()
                 grid = _pivot(data, x, y, "_value").astype(float)
-                sns.heatmap(grid.clip(-vmax, vmax), ax=ax, cmap="RdBu_r", norm=norm, cbar=False,
-                            annot=_pivot(data, x, y, "_label").to_numpy(), fmt="", annot_kws={"fontsize": 6.5},
-                            linewidths=0.5, linecolor="white")
+                sns.heatmap(
+                    grid.clip(-vmax, vmax),
+                    ax=ax,
+                    cmap="RdBu_r",
+                    norm=norm,
+                    cbar=False,
+                    annot=_pivot(data, x, y, "_label").to_numpy(),
+                    fmt="",
+                    annot_kws={"fontsize": 6.5},
+                    linewidths=0.5,
+                    linecolor="white",
+                )
                 _ticks(ax, grid, x, y)
 
             h = max(2.4, 0.55 * nrow + 1.0)
-            g = sns.FacetGrid(sub, col=col, col_order=order_, height=h, aspect=max(0.8, (0.7 * ncol + 0.5) / h),
-                              sharex=False, sharey=False, despine=False)
+            g = sns.FacetGrid(
+                sub,
+                col=col,
+                col_order=order_,
+                height=h,
+                aspect=max(0.8, (0.7 * ncol + 0.5) / h),
+                sharex=False,
+                sharey=False,
+                despine=False,
+            )
             g.map_dataframe(draw)
             g.set_titles(col_template="{col_name}" if col else "")
             for ax in g.axes[:, 1:].ravel():
                 ax.set_ylabel("")
             g.figure.subplots_adjust(right=0.8)
             cax = g.figure.add_axes([0.86, 0.15, 0.025, 0.7])
-            g.figure.colorbar(plt.cm.ScalarMappable(norm=norm, cmap="RdBu_r"), cax=cax,
-                              label=f"log10 ratio of {criterion}, {focus} / {r}\n(blue: {focus} better)")
-            g.figure.suptitle(f"{focus} vs {r}: tuned, median over seeds; (x) = CIs overlap"
-                              + (f" [{suffix[1:]}]" if suffix else ""), fontsize=9, y=1.04)
+            g.figure.colorbar(
+                plt.cm.ScalarMappable(norm=norm, cmap="RdBu_r"),
+                cax=cax,
+                label=f"log10 ratio of {criterion}, {focus} / {r}\n(blue: {focus} better)",
+            )
+            g.figure.suptitle(
+                f"{focus} vs {r}: tuned, median over seeds; (x) = CIs overlap" + (f" [{suffix[1:]}]" if suffix else ""),
+                fontsize=9,
+                y=1.04,
+            )
             paths.append(save(g.figure, path.with_name(f"{path.stem}_{r}{suffix}{path.suffix}")))
     return paths
 
 
-def sensitivity_grid(sens: pd.DataFrame, summary: pd.DataFrame, cells: pd.DataFrame, x: str | None, y: str | None,
-                     optimizers: list[str], path: Path, criterion: str, extra: list[str] | None = None) -> list[Path]:
+def sensitivity_grid(
+    sens: pd.DataFrame,
+    summary: pd.DataFrame,
+    cells: pd.DataFrame,
+    x: str | None,
+    y: str | None,
+    optimizers: list[str],
+    path: Path,
+    criterion: str,
+    extra: list[str] | None = None,
+) -> list[Path]:
     """Median criterion (and its CI) against the learning rate, per cell (a grid of panels over the
-    swept axes, one figure per value of a third axis) and optimizer; the tuned point is circled. Other tuned hyperparameters are held at their
+    swept axes, one figure per value of a third axis) and optimizer; the tuned point is circled. Other tuned
+    hyperparameters are held at their
     chosen values. Missing points: median +inf (diverged or missed the target)."""
     if "h_lr" not in sens:
         return []
     extra = extra or []
     tuned_other = [c for c in tuned_columns(sens) if c != "h_lr"]
-    s = sens.merge(summary[["cell_id", "optimizer", *tuned_other]], on=["cell_id", "optimizer", *tuned_other]) if tuned_other else sens
+    s = (
+        sens.merge(summary[["cell_id", "optimizer", *tuned_other]], on=["cell_id", "optimizer", *tuned_other])
+        if tuned_other
+        else sens
+    )
     s = with_cells(s, cells)
     s = s[np.isfinite(s["median"].astype(float))]
     best = with_cells(summary, cells)
     pal = palette(optimizers)
     paths = []
-    facet_rows = [("", s)] if not extra else [(f"_{extra[0]}={fmt(k)}" + suffix, g2) for suffix, g in _facets(s, extra)
-                                            for k, g2 in g.groupby(f"p_{extra[0]}", sort=True)]
+    facet_rows = (
+        [("", s)]
+        if not extra
+        else [
+            (f"_{extra[0]}={fmt(k)}" + suffix, g2)
+            for suffix, g in _facets(s, extra)
+            for k, g2 in g.groupby(f"p_{extra[0]}", sort=True)
+        ]
+    )
     for suffix, sub in facet_rows:
         xs = sorted(sub[f"p_{x}"].unique()) if x else [None]
         ys = sorted(sub[f"p_{y}"].unique(), reverse=True) if y else [None]
-        fig, axes = plt.subplots(len(ys), len(xs), figsize=(0.6 + 1.75 * len(xs), 0.6 + 1.45 * len(ys)), sharex=True, sharey=True,
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            len(ys),
+            len(xs),
+            figsize=(0.6 + 1.75 * len(xs), 0.6 + 1.45 * len(ys)),
+            sharex=True,
+            sharey=True,
+            squeeze=False,
+        )
         # fixed limits (the axes are shared): autoscaling dozens of panels dominated the analysis time
         lo = sub["ci_low"].astype(float).where(lambda v: v > 0).min()
         hi = sub["ci_high"].astype(float).replace(np.inf, np.nan).max()
@@ -203,7 +296,14 @@ def sensitivity_grid(sens: pd.DataFrame, summary: pd.DataFrame, cells: pd.DataFr
                     if d.empty:
                         continue
                     top = d["median"].max() * 1e3
-                    ax.fill_between(d["h_lr"], d["ci_low"].clip(upper=top), d["ci_high"].clip(upper=top), color=pal[o], alpha=0.18, lw=0)
+                    ax.fill_between(
+                        d["h_lr"],
+                        d["ci_low"].clip(upper=top),
+                        d["ci_high"].clip(upper=top),
+                        color=pal[o],
+                        alpha=0.18,
+                        lw=0,
+                    )
                     ax.plot(d["h_lr"], d["median"], marker=".", ms=3, lw=1, color=pal[o])
                     b = best[(best["cell_id"] == d["cell_id"].iloc[0]) & (best["optimizer"] == o)]
                     if len(b) and np.isfinite(b["median"].iloc[0]):
@@ -213,7 +313,9 @@ def sensitivity_grid(sens: pd.DataFrame, summary: pd.DataFrame, cells: pd.DataFr
                 if i == 0 and x:
                     ax.set_title(f"{x} = {fmt(xv)}", fontsize=7)
                 if j == len(xs) - 1 and y:
-                    ax.annotate(f"{y} = {fmt(yv)}", (1.04, 0.5), xycoords="axes fraction", rotation=-90, va="center", fontsize=7)
+                    ax.annotate(
+                        f"{y} = {fmt(yv)}", (1.04, 0.5), xycoords="axes fraction", rotation=-90, va="center", fontsize=7
+                    )
                 if i == len(ys) - 1:
                     ax.set_xlabel("lr", fontsize=8)
                 if j == 0:
@@ -222,7 +324,10 @@ def sensitivity_grid(sens: pd.DataFrame, summary: pd.DataFrame, cells: pd.DataFr
         handles = [Line2D([], [], color=pal[o], marker=".", label=o) for o in optimizers]
         handles.append(Line2D([], [], ls="", marker="o", mfc="none", mec="black", label="tuned lr"))
         fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.94, 0.9), fontsize=8, frameon=False)
-        fig.suptitle(f"lr sensitivity: median {criterion} over seeds (band: bootstrap CI)" + (f" [{suffix[1:]}]" if suffix else ""),
-                     fontsize=10)
+        fig.suptitle(
+            f"lr sensitivity: median {criterion} over seeds (band: bootstrap CI)"
+            + (f" [{suffix[1:]}]" if suffix else ""),
+            fontsize=10,
+        )
         paths.append(save(fig, path.with_name(path.stem + suffix + path.suffix)))
     return paths

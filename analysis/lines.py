@@ -1,6 +1,7 @@
 """Line figures: curves of the tuned runs in chosen cells, performance profiles, rate fits with
 reference slopes, per-mode decay against the per-mode theory, envelopes over a whole grid and the
 measured advantage against a claim's variable."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,8 +14,16 @@ from .stats import loglog_fit
 from .theory import REFERENCE_SLOPES, ModeTheory, mode_columns, mode_decay_rates
 
 
-def curves_figure(curves: pd.DataFrame, chosen: pd.DataFrame, cells: pd.DataFrame, cell_ids: list, swept: list[str],
-                  optimizers: list[str], path: Path, metric: str = "gap") -> Path | None:
+def curves_figure(
+    curves: pd.DataFrame,
+    chosen: pd.DataFrame,
+    cells: pd.DataFrame,
+    cell_ids: list,
+    swept: list[str],
+    optimizers: list[str],
+    path: Path,
+    metric: str = "gap",
+) -> Path | None:
     """The tuned runs' ``metric`` curves in the chosen cells: median over seeds, band min-max."""
     if not cell_ids:
         return None
@@ -67,8 +76,17 @@ def profile_figure(profile: pd.DataFrame, optimizers: list[str], path: Path, cri
     return save(fig, path)
 
 
-def rates_figure(curves: pd.DataFrame, fits: pd.DataFrame, table: pd.DataFrame, cells: pd.DataFrame, cell_id,
-                 swept: list[str], optimizers: list[str], path: Path, metric: str) -> Path | None:
+def rates_figure(
+    curves: pd.DataFrame,
+    fits: pd.DataFrame,
+    table: pd.DataFrame,
+    cells: pd.DataFrame,
+    cell_id,
+    swept: list[str],
+    optimizers: list[str],
+    path: Path,
+    metric: str,
+) -> Path | None:
     """Left: the tuned curves of one cell with the fitted power laws on the window and the
     reference slopes -1/4, -1/3, -1/2, -2/3 (seeds 000 and 003). Right: fitted exponent with its
     CI per cell and optimizer."""
@@ -90,7 +108,7 @@ def rates_figure(curves: pd.DataFrame, fits: pd.DataFrame, table: pd.DataFrame, 
         if len(t) and np.isfinite(t["slope"].iloc[0]):
             s, b = float(t["slope"].iloc[0]), float(t["intercept"].iloc[0])
             tt = np.geomspace(lo, hi, 20)
-            ax.plot(tt, 10 ** b * tt ** s, "--", color=pal[o], lw=2, alpha=0.8, label=f"{o} fit: {s:+.2f}")
+            ax.plot(tt, 10**b * tt**s, "--", color=pal[o], lw=2, alpha=0.8, label=f"{o} fit: {s:+.2f}")
         w = e[(e.index >= lo) & (e.index <= hi)]
         if anchor is None and len(w) and w.iloc[0] > 0:
             anchor = float(w.iloc[0])
@@ -98,12 +116,21 @@ def rates_figure(curves: pd.DataFrame, fits: pd.DataFrame, table: pd.DataFrame, 
         tt = np.geomspace(lo, hi, 20)
         for k, s in enumerate(REFERENCE_SLOPES):
             ax.plot(tt, anchor * (tt / lo) ** s, ":", color="0.35", lw=1)
-            ax.annotate(f"{s:+.2f}", (tt[-1], anchor * (tt[-1] / lo) ** s), fontsize=6, color="0.3", xytext=(2, 0), textcoords="offset points")
+            ax.annotate(
+                f"{s:+.2f}",
+                (tt[-1], anchor * (tt[-1] / lo) ** s),
+                fontsize=6,
+                color="0.3",
+                xytext=(2, 0),
+                textcoords="offset points",
+            )
     ax.axvspan(lo, hi, color="0.9", zorder=0)
     loglog(ax)
     ax.set_xlabel("step")
     ax.set_ylabel(metric)
-    ax.set_title(cell_title(cells, cell_id, swept) + "\nshaded: fit window; dotted: reference slopes (seeds 000/003)", fontsize=8)
+    ax.set_title(
+        cell_title(cells, cell_id, swept) + "\nshaded: fit window; dotted: reference slopes (seeds 000/003)", fontsize=8
+    )
     ax.legend(fontsize=6.5, frameon=False, ncol=2)
 
     t = with_cells(table, cells).sort_values("cell_id")
@@ -114,11 +141,21 @@ def rates_figure(curves: pd.DataFrame, fits: pd.DataFrame, table: pd.DataFrame, 
         if d.empty:
             continue
         xx = np.array([xs[c] for c in d["cell_id"]]) + off[o]
-        yerr = np.vstack([(d["slope"] - d["slope_ci_low"]).clip(lower=0), (d["slope_ci_high"] - d["slope"]).clip(lower=0)])
+        yerr = np.vstack(
+            [(d["slope"] - d["slope_ci_low"]).clip(lower=0), (d["slope_ci_high"] - d["slope"]).clip(lower=0)]
+        )
         bx.errorbar(xx, d["slope"], yerr=np.nan_to_num(yerr), fmt="o", ms=3, color=pal[o], elinewidth=0.8, label=o)
     for s in REFERENCE_SLOPES:
         bx.axhline(s, color="0.4", ls=":", lw=1)
-        bx.annotate(f"{s:+.2f}", (1.0, s), xycoords=("axes fraction", "data"), fontsize=6, color="0.3", xytext=(2, 0), textcoords="offset points")
+        bx.annotate(
+            f"{s:+.2f}",
+            (1.0, s),
+            xycoords=("axes fraction", "data"),
+            fontsize=6,
+            color="0.3",
+            xytext=(2, 0),
+            textcoords="offset points",
+        )
     bx.set_xlabel("cell_id")
     bx.set_ylabel(f"fitted exponent of {metric} vs step")
     bx.set_title("exponent per cell: median over seeds, bootstrap CI", fontsize=8)
@@ -129,8 +166,17 @@ def rates_figure(curves: pd.DataFrame, fits: pd.DataFrame, table: pd.DataFrame, 
     return save(fig, path)
 
 
-def modes_figure(curves: pd.DataFrame, chosen: pd.DataFrame, weights: np.ndarray, theory: ModeTheory, cells: pd.DataFrame,
-                 cell_id, swept: list[str], optimizers: list[str], path: Path) -> Path | None:
+def modes_figure(
+    curves: pd.DataFrame,
+    chosen: pd.DataFrame,
+    weights: np.ndarray,
+    theory: ModeTheory,
+    cells: pd.DataFrame,
+    cell_id,
+    swept: list[str],
+    optimizers: list[str],
+    path: Path,
+) -> Path | None:
     """Per-mode decay rate (1 / e-folding step) against the component weight (``weights``: the
     logged modes' entries of the problem's spectrum, spectra.csv), median over seeds, with the
     theory's predicted slopes (analysis.theory.MODE_THEORIES: Phases of Muon's 1/2 vs 1 on
@@ -156,13 +202,22 @@ def modes_figure(curves: pd.DataFrame, chosen: pd.DataFrame, weights: np.ndarray
         if not ok.any():
             continue
         q, b, _ = loglog_fit(lam, med)
-        ax.plot(lam[ok], med[ok], "o", ms=3.5, color=pal[o], label=f"{o}: fitted slope {q:.2f}" if np.isfinite(q) else o)
+        ax.plot(
+            lam[ok], med[ok], "o", ms=3.5, color=pal[o], label=f"{o}: fitted slope {q:.2f}" if np.isfinite(q) else o
+        )
         if anchor is None:
             anchor = (lam[ok][0], med[ok][0])
     if anchor is not None:
         ll = np.geomspace(lam.min(), lam.max(), 20)
         for s, lab in th.lines:
-            ax.plot(ll, anchor[1] * (ll / anchor[0]) ** s, ":" if s == 1 else "--", color="0.3", lw=1, label=f"predicted slope {lab}")
+            ax.plot(
+                ll,
+                anchor[1] * (ll / anchor[0]) ** s,
+                ":" if s == 1 else "--",
+                color="0.3",
+                lw=1,
+                label=f"predicted slope {lab}",
+            )
     loglog(ax)
     ax.set_xlabel(th.axis)
     ax.set_ylabel("mode decay rate 1/t_j (e-folding)")
@@ -171,8 +226,9 @@ def modes_figure(curves: pd.DataFrame, chosen: pd.DataFrame, weights: np.ndarray
     return save(fig, path)
 
 
-def envelope_figure(panels: list[tuple[str, dict, float | None]], labels: list[str], kinds: dict[str, str], path: Path,
-                    ylabel: str) -> Path:
+def envelope_figure(
+    panels: list[tuple[str, dict, float | None]], labels: list[str], kinds: dict[str, str], path: Path, ylabel: str
+) -> Path:
     """One panel per cell (``panels``: (title, {label: envelope series by step}, floor or None)):
     each method's envelope (best over its grid by step t), one line style per optimizer kind, the
     floor as a dotted line where given."""
@@ -197,8 +253,17 @@ def envelope_figure(panels: list[tuple[str, dict, float | None]], labels: list[s
     return save(fig, path)
 
 
-def advantage_figure(adv: pd.DataFrame, xcol: str, xname: str, focus: str, rival: str, metric: str, path: Path,
-                     hue: "list | None" = None, logx: bool = False) -> Path:
+def advantage_figure(
+    adv: pd.DataFrame,
+    xcol: str,
+    xname: str,
+    focus: str,
+    rival: str,
+    metric: str,
+    path: Path,
+    hue: "list | None" = None,
+    logx: bool = False,
+) -> Path:
     """The measured advantage log10(rival / focus) of each cell against the claim's variable."""
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
     groups = [("", adv)] if not hue else list(adv.groupby([f"p_{h}" for h in hue], sort=True))

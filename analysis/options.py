@@ -1,6 +1,7 @@
 """The analysis options and their defaults, in one place: the ``[analysis]`` section of a sweep
 config (``lab.config`` takes :class:`AnalysisOptions` and :data:`CRITERIA` from here) and what
 :class:`analysis.results.Results` reads back from a result directory's manifest."""
+
 from __future__ import annotations
 
 from typing import Literal, Optional
@@ -11,9 +12,9 @@ CRITERIA = {
     "final_gap": "loss gap f - f* after the last step",
     "best_gap": "smallest loss gap over the logged steps",
     "auc_log_gap": "area under the log10-gap curve over [0, T] (trapezoid on the logged steps) divided by T, "
-                   "reported as 10^(that): the time-averaged geometric-mean gap",
+    "reported as 10^(that): the time-averaged geometric-mean gap",
     "steps_to_target": "first logged step with gap <= target x initial gap; a miss or a divergence counts as +inf "
-                       "(as in AlgoPerf's time-to-target)",
+    "(as in AlgoPerf's time-to-target)",
 }
 NEEDS_CURVES = frozenset({"auc_log_gap"})  # criteria computed from curves.csv
 RATE_METRICS = ("gap", "grad_fro", "grad_nuc", "grad_op", "dist_fro")  # curves.csv metrics a rate is fitted on

@@ -5,6 +5,7 @@ margin (runner-up / winner) with a bootstrap CI, a tie flag where the winner's a
 overlap (the other methods whose CI overlaps the winner's are listed in ``tied_with``), and for the
 focus method the log10 ratio to each rival with its CI and the pairwise verdict ``vs_<rival>``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,8 +25,14 @@ def _scores(chosen: pd.DataFrame | None, keys: list[str]) -> dict:
     return out
 
 
-def phase_table(summary: pd.DataFrame, cells: pd.DataFrame, focus: str, chosen: pd.DataFrame | None = None,
-                level: float = LEVEL, by: tuple[str, ...] = ()) -> pd.DataFrame:
+def phase_table(
+    summary: pd.DataFrame,
+    cells: pd.DataFrame,
+    focus: str,
+    chosen: pd.DataFrame | None = None,
+    level: float = LEVEL,
+    by: tuple[str, ...] = (),
+) -> pd.DataFrame:
     """One row per cell (and ``by`` value). ``chosen`` (per-seed scores of the tuned points, from
     :func:`analysis.tune.select`) gives the CIs of the margin and of the log-ratios; without it
     those CIs are NaN. Ratios are paired over seeds when both methods ran the same seeds (the
@@ -54,10 +61,19 @@ def phase_table(summary: pd.DataFrame, cells: pd.DataFrame, focus: str, chosen: 
             row["tie"] = bool(over[0]) and not failed
             row["tied_with"] = " ".join(g["optimizer"].iloc[1:][over]) if row["tie"] else ""
         else:
-            row.update(runner_up="", runner_up_median=np.nan, margin=np.nan, margin_ci_low=np.nan,
-                       margin_ci_high=np.nan, tie=False, tied_with="")
+            row.update(
+                runner_up="",
+                runner_up_median=np.nan,
+                margin=np.nan,
+                margin_ci_low=np.nan,
+                margin_ci_high=np.nan,
+                tie=False,
+                tied_with="",
+            )
         row["winner_lr_at_edge"] = bool(by_opt.loc[win["optimizer"], "lr_at_edge"]) if "lr_at_edge" in by_opt else False
-        row["lr_at_edge_methods"] = " ".join(by_opt.index[by_opt["lr_at_edge"].astype(bool)]) if "lr_at_edge" in by_opt else ""
+        row["lr_at_edge_methods"] = (
+            " ".join(by_opt.index[by_opt["lr_at_edge"].astype(bool)]) if "lr_at_edge" in by_opt else ""
+        )
         if focus in by_opt.index:
             f = by_opt.loc[focus]
             for rival in by_opt.index:
@@ -67,7 +83,9 @@ def phase_table(summary: pd.DataFrame, cells: pd.DataFrame, focus: str, chosen: 
                 row[f"log10_ratio_{rival}"] = float(log10_ratio(f["median"], r["median"]))
                 row[f"log10_ratio_{rival}_ci_low"] = row[f"log10_ratio_{rival}_ci_high"] = np.nan
                 pairs.append((len(rows), f"log10_ratio_{rival}", (*cell, focus), (*cell, rival)))
-                row[f"vs_{rival}"] = verdict(focus, rival, f["ci_low"], f["ci_high"], r["ci_low"], r["ci_high"], f["median"], r["median"])
+                row[f"vs_{rival}"] = verdict(
+                    focus, rival, f["ci_low"], f["ci_high"], r["ci_low"], r["ci_high"], f["median"], r["median"]
+                )
         rows.append(row)
 
     ok = [p for p in pairs if p[2] in per and p[3] in per]
@@ -78,7 +96,7 @@ def phase_table(summary: pd.DataFrame, cells: pd.DataFrame, focus: str, chosen: 
         lo, hi = log10_ratio_ci(a, b, level, paired)
         for (i, col, _, _), l, h in zip(ok, lo, hi):
             if col == "margin":  # runner-up / winner, as a plain ratio
-                rows[i]["margin_ci_low"], rows[i]["margin_ci_high"] = 10.0 ** l, 10.0 ** h
+                rows[i]["margin_ci_low"], rows[i]["margin_ci_high"] = 10.0**l, 10.0**h
             else:
                 rows[i][f"{col}_ci_low"], rows[i][f"{col}_ci_high"] = l, h
     phase = pd.DataFrame(rows)
@@ -86,7 +104,9 @@ def phase_table(summary: pd.DataFrame, cells: pd.DataFrame, focus: str, chosen: 
     return cells[["cell_id", *pcols]].drop_duplicates("cell_id").merge(phase, on="cell_id")
 
 
-def pairwise_verdicts(values: pd.DataFrame, a: str, b: str, level: float = LEVEL, keys: tuple[str, ...] = ("cell_id",)) -> pd.Series:
+def pairwise_verdicts(
+    values: pd.DataFrame, a: str, b: str, level: float = LEVEL, keys: tuple[str, ...] = ("cell_id",)
+) -> pd.Series:
     """Per cell, ``a``, ``b`` or ``"tie"`` from per-seed ``value`` rows (columns: keys, optimizer,
     value; lower is better): medians with bootstrap CIs, tie where the CIs overlap."""
     v = values[values["optimizer"].isin([a, b])]
@@ -105,11 +125,16 @@ def pairwise_verdicts(values: pd.DataFrame, a: str, b: str, level: float = LEVEL
 
 def rivals(phase: pd.DataFrame) -> list[str]:
     """The rivals the focus method was compared with (from the ``log10_ratio_<rival>`` columns)."""
-    return [c.removeprefix("log10_ratio_") for c in phase.columns
-            if c.startswith("log10_ratio_") and not c.endswith(("_ci_low", "_ci_high"))]
+    return [
+        c.removeprefix("log10_ratio_")
+        for c in phase.columns
+        if c.startswith("log10_ratio_") and not c.endswith(("_ci_low", "_ci_high"))
+    ]
 
 
-def performance_profile(summary: pd.DataFrame, taus: np.ndarray | None = None, keys: tuple[str, ...] = ("cell_id",)) -> pd.DataFrame:
+def performance_profile(
+    summary: pd.DataFrame, taus: np.ndarray | None = None, keys: tuple[str, ...] = ("cell_id",)
+) -> pd.DataFrame:
     """Dolan & More (2002) performance profiles over cells: rho_s(tau) = fraction of cells in which
     method s's tuned median criterion is within a factor tau of the best method's. Cells where every
     method failed are left out (counted in the ``n_cells`` column); a failure (+inf) never counts."""
@@ -125,6 +150,12 @@ def performance_profile(summary: pd.DataFrame, taus: np.ndarray | None = None, k
     for opt in ratio.columns:
         r = ratio[opt].to_numpy()
         for t in taus:
-            rows.append({"optimizer": opt, "tau": float(t), "fraction": float(np.mean(r <= t * (1 + 1e-12))) if len(r) else np.nan,
-                         "n_cells": len(r)})
+            rows.append(
+                {
+                    "optimizer": opt,
+                    "tau": float(t),
+                    "fraction": float(np.mean(r <= t * (1 + 1e-12))) if len(r) else np.nan,
+                    "n_cells": len(r),
+                }
+            )
     return pd.DataFrame(rows)

@@ -4,6 +4,7 @@ sensitivity.csv, phase.csv, profile.csv, rates.csv, rates_horizon.csv, modes.csv
 has per-mode errors), analysis.json and the figures, and returns the :class:`Analysis` the
 page renderer (analysis/page.py) reads. Column meanings: docs/results.md; protocol:
 docs/protocol.md."""
+
 from __future__ import annotations
 
 import json
@@ -134,8 +135,17 @@ def _tuned_medians(chosen: pd.DataFrame, runs: pd.DataFrame, column: str, optimi
     return v
 
 
-def _shen(data: Results, notes: list, labels: list[str], focus: str, crit: str, level: float, chosen: pd.DataFrame,
-          phase_all: pd.DataFrame, phase: pd.DataFrame):
+def _shen(
+    data: Results,
+    notes: list,
+    labels: list[str],
+    focus: str,
+    crit: str,
+    level: float,
+    chosen: pd.DataFrame,
+    phase_all: pd.DataFrame,
+    phase: pd.DataFrame,
+):
     """Shen et al.'s bound ratio per cell, A = r L / L_star with the bound's r (``theory_advantage``)
     and with the rank of the gradients seen (``A_seen``, :func:`analysis.trend.seen_rank_advantage`:
     curves.csv ``grad_rank``, max over the logged steps >= 1 and the runs of the cell), next to the
@@ -149,8 +159,12 @@ def _shen(data: Results, notes: list, labels: list[str], focus: str, crit: str, 
         _note(notes, "info", "theory (Shen et al.): the problem reports no L / L_star constants; no overlay")
         return phase_all, phase, {}, None
     if data.families.get(focus) not in theory.SHEN_FOCUS_FAMILIES:
-        _note(notes, "info", f"theory (Shen et al.): the focus {focus!r} is not a {'/'.join(theory.SHEN_FOCUS_FAMILIES)} "
-              "(Muon-type) method by runs.csv's optimizer_family; no overlay")
+        _note(
+            notes,
+            "info",
+            f"theory (Shen et al.): the focus {focus!r} is not a {'/'.join(theory.SHEN_FOCUS_FAMILIES)} "
+            "(Muon-type) method by runs.csv's optimizer_family; no overlay",
+        )
         return phase_all, phase, {}, None
     if not gd_like:
         _note(notes, "info", "theory (Shen et al.): no GD optimizer in the sweep; no overlay")
@@ -160,13 +174,22 @@ def _shen(data: Results, notes: list, labels: list[str], focus: str, crit: str, 
     predictor = "theory_advantage"
     if data.has("curves") and trend.RANK_COLUMN in data.curves:
         seen = trend.seen_rank_advantage(runs, data.curves)
-        adv = adv.merge(seen[["cell_id", "theory_rank", "theory_advantage"]].rename(
-            columns={"theory_rank": "seen_rank", "theory_advantage": "A_seen"}), on="cell_id", how="left")
+        adv = adv.merge(
+            seen[["cell_id", "theory_rank", "theory_advantage"]].rename(
+                columns={"theory_rank": "seen_rank", "theory_advantage": "A_seen"}
+            ),
+            on="cell_id",
+            how="left",
+        )
         predictor = "A_seen"
     else:
-        _note(notes, "warning", f"theory (Shen et al.): curves.csv has no {trend.RANK_COLUMN} column (a sweep older than it, or "
-              "no curves): A with the seen gradient rank is not computed; the trend test uses A with the bound's rank r, "
-              "which gives A >= 1 in every cell")
+        _note(
+            notes,
+            "warning",
+            f"theory (Shen et al.): curves.csv has no {trend.RANK_COLUMN} column (a sweep older than it, or "
+            "no curves): A with the seen gradient rank is not computed; the trend test uses A with the bound's rank r, "
+            "which gives A >= 1 in every cell",
+        )
     phase_all = phase_all.merge(adv, on="cell_id", how="left")
     phase = phase.merge(adv, on="cell_id", how="left")
     measured = {crit: -phase[f"log10_ratio_{rival}"].astype(float).to_numpy()}
@@ -176,20 +199,38 @@ def _shen(data: Results, notes: list, labels: list[str], focus: str, crit: str, 
         vn = pairwise_verdicts(v, focus, rival, level).rename(f"vs_{rival}_grad_nuc")
         phase_all = phase_all.merge(vn, left_on="cell_id", right_index=True, how="left")
         phase = phase.merge(vn, left_on="cell_id", right_index=True, how="left")
-        f, r = (_tuned_medians(chosen, runs, "final_grad_nuc", o).reindex(phase["cell_id"]).to_numpy() for o in (focus, rival))
+        f, r = (
+            _tuned_medians(chosen, runs, "final_grad_nuc", o).reindex(phase["cell_id"]).to_numpy()
+            for o in (focus, rival)
+        )
         measured["final_grad_nuc"] = -log10_ratio(f, r)
     log_a = np.log10(phase[predictor].astype(float).to_numpy())
     tests = [{"quantity": q, "predictor": predictor, **trend.trend_test(log_a, y, sign=1)} for q, y in measured.items()]
-    keep = ["cell_id", *[c for c in phase.columns if c.startswith("p_") and phase[c].nunique() > 1],
-            *(["seen_rank"] if predictor == "A_seen" else []), "theory_rank", "theory_advantage",
-            *(["A_seen"] if predictor == "A_seen" else [])]
+    keep = [
+        "cell_id",
+        *[c for c in phase.columns if c.startswith("p_") and phase[c].nunique() > 1],
+        *(["seen_rank"] if predictor == "A_seen" else []),
+        "theory_rank",
+        "theory_advantage",
+        *(["A_seen"] if predictor == "A_seen" else []),
+    ]
     table = phase[keep].copy()
     for q, y in measured.items():
         table[f"advantage_{q}"] = y
     table[f"vs_{rival}"] = phase[f"vs_{rival}"].to_numpy()
-    overlay = {"focus": focus, "rival": rival, "source": theory.SHEN, "status": theory.SHEN_STATUS, "criterion": crit,
-               "predictor": predictor, "rank_rtol": trend.RANK_RTOL, "tests": tests, "table": table,
-               "A_min": float(np.nanmin(phase[predictor].astype(float))), "A_max": float(np.nanmax(phase[predictor].astype(float)))}
+    overlay = {
+        "focus": focus,
+        "rival": rival,
+        "source": theory.SHEN,
+        "status": theory.SHEN_STATUS,
+        "criterion": crit,
+        "predictor": predictor,
+        "rank_rtol": trend.RANK_RTOL,
+        "tests": tests,
+        "table": table,
+        "A_min": float(np.nanmin(phase[predictor].astype(float))),
+        "A_max": float(np.nanmax(phase[predictor].astype(float))),
+    }
     return phase_all, phase, overlay, rival
 
 
@@ -213,7 +254,11 @@ def _rates(data: Results, notes: list, chosen: pd.DataFrame, kinds: dict, level:
         else:
             pcols = [c for c in runs.columns if c.startswith("p_")]
             fin = f"final_{metric}" if f"final_{metric}" in runs else "final_gap"
-            t = chosen.merge(runs[["run_id", fin, *([horizon] if horizon not in chosen else []), *pcols]], on="run_id", suffixes=("", "_r"))
+            t = chosen.merge(
+                runs[["run_id", fin, *([horizon] if horizon not in chosen else []), *pcols]],
+                on="run_id",
+                suffixes=("", "_r"),
+            )
             group = [c for c in pcols if c != horizon and runs[c].nunique() > 1]
             horizon_tab = rates.fit_vs_horizon(t, horizon, fin, keys=(*group, "optimizer"), level=level)
     return rate_fits, rate_tab, horizon_tab
@@ -230,7 +275,11 @@ def _modes(data: Results, notes: list, chosen: pd.DataFrame) -> pd.DataFrame:
         _note(notes, "info", f"per-mode overlay skipped: no per-mode theory for the problem {data.problem!r}")
         return pd.DataFrame()
     if not (data.spectra["name"] == th.spectrum).any():
-        _note(notes, "info", f"per-mode overlay skipped: spectra.csv holds no {th.spectrum!r} spectrum to give the mode weights")
+        _note(
+            notes,
+            "info",
+            f"per-mode overlay skipped: spectra.csv holds no {th.spectrum!r} spectrum to give the mode weights",
+        )
         return pd.DataFrame()
     modes = theory.mode_exponents(data.curves, chosen, data.runs, data.spectra, th)
     if modes.empty:
@@ -242,31 +291,49 @@ def _warnings(an: Analysis) -> None:
     s, runs = an.summary, an.runs
     budget = s.groupby("optimizer")["n_grid"].agg(["min", "max"])
     if budget["min"].nunique() > 1 or budget["max"].nunique() > 1 or (budget["min"] != budget["max"]).any():
-        an.note("warning", "unequal tuning budgets (hyperparameter points per cell): "
-                + ", ".join(f"{o}: {r['min']}" + (f"-{r['max']}" if r["max"] != r["min"] else "") for o, r in budget.iterrows()))
+        an.note(
+            "warning",
+            "unequal tuning budgets (hyperparameter points per cell): "
+            + ", ".join(
+                f"{o}: {r['min']}" + (f"-{r['max']}" if r["max"] != r["min"] else "") for o, r in budget.iterrows()
+            ),
+        )
     edge = s[s["lr_at_edge"].astype(bool)]
     for o, g in edge.groupby("optimizer"):
         sides = g["lr_edge"].value_counts().to_dict()
-        an.note("warning", f"{o}: tuned lr at the edge of its grid in {len(g)}/{(s['optimizer'] == o).sum()} cells "
-                f"({', '.join(f'{k}: {v}' for k, v in sides.items())}); widen the grid (muonlab report --refine-edges)")
+        an.note(
+            "warning",
+            f"{o}: tuned lr at the edge of its grid in {len(g)}/{(s['optimizer'] == o).sum()} cells "
+            f"({', '.join(f'{k}: {v}' for k, v in sides.items())}); widen the grid (muonlab report --refine-edges)",
+        )
     div = runs.assign(_d=runs["status"] != "ok").groupby("optimizer")["_d"].mean()
     at = an.chosen.assign(_d=an.chosen["status"] != "ok").groupby("optimizer")["_d"].mean()
     for o in an.labels:
         if div.get(o, 0) > 0 or at.get(o, 0) > 0:
-            an.note("warning" if at.get(o, 0) > 0 else "info",
-                    f"{o}: {100 * div.get(o, 0):.1f}% of its runs diverged over the whole grid, {100 * at.get(o, 0):.1f}% at the tuned points")
+            an.note(
+                "warning" if at.get(o, 0) > 0 else "info",
+                f"{o}: {100 * div.get(o, 0):.1f}% of its runs diverged over the whole grid, {100 * at.get(o, 0):.1f}% "
+                "at the tuned points",
+            )
     ph = an.phase
     n_tie = int(ph["tie"].sum())
     if n_tie:
-        an.note("warning", f"{n_tie}/{len(ph)} cells are ties (winner's and runner-up's CIs overlap): no winner is claimed there")
+        an.note(
+            "warning",
+            f"{n_tie}/{len(ph)} cells are ties (winner's and runner-up's CIs overlap): no winner is claimed there",
+        )
     failed = int((ph["winner"] == NONE).sum())
     if failed:
         an.note("warning", f"{failed} cells where every method failed (median criterion +inf)")
     n_seeds = int(s["n_seeds"].min()) if len(s) else 0
     if 0 < n_seeds < 6:
-        an.note("warning", f"only {n_seeds} seeds per point: the bootstrap CI of the median cannot be wider than the "
-                f"seeds' range, whose coverage is {100 * (1 - 2.0 ** (1 - n_seeds)):.0f}%, so the CIs cover less than the nominal "
-                f"{100 * an.level:.0f}%")
+        an.note(
+            "warning",
+            f"only {n_seeds} seeds per point: the bootstrap CI of the median cannot be wider than the "
+            f"seeds' range, whose coverage is {100 * (1 - 2.0 ** (1 - n_seeds)):.0f}%, so the CIs cover less than the "
+            "nominal "
+            f"{100 * an.level:.0f}%",
+        )
     if an.crit == "steps_to_target":
         miss = float(np.mean(~np.isfinite(s["median"].astype(float))))
         if miss > 0:
@@ -308,12 +375,16 @@ def _refine(an: Analysis) -> None:
         an.note("info", "--refine-edges: no tuned lr at a grid edge; nothing to widen")
         return
     path = an.paths["refine_edges"] = an.out / "refine_edges.toml"
-    path.write_text(f"# Widened lr grids for the cells whose best lr sat at a grid edge ({an.out}).\n"
-                    f"# Run: muonlab run {path} --out {an.out}_refined\n" + to_toml(new_cfg))
+    path.write_text(
+        f"# Widened lr grids for the cells whose best lr sat at a grid edge ({an.out}).\n"
+        f"# Run: muonlab run {path} --out {an.out}_refined\n" + to_toml(new_cfg)
+    )
     an.note("info", f"--refine-edges: widened grids written to {path.name}; run it with muonlab run")
 
 
-def run(out_dir, criterion: str | None = None, focus: str | None = None, refine: bool = False, figures: bool = True) -> Analysis:
+def run(
+    out_dir, criterion: str | None = None, focus: str | None = None, refine: bool = False, figures: bool = True
+) -> Analysis:
     """The whole computation on ``out_dir`` (see :func:`analyze`); returns the :class:`Analysis`."""
     data = Results(out_dir, criterion=criterion, focus=focus)
     a = data.options
@@ -331,7 +402,11 @@ def run(out_dir, criterion: str | None = None, focus: str | None = None, refine:
     top = None
     if by:  # maps and figures at the largest horizon
         top = (by[0], phase_all[by[0]].max())
-        _note(notes, "info", f"phase maps and profiles are drawn at the largest {by[0]} = {top[1]:g}; phase.csv holds every horizon")
+        _note(
+            notes,
+            "info",
+            f"phase maps and profiles are drawn at the largest {by[0]} = {top[1]:g}; phase.csv holds every horizon",
+        )
         phase = phase_all[phase_all[by[0]] == top[1]].reset_index(drop=True)
         summ_map = summary[summary[by[0]] == top[1]]
     else:
@@ -342,9 +417,35 @@ def run(out_dir, criterion: str | None = None, focus: str | None = None, refine:
     modes = _modes(data, notes, chosen)
     swept, x, y = _axes(data)
     extra = [s for s in swept if s not in (x, y)]
-    an = Analysis(data, crit, focus, level, labels, data.kinds, swept, x, y, extra, cells, summary, sens, chosen, phase_all,
-                  phase, profile, rate_fits, rate_tab, horizon_tab, modes, shen, rival,
-                  _pick_cells(phase, cells, x, y, a.cells), a.rate_metric, top, notes)
+    an = Analysis(
+        data,
+        crit,
+        focus,
+        level,
+        labels,
+        data.kinds,
+        swept,
+        x,
+        y,
+        extra,
+        cells,
+        summary,
+        sens,
+        chosen,
+        phase_all,
+        phase,
+        profile,
+        rate_fits,
+        rate_tab,
+        horizon_tab,
+        modes,
+        shen,
+        rival,
+        _pick_cells(phase, cells, x, y, a.cells),
+        a.rate_metric,
+        top,
+        notes,
+    )
     _warnings(an)
     _write_tables(an)
     if refine:
@@ -354,16 +455,30 @@ def run(out_dir, criterion: str | None = None, focus: str | None = None, refine:
 
         draw_standard(an)
     an.paths["analysis"] = an.out / "analysis.json"
-    an.paths["analysis"].write_text(json.dumps(_json_safe({
-        "criterion": crit, "criterion_definition": CRITERIA[crit], "focus": focus, "level": level,
-        "theory_trend": shen.get("tests", []), "winner_counts": phase["winner"].value_counts().to_dict(),
-        "n_ties": int(phase["tie"].sum()), "n_cells": int(len(phase)), "notes": [{"level": lv, "text": t} for lv, t in notes],
-    }), indent=1))
+    an.paths["analysis"].write_text(
+        json.dumps(
+            _json_safe(
+                {
+                    "criterion": crit,
+                    "criterion_definition": CRITERIA[crit],
+                    "focus": focus,
+                    "level": level,
+                    "theory_trend": shen.get("tests", []),
+                    "winner_counts": phase["winner"].value_counts().to_dict(),
+                    "n_ties": int(phase["tie"].sum()),
+                    "n_cells": int(len(phase)),
+                    "notes": [{"level": lv, "text": t} for lv, t in notes],
+                }
+            ),
+            indent=1,
+        )
+    )
     return an
 
 
-def analyze(out_dir: "str | Path", criterion: str | None = None, focus: str | None = None,
-            refine_edges: bool = False) -> dict[str, Path]:
+def analyze(
+    out_dir: "str | Path", criterion: str | None = None, focus: str | None = None, refine_edges: bool = False
+) -> dict[str, Path]:
     """Tune, build the phase table, fit rates, compute the theory overlays and draw the figures
     for the sweep in ``out_dir``. ``criterion`` / ``focus`` override the config's analysis
     section. Returns the written paths by name."""

@@ -10,6 +10,7 @@ Two views:
 Either way the CI comes from seeds: one exponent per seed, then the median with its bootstrap CI
 (:func:`analysis.stats.median_ci`).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,12 +31,17 @@ def default_window(steps) -> tuple[float, float]:
     return max(1.0, top / 10.0), top
 
 
-def fit_curves(curves: pd.DataFrame, chosen: pd.DataFrame, metric: str = "gap", window: tuple[float, float] | None = None) -> pd.DataFrame:
+def fit_curves(
+    curves: pd.DataFrame, chosen: pd.DataFrame, metric: str = "gap", window: tuple[float, float] | None = None
+) -> pd.DataFrame:
     """One exponent per run of ``chosen`` (run_id, cell_id, optimizer, seed, status): the slope of
     log ``metric`` vs log step on ``window`` (default: :func:`default_window`). Diverged runs are
     not fitted."""
     if metric not in curves:
-        raise ValueError(f"rates: curves.csv has no column {metric!r}; allowed: {', '.join(c for c in curves.columns if c not in ('run_id', 'step'))}")
+        raise ValueError(
+            f"rates: curves.csv has no column {metric!r}; allowed: "
+            f"{', '.join(c for c in curves.columns if c not in ('run_id', 'step'))}"
+        )
     lo, hi = window or default_window(curves["step"])
     ok = chosen[chosen["status"] == "ok"] if "status" in chosen else chosen
     c = curves[curves["run_id"].isin(ok["run_id"]) & (curves["step"] >= lo) & (curves["step"] <= hi)]
@@ -49,16 +55,25 @@ def fit_curves(curves: pd.DataFrame, chosen: pd.DataFrame, metric: str = "gap", 
     return out
 
 
-def rate_table(fits: pd.DataFrame, kinds: dict[str, str] | None = None, level: float = LEVEL,
-               keys: tuple[str, ...] = ("cell_id",)) -> pd.DataFrame:
+def rate_table(
+    fits: pd.DataFrame, kinds: dict[str, str] | None = None, level: float = LEVEL, keys: tuple[str, ...] = ("cell_id",)
+) -> pd.DataFrame:
     """Median exponent over seeds with its bootstrap CI per (cell, optimizer), and the reference
     exponent of the theory for that optimizer kind and metric (NaN where the seeds state none)."""
     rows = []
     for k, g in fits.groupby([*keys, "optimizer"], sort=True):
         s = g["slope"].dropna().to_numpy(float)
-        rows.append({**dict(zip([*keys, "optimizer"], k)), "metric": g["metric"].iloc[0],
-                     "window_lo": g["window_lo"].iloc[0], "window_hi": g["window_hi"].iloc[0], "samples": s,
-                     "n_seeds": len(s), "intercept": float(np.median(g["intercept"].dropna())) if len(s) else np.nan})
+        rows.append(
+            {
+                **dict(zip([*keys, "optimizer"], k)),
+                "metric": g["metric"].iloc[0],
+                "window_lo": g["window_lo"].iloc[0],
+                "window_hi": g["window_hi"].iloc[0],
+                "samples": s,
+                "n_seeds": len(s),
+                "intercept": float(np.median(g["intercept"].dropna())) if len(s) else np.nan,
+            }
+        )
     if not rows:
         return pd.DataFrame(columns=[*keys, "optimizer", "metric", "slope", "slope_ci_low", "slope_ci_high", "n_seeds"])
     df = pd.DataFrame(rows)
@@ -74,8 +89,9 @@ def rate_table(fits: pd.DataFrame, kinds: dict[str, str] | None = None, level: f
     return df.drop(columns=["samples"])
 
 
-def fit_vs_horizon(table: pd.DataFrame, horizon: str, value: str, keys: tuple[str, ...] = ("optimizer",),
-                   level: float = LEVEL) -> pd.DataFrame:
+def fit_vs_horizon(
+    table: pd.DataFrame, horizon: str, value: str, keys: tuple[str, ...] = ("optimizer",), level: float = LEVEL
+) -> pd.DataFrame:
     """Exponent of ``value`` against the horizon column ``horizon`` across runs: for each group
     of ``keys`` and each seed, the log-log slope over the horizons, then the median over seeds with
     its bootstrap CI. ``table`` holds one row per run (already tuned per horizon), with ``seed``."""
@@ -84,7 +100,9 @@ def fit_vs_horizon(table: pd.DataFrame, horizon: str, value: str, keys: tuple[st
         k = k if isinstance(k, tuple) else (k,)
         slopes = [fit_exponent(s[horizon], s[value])[0] for _, s in g.groupby("seed")]
         slopes = np.array([s for s in slopes if np.isfinite(s)])
-        rows.append({**dict(zip(keys, k)), "samples": slopes, "n_seeds": len(slopes), "n_horizons": g[horizon].nunique()})
+        rows.append(
+            {**dict(zip(keys, k)), "samples": slopes, "n_seeds": len(slopes), "n_horizons": g[horizon].nunique()}
+        )
     df = pd.DataFrame(rows)
     if df.empty:
         return df

@@ -2,6 +2,7 @@
 ``register`` decorator that rejects a second entry under a taken name, and ``get`` with the house
 error ``kind: got X; allowed: ...``. Used for the claim rules (:data:`analysis.rules.RULES`) and
 the named figures (:data:`analysis.figures.FIGURES`)."""
+
 from __future__ import annotations
 
 from typing import Callable, Iterator
@@ -24,9 +25,12 @@ class Registry:
 
     def register(self, name: str) -> Callable[[Callable], Callable]:
         """Decorator: register ``fn`` under ``name``; a taken name is an error."""
+
         def deco(fn: Callable) -> Callable:
             if name in self._entries:
-                raise ValueError(f"{self.field}: {name!r} is registered twice ({self._entries[name].__module__} and {fn.__module__})")
+                raise ValueError(
+                    f"{self.field}: {name!r} is registered twice ({self._entries[name].__module__} and {fn.__module__})"
+                )
             self._entries[name] = fn
             return fn
 

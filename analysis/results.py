@@ -5,6 +5,7 @@ the tuning (:meth:`Results.tuned`) is computed once per metric by the one tuning
 
 A missing or damaged file is a :class:`ResultsError` (a ``ValueError``) whose one-line message
 names the file."""
+
 from __future__ import annotations
 
 import json
@@ -53,7 +54,9 @@ class Results:
             try:
                 self._tables[name] = pd.read_csv(path)
             except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-                raise ResultsError(f"{path}: not a readable CSV table ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+                raise ResultsError(
+                    f"{path}: not a readable CSV table ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+                ) from None
         return self._tables[name]
 
     @property
@@ -200,7 +203,9 @@ class Results:
         runs = self.runs
         name = self.options.criterion if metric == "criterion" else metric
         if name in CRITERIA:
-            curves = self.curves if (name == "auc_log_gap" or (name == "steps_to_target" and name not in runs)) else None
+            curves = (
+                self.curves if (name == "auc_log_gap" or (name == "steps_to_target" and name not in runs)) else None
+            )
             return criterion_scores(runs, name, curves).rename(metric)
         if metric.startswith(("best_", "mean_")) and metric not in runs:
             how, col = metric.split("_", 1)

@@ -5,6 +5,7 @@ Infinite scores (diverged runs, missed targets) take part as a large finite sent
 bootstrap, so that a median over seeds is +inf exactly when more than half the seeds are, and a
 CI bound that lands on the sentinel is reported as +inf again.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -39,8 +40,14 @@ def _log10_ratio_of_medians(a, b, axis=-1):
     return np.log10(np.maximum(np.median(a, axis=axis), TINY)) - np.log10(np.maximum(np.median(b, axis=axis), TINY))
 
 
-def bootstrap_ci(samples: "np.ndarray | Sequence[np.ndarray]", statistic: Callable = _median, level: float = LEVEL,
-                 paired: bool = False, n_resamples: int = N_RESAMPLES, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def bootstrap_ci(
+    samples: "np.ndarray | Sequence[np.ndarray]",
+    statistic: Callable = _median,
+    level: float = LEVEL,
+    paired: bool = False,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Percentile bootstrap CI (``scipy.stats.bootstrap``) of ``statistic`` along the last axis.
 
     ``samples`` is one array of shape (G, n) (G independent groups of n values) or a tuple of
@@ -61,8 +68,17 @@ def bootstrap_ci(samples: "np.ndarray | Sequence[np.ndarray]", statistic: Callab
         return point.copy(), point.copy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # degenerate groups (all seeds equal) give a zero-width CI
-        res = stats.bootstrap(arrays, statistic, axis=-1, vectorized=True, paired=paired, n_resamples=n_resamples,
-                              method="percentile", confidence_level=level, rng=np.random.default_rng(seed))
+        res = stats.bootstrap(
+            arrays,
+            statistic,
+            axis=-1,
+            vectorized=True,
+            paired=paired,
+            n_resamples=n_resamples,
+            method="percentile",
+            confidence_level=level,
+            rng=np.random.default_rng(seed),
+        )
     lo, hi = (np.asarray(v, float) for v in res.confidence_interval)
     return _back(lo), _back(hi)
 
@@ -74,7 +90,9 @@ def _ragged(groups: Sequence[np.ndarray]) -> dict[int, list[int]]:
     return by_n
 
 
-def median_ci(groups: Sequence[np.ndarray], level: float = LEVEL, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def median_ci(
+    groups: Sequence[np.ndarray], level: float = LEVEL, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Median and its bootstrap CI for each of a list of 1-D samples (any lengths).
     Returns (median, low, high) with +inf where the sentinel was hit."""
     k = len(groups)
@@ -97,8 +115,13 @@ def log10_ratio(a, b) -> np.ndarray:
     return np.where(np.isinf(a) & np.isinf(b), np.nan, r)
 
 
-def log10_ratio_ci(a_groups: Sequence[np.ndarray], b_groups: Sequence[np.ndarray], level: float = LEVEL,
-                   paired: "bool | Sequence[bool]" = False, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def log10_ratio_ci(
+    a_groups: Sequence[np.ndarray],
+    b_groups: Sequence[np.ndarray],
+    level: float = LEVEL,
+    paired: "bool | Sequence[bool]" = False,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Bootstrap CI of ``log10(median(a) / median(b))`` for each pair of samples. Pairs marked
     ``paired`` (same seeds, same order) are resampled jointly."""
     k = len(a_groups)
@@ -106,7 +129,9 @@ def log10_ratio_ci(a_groups: Sequence[np.ndarray], b_groups: Sequence[np.ndarray
     lo, hi = np.full(k, np.nan), np.full(k, np.nan)
     keys: dict[tuple, list[int]] = {}
     for i in range(k):
-        keys.setdefault((len(a_groups[i]), len(b_groups[i]), bool(paired[i]) and len(a_groups[i]) == len(b_groups[i])), []).append(i)
+        keys.setdefault(
+            (len(a_groups[i]), len(b_groups[i]), bool(paired[i]) and len(a_groups[i]) == len(b_groups[i])), []
+        ).append(i)
     for (na, nb, pr), idx in keys.items():
         if na == 0 or nb == 0:
             continue

@@ -22,6 +22,7 @@ each with its source and how far it was verified (see ../shared/PAPERS.md).
 3. Reference rates from seed 000 (Muon-MVR, arXiv 2509.15816) and seed 003 (Gluon-MVR,
    arXiv 2512.16598): :data:`REFERENCE_RATES`.
 """
+
 from __future__ import annotations
 
 import re
@@ -37,32 +38,94 @@ SHEN_STATUS = "bound ratio; the complexities are from a secondary summary (unver
 PHASES = "Paquette et al., Phases of Muon (arXiv 2605.09552): SignSVD mode rate ~ lambda^(1/2), SGD ~ lambda"
 
 # Exponents p of the rate T^p (upper bounds) stated by the seed papers; ``status`` says where from.
-REFERENCE_RATES = pd.DataFrame([
-    {"method": "muon", "setting": "stochastic non-convex (ergodic average)", "quantity": "gradient norm", "exponent": -1 / 4,
-     "source": "arXiv 2509.15816 v5", "status": "abstract"},
-    {"method": "mvr2", "setting": "stochastic non-convex, horizon-free (anytime)", "quantity": "gradient norm",
-     "exponent": -1 / 3, "source": "arXiv 2509.15816 v5", "status": "abstract (up to logs)"},
-    {"method": "mvr1", "setting": "PL, best iterate", "quantity": "E sqrt gap", "exponent": -1 / 4,
-     "source": "arXiv 2509.15816 v5", "status": "abstract (up to logs)"},
-    {"method": "mvr2", "setting": "PL, best iterate", "quantity": "E sqrt gap", "exponent": -1 / 3,
-     "source": "arXiv 2509.15816 v5", "status": "abstract (up to logs)"},
-    {"method": "mvr1", "setting": "PL, last iterate, uniform gradient bound", "quantity": "gap", "exponent": -1 / 4,
-     "source": "arXiv 2509.15816 v5", "status": "abstract (v3-era reviews quote -1/2: another version)"},
-    {"method": "mvr2", "setting": "PL, last iterate, uniform gradient bound", "quantity": "gap", "exponent": -1 / 3,
-     "source": "arXiv 2509.15816 v5", "status": "abstract (v3-era reviews quote -2/3: another version)"},
-    {"method": "gluon", "setting": "non-convex, layer-wise (L0,L1)-smooth", "quantity": "gradient norm", "exponent": -1 / 4,
-     "source": "seed 003 (arXiv 2512.16598)", "status": "seed abstract"},
-    {"method": "gluon_mvr", "setting": "non-convex, layer-wise (L0,L1)-smooth", "quantity": "gradient norm", "exponent": -1 / 3,
-     "source": "seed 003 (arXiv 2512.16598)", "status": "seed abstract"},
-    {"method": "gluon_mvr", "setting": "star-convex", "quantity": "gap", "exponent": -1 / 2,
-     "source": "seed 003 (arXiv 2512.16598)", "status": "secondary review, unverified"},
-])
+REFERENCE_RATES = pd.DataFrame(
+    [
+        {
+            "method": "muon",
+            "setting": "stochastic non-convex (ergodic average)",
+            "quantity": "gradient norm",
+            "exponent": -1 / 4,
+            "source": "arXiv 2509.15816 v5",
+            "status": "abstract",
+        },
+        {
+            "method": "mvr2",
+            "setting": "stochastic non-convex, horizon-free (anytime)",
+            "quantity": "gradient norm",
+            "exponent": -1 / 3,
+            "source": "arXiv 2509.15816 v5",
+            "status": "abstract (up to logs)",
+        },
+        {
+            "method": "mvr1",
+            "setting": "PL, best iterate",
+            "quantity": "E sqrt gap",
+            "exponent": -1 / 4,
+            "source": "arXiv 2509.15816 v5",
+            "status": "abstract (up to logs)",
+        },
+        {
+            "method": "mvr2",
+            "setting": "PL, best iterate",
+            "quantity": "E sqrt gap",
+            "exponent": -1 / 3,
+            "source": "arXiv 2509.15816 v5",
+            "status": "abstract (up to logs)",
+        },
+        {
+            "method": "mvr1",
+            "setting": "PL, last iterate, uniform gradient bound",
+            "quantity": "gap",
+            "exponent": -1 / 4,
+            "source": "arXiv 2509.15816 v5",
+            "status": "abstract (v3-era reviews quote -1/2: another version)",
+        },
+        {
+            "method": "mvr2",
+            "setting": "PL, last iterate, uniform gradient bound",
+            "quantity": "gap",
+            "exponent": -1 / 3,
+            "source": "arXiv 2509.15816 v5",
+            "status": "abstract (v3-era reviews quote -2/3: another version)",
+        },
+        {
+            "method": "gluon",
+            "setting": "non-convex, layer-wise (L0,L1)-smooth",
+            "quantity": "gradient norm",
+            "exponent": -1 / 4,
+            "source": "seed 003 (arXiv 2512.16598)",
+            "status": "seed abstract",
+        },
+        {
+            "method": "gluon_mvr",
+            "setting": "non-convex, layer-wise (L0,L1)-smooth",
+            "quantity": "gradient norm",
+            "exponent": -1 / 3,
+            "source": "seed 003 (arXiv 2512.16598)",
+            "status": "seed abstract",
+        },
+        {
+            "method": "gluon_mvr",
+            "setting": "star-convex",
+            "quantity": "gap",
+            "exponent": -1 / 2,
+            "source": "seed 003 (arXiv 2512.16598)",
+            "status": "secondary review, unverified",
+        },
+    ]
+)
 REFERENCE_SLOPES = (-1 / 4, -1 / 3, -1 / 2)  # drawn on every rate figure
 
 
 # Which row of REFERENCE_RATES an optimizer kind (exact registry name) takes: the paper's method.
-RATE_METHODS = {"muon": "muon", "muon_mvr1": "mvr1", "muon_mvr2": "mvr2",
-                "gluon": "gluon", "gluon_mvr1": "gluon_mvr", "gluon_mvr2": "gluon_mvr"}
+RATE_METHODS = {
+    "muon": "muon",
+    "muon_mvr1": "mvr1",
+    "muon_mvr2": "mvr2",
+    "gluon": "gluon",
+    "gluon_mvr1": "gluon_mvr",
+    "gluon_mvr2": "gluon_mvr",
+}
 
 
 def reference_slope(kind: str, metric: str) -> tuple[float, str]:
@@ -138,11 +201,20 @@ class ModeTheory:
 
 ASSOC = "Muon in associative memory (arXiv 2602.05725; secondary summary): GD rate ~ frequency, Muon even"
 MODE_THEORIES = {
-    "power_law_lsq": ModeTheory(PHASES, "cov", "lambda_j (covariance eigenvalue, j^-alpha)",
-                                {"muon": 0.5, "gd": 1.0, "sgd": 1.0, "signsgd": 1.0},
-                                ((0.5, "1/2: SignSVD (Muon), large batch"), (1.0, "1: SGD / SignSGD"))),
-    "assoc_memory": ModeTheory(ASSOC, "freq", "p_j (item frequency, ~ j^-alpha)", {"muon": 0.0, "gd": 1.0, "sgd": 1.0},
-                               ((0.0, "0: Muon, even"), (1.0, "1: GD, proportional to frequency"))),
+    "power_law_lsq": ModeTheory(
+        PHASES,
+        "cov",
+        "lambda_j (covariance eigenvalue, j^-alpha)",
+        {"muon": 0.5, "gd": 1.0, "sgd": 1.0, "signsgd": 1.0},
+        ((0.5, "1/2: SignSVD (Muon), large batch"), (1.0, "1: SGD / SignSGD")),
+    ),
+    "assoc_memory": ModeTheory(
+        ASSOC,
+        "freq",
+        "p_j (item frequency, ~ j^-alpha)",
+        {"muon": 0.0, "gd": 1.0, "sgd": 1.0},
+        ((0.0, "0: Muon, even"), (1.0, "1: GD, proportional to frequency")),
+    ),
 }
 PHASES_EXPONENT = MODE_THEORIES["power_law_lsq"].exponents
 _MODE = re.compile(r"^mode_err_(\d+)$")
@@ -191,7 +263,9 @@ def mode_weights(spectrum: np.ndarray, modes: list[int]) -> np.ndarray:
     """The weights of the logged modes j (counted from 1) from the problem's spectrum as written
     to spectra.csv (entry j-1 is mode j's: lambda_j of power_law_lsq, p_j of assoc_memory)."""
     j = np.asarray(modes, int)
-    return np.asarray(spectrum, float)[j - 1] if len(spectrum) >= (j.max() if j.size else 0) else np.full(j.size, np.nan)
+    return (
+        np.asarray(spectrum, float)[j - 1] if len(spectrum) >= (j.max() if j.size else 0) else np.full(j.size, np.nan)
+    )
 
 
 def spectra_by_instance(spectra: pd.DataFrame, name: str) -> dict:
@@ -200,8 +274,14 @@ def spectra_by_instance(spectra: pd.DataFrame, name: str) -> dict:
     return {k: g["value"].to_numpy(float) for k, g in s.groupby(["cell_id", "seed"], sort=False)}
 
 
-def mode_exponents(curves: pd.DataFrame, chosen: pd.DataFrame, runs: pd.DataFrame, spectra: pd.DataFrame,
-                   theory: ModeTheory, min_range: float = 10.0) -> pd.DataFrame:
+def mode_exponents(
+    curves: pd.DataFrame,
+    chosen: pd.DataFrame,
+    runs: pd.DataFrame,
+    spectra: pd.DataFrame,
+    theory: ModeTheory,
+    min_range: float = 10.0,
+) -> pd.DataFrame:
     """Per tuned run (``chosen``): the fitted exponent q in rate_j ~ weight_j^q across modes (the
     weights read from spectra.csv, :class:`ModeTheory` ``spectrum``), next to the theory's
     prediction for its kind. Runs whose weights span less than ``min_range`` are skipped (no
@@ -225,7 +305,9 @@ def mode_exponents(curves: pd.DataFrame, chosen: pd.DataFrame, runs: pd.DataFram
             continue
         rate = mode_decay_rates(g, cols)
         q, _, n = loglog_fit(lam, rate)
-        rows.append({"run_id": rid, "slope": q, "n_modes": n, "predicted": predicted_mode_exponent(r["optimizer_kind"], theory)})
+        rows.append(
+            {"run_id": rid, "slope": q, "n_modes": n, "predicted": predicted_mode_exponent(r["optimizer_kind"], theory)}
+        )
     if not rows:
         return pd.DataFrame()
     fits = pd.DataFrame(rows)

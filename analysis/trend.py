@@ -15,6 +15,7 @@
    otherwise) or Kendall's tau (scipy's exact or asymptotic p-value), and a bootstrap CI of the
    statistic over cells. Its failure is possible and reported (see :func:`trend_test` for the rule).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,30 +44,38 @@ def numerical_rank(singular_values, rtol: float = RANK_RTOL) -> np.ndarray:
     return ((s > rtol * top) & (top > 0)).sum(axis=-1)
 
 
-def seen_rank(runs: pd.DataFrame, curves: pd.DataFrame | None = None, column: str = RANK_COLUMN, how: str = "max",
-              optimizers=None) -> pd.Series:
+def seen_rank(
+    runs: pd.DataFrame, curves: pd.DataFrame | None = None, column: str = RANK_COLUMN, how: str = "max", optimizers=None
+) -> pd.Series:
     """Per cell_id: the rank of the gradients seen, from ``column`` in curves.csv (logged steps
     >= 1; per run the maximum over steps) or else in runs.csv (one value per run), then over the
     cell's runs (of ``optimizers`` when given) the maximum (``how = "max"``, the rank bound the
     inequality needs along every iterate) or the median (``"median"``)."""
     if how not in ("max", "median"):
         raise ValueError(f"how: got {how!r}; allowed: max, median")
-    r = runs if optimizers is None else runs[runs["optimizer"].isin([optimizers] if isinstance(optimizers, str) else optimizers)]
+    r = (
+        runs
+        if optimizers is None
+        else runs[runs["optimizer"].isin([optimizers] if isinstance(optimizers, str) else optimizers)]
+    )
     if curves is not None and column in curves:
         c = curves[curves["run_id"].isin(r["run_id"]) & (curves["step"] >= 1)]
         per_run = c.groupby("run_id")[column].max()
     elif column in r:
         per_run = r.set_index("run_id")[column].astype(float)
     else:
-        raise ValueError(f"{column}: not a column of curves.csv or runs.csv; allowed: a recorded gradient rank "
-                         f"(numerical rank of the exact gradient, rtol {RANK_RTOL:g})")
+        raise ValueError(
+            f"{column}: not a column of curves.csv or runs.csv; allowed: a recorded gradient rank "
+            f"(numerical rank of the exact gradient, rtol {RANK_RTOL:g})"
+        )
     cell = r.set_index("run_id")["cell_id"].reindex(per_run.index)
     g = per_run.groupby(cell)
     return (g.max() if how == "max" else g.median()).rename("seen_rank")
 
 
-def seen_rank_advantage(runs: pd.DataFrame, curves: pd.DataFrame | None = None, column: str = RANK_COLUMN, how: str = "max",
-                        optimizers=None) -> pd.DataFrame:
+def seen_rank_advantage(
+    runs: pd.DataFrame, curves: pd.DataFrame | None = None, column: str = RANK_COLUMN, how: str = "max", optimizers=None
+) -> pd.DataFrame:
     """Shen et al.'s A = k L / L_star per cell with k = :func:`seen_rank` instead of min(m, n)
     (:func:`analysis.theory.shen_advantage` with ``c_rank`` replaced; its low / high range from
     the L_star bounds). Columns: cell_id, theory_rank (= k), theory_L, theory_L_star,
@@ -75,7 +84,9 @@ def seen_rank_advantage(runs: pd.DataFrame, curves: pd.DataFrame | None = None, 
     k = seen_rank(runs, curves, column, how, optimizers)
     out = shen_advantage(runs.assign(c_rank=runs["cell_id"].map(k).astype(float)))
     if not out.empty and "p_m" in runs and "p_n" in runs:
-        mn = runs.groupby("cell_id").apply(lambda g: float(min(g["p_m"].iloc[0], g["p_n"].iloc[0])), include_groups=False)
+        mn = runs.groupby("cell_id").apply(
+            lambda g: float(min(g["p_m"].iloc[0], g["p_n"].iloc[0])), include_groups=False
+        )
         out["min_mn"] = out["cell_id"].map(mn)
     return out
 
@@ -96,8 +107,15 @@ def _statistic(x, y, method: str, seed: int = 0) -> tuple[float, float]:
         r = stats.kendalltau(x, y)
         return float(r.statistic), float(r.pvalue)
     xr, yr = stats.rankdata(x), stats.rankdata(y)
-    res = stats.permutation_test((xr,), lambda a, axis=-1: _rank_corr(a, yr), permutation_type="pairings",
-                                 vectorized=True, n_resamples=N_PERMUTATIONS, alternative="two-sided", rng=np.random.default_rng(seed))
+    res = stats.permutation_test(
+        (xr,),
+        lambda a, axis=-1: _rank_corr(a, yr),
+        permutation_type="pairings",
+        vectorized=True,
+        n_resamples=N_PERMUTATIONS,
+        alternative="two-sided",
+        rng=np.random.default_rng(seed),
+    )
     return float(res.statistic), float(res.pvalue)
 
 
@@ -129,8 +147,17 @@ def _boot_ci(x, y, method: str, level: float, n_boot: int, seed: int) -> tuple[f
     return float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))
 
 
-def trend_test(x, y, sign: int = 1, alpha: float = ALPHA, method: str = "spearman", min_cells: int = MIN_CELLS,
-               level: float = LEVEL, n_boot: int = N_BOOT, seed: int = 0) -> dict:
+def trend_test(
+    x,
+    y,
+    sign: int = 1,
+    alpha: float = ALPHA,
+    method: str = "spearman",
+    min_cells: int = MIN_CELLS,
+    level: float = LEVEL,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+) -> dict:
     """Two-sided test that y rises (``sign = +1``) or falls (``-1``) with x, over the cells with
     both finite. Returns statistic (rho or tau), p_value (two-sided), ci_low / ci_high (bootstrap
     over cells at ``level``), n, status and reason. The rule:
@@ -148,12 +175,25 @@ def trend_test(x, y, sign: int = 1, alpha: float = ALPHA, method: str = "spearma
     x, y = np.asarray(x, float), np.asarray(y, float)
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
-    out = {"method": method, "n": int(x.size), "statistic": np.nan, "p_value": np.nan, "ci_low": np.nan, "ci_high": np.nan,
-           "alpha": alpha, "level": level, "sign": sign}
+    out = {
+        "method": method,
+        "n": int(x.size),
+        "statistic": np.nan,
+        "p_value": np.nan,
+        "ci_low": np.nan,
+        "ci_high": np.nan,
+        "alpha": alpha,
+        "level": level,
+        "sign": sign,
+    }
     if x.size < min_cells:
         return {**out, "status": "not testable", "reason": f"{x.size} cells with finite values < {min_cells}"}
     if np.unique(x).size < 2 or np.unique(y).size < 2:
-        return {**out, "status": "not testable", "reason": "the predictor or the measured value is constant over the cells"}
+        return {
+            **out,
+            "status": "not testable",
+            "reason": "the predictor or the measured value is constant over the cells",
+        }
     stat, p = _statistic(x, y, method, seed)
     lo, hi = _boot_ci(x, y, method, level, n_boot, seed)
     out.update(statistic=stat, p_value=p, ci_low=lo, ci_high=hi)
@@ -163,15 +203,22 @@ def trend_test(x, y, sign: int = 1, alpha: float = ALPHA, method: str = "spearma
         return {**out, "status": "reproduced", "reason": f"predicted sign, p = {p:.3g} < {alpha}"}
     if (not right and stat != 0 and p < alpha) or opposite_ci:
         return {**out, "status": "not reproduced", "reason": f"opposite sign, p = {p:.3g}, CI [{lo:+.2f}, {hi:+.2f}]"}
-    return {**out, "status": "partly", "reason": f"no significant trend (statistic {stat:+.2f} has the {'predicted' if right else 'opposite'} sign, p = {p:.3g})"}
+    return {
+        **out,
+        "status": "partly",
+        "reason": f"no significant trend (statistic {stat:+.2f} has the {'predicted' if right else 'opposite'} sign, "
+        "p = {p:.3g})",
+    }
 
 
 def _score_column(runs: pd.DataFrame, metric: str) -> str:
     for c in (metric, f"final_{metric}"):
         if c in runs:
             return c
-    raise ValueError(f"metric: got {metric!r}, not a runs.csv column; allowed: "
-                     f"{', '.join(c for c in runs.columns if c.startswith(('final_', 'best_', 'min_', 'avg_')))}")
+    raise ValueError(
+        f"metric: got {metric!r}, not a runs.csv column; allowed: "
+        f"{', '.join(c for c in runs.columns if c.startswith(('final_', 'best_', 'min_', 'avg_')))}"
+    )
 
 
 def log_advantage(runs: pd.DataFrame, focus: str, rival: str, metric: str, level: float = LEVEL) -> pd.DataFrame:
@@ -186,5 +233,12 @@ def log_advantage(runs: pd.DataFrame, focus: str, rival: str, metric: str, level
     summary = select(r, v, level)[0]
     a = summary[summary["optimizer"] == focus].set_index("cell_id")["median"]
     b = summary[summary["optimizer"] == rival].set_index("cell_id")["median"].reindex(a.index)
-    out = pd.DataFrame({"cell_id": a.index, "focus": a.to_numpy(), "rival": b.to_numpy(), "advantage": -log10_ratio(a.to_numpy(), b.to_numpy())})
+    out = pd.DataFrame(
+        {
+            "cell_id": a.index,
+            "focus": a.to_numpy(),
+            "rival": b.to_numpy(),
+            "advantage": -log10_ratio(a.to_numpy(), b.to_numpy()),
+        }
+    )
     return out.reset_index(drop=True)

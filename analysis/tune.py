@@ -6,6 +6,7 @@ give a bootstrap CI. A best learning rate at the edge of its grid is flagged (``
 hidden, and :func:`refine_edges` proposes the widened grid for such cells (the lab runs it).
 The learning-rate sensitivity table (every grid point, not only the best) is kept as a result.
 """
+
 from __future__ import annotations
 
 import copy
@@ -18,8 +19,19 @@ import pandas as pd
 from .options import CRITERIA, NEEDS_CURVES
 from .stats import LEVEL, TINY, median_ci
 
-__all__ = ["CRITERIA", "NEEDS_CURVES", "auc_log_gap", "criterion", "refine_edges", "select", "sensitivity", "steps_to_target",
-           "to_toml", "tune", "tuned_columns"]
+__all__ = [
+    "CRITERIA",
+    "NEEDS_CURVES",
+    "auc_log_gap",
+    "criterion",
+    "refine_edges",
+    "select",
+    "sensitivity",
+    "steps_to_target",
+    "to_toml",
+    "tune",
+    "tuned_columns",
+]
 
 
 # --- per-run scores ---------------------------------------------------------------------------
@@ -51,7 +63,9 @@ def auc_log_gap(curves: pd.DataFrame, metric: str = "gap") -> pd.Series:
     return out.rename("auc_log_gap").astype(float)
 
 
-def criterion(runs: pd.DataFrame, name: str, curves: pd.DataFrame | None = None, target: float | None = None) -> pd.Series:
+def criterion(
+    runs: pd.DataFrame, name: str, curves: pd.DataFrame | None = None, target: float | None = None
+) -> pd.Series:
     """Per-run score aligned with ``runs`` (lower is better); diverged runs and NaN score +inf.
     ``steps_to_target`` uses the runs.csv column (the sweep's target) unless ``target`` and
     ``curves`` are given; ``auc_log_gap`` needs ``curves``."""
@@ -60,7 +74,11 @@ def criterion(runs: pd.DataFrame, name: str, curves: pd.DataFrame | None = None,
     if name == "auc_log_gap" or (name == "steps_to_target" and (target is not None or "steps_to_target" not in runs)):
         if curves is None:
             raise ValueError(f"criterion {name!r} needs curves.csv")
-        per = auc_log_gap(curves) if name == "auc_log_gap" else steps_to_target(curves, target if target is not None else 1e-2)
+        per = (
+            auc_log_gap(curves)
+            if name == "auc_log_gap"
+            else steps_to_target(curves, target if target is not None else 1e-2)
+        )
         v = runs["run_id"].map(per).astype(float)
     else:
         v = runs[name].astype(float)
@@ -84,8 +102,13 @@ def _point_ids(runs: pd.DataFrame, keys: list[str]) -> pd.Series:
     return runs.groupby(cols, dropna=False, sort=True).ngroup().rename("point")
 
 
-def sensitivity(runs: pd.DataFrame, scores: "pd.Series | str", level: float = LEVEL, by: tuple[str, ...] = (),
-                curves: pd.DataFrame | None = None) -> pd.DataFrame:
+def sensitivity(
+    runs: pd.DataFrame,
+    scores: "pd.Series | str",
+    level: float = LEVEL,
+    by: tuple[str, ...] = (),
+    curves: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """One row per (cell, optimizer, hyperparameter point): median criterion over seeds with its
     bootstrap CI, the number of seeds and of diverged seeds. The learning-rate sensitivity
     curves: kept as part of the answer (DeepOBS), not a by-product."""
@@ -105,7 +128,9 @@ def sensitivity(runs: pd.DataFrame, scores: "pd.Series | str", level: float = LE
     return out.reset_index()
 
 
-def select(runs: pd.DataFrame, scores: pd.Series, level: float = LEVEL, by: tuple[str, ...] = ()) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def select(
+    runs: pd.DataFrame, scores: pd.Series, level: float = LEVEL, by: tuple[str, ...] = ()
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Tuning: (summary, sensitivity, chosen). ``summary`` has one row per (cell, *by,
     optimizer) at its best point by median (ties broken by the CI's upper end, then the
     smaller lr); ``chosen`` holds the seeds' runs of those points with their ``score``."""
@@ -134,7 +159,11 @@ def select(runs: pd.DataFrame, scores: pd.Series, level: float = LEVEL, by: tupl
     df = runs.assign(score=scores.to_numpy(float), point=_point_ids(runs, keys).to_numpy())
     chosen = df[df["point"].isin(best["point"])][["run_id", *keys, "optimizer", "seed", "status", "score"]]
     summary = best.drop(columns=["point"]).reset_index(drop=True)
-    return summary, sens.drop(columns=["point"]), chosen.sort_values([*keys, "optimizer", "seed"]).reset_index(drop=True)
+    return (
+        summary,
+        sens.drop(columns=["point"]),
+        chosen.sort_values([*keys, "optimizer", "seed"]).reset_index(drop=True),
+    )
 
 
 def lr_neighbours(lrs, chosen: float) -> tuple[float, float]:
@@ -168,15 +197,22 @@ def lr_resolution(runs: pd.DataFrame, best: pd.DataFrame, by: tuple[str, ...] = 
     return pd.Series(out, index=best.index, name="lr_resolution", dtype=float)
 
 
-def tune(runs: pd.DataFrame, crit: str = "final_gap", level: float = LEVEL, curves: pd.DataFrame | None = None,
-         by: tuple[str, ...] = ()) -> pd.DataFrame:
+def tune(
+    runs: pd.DataFrame,
+    crit: str = "final_gap",
+    level: float = LEVEL,
+    curves: pd.DataFrame | None = None,
+    by: tuple[str, ...] = (),
+) -> pd.DataFrame:
     """One row per (cell, optimizer): the best hyperparameter point by median criterion over
     seeds, its median and bootstrap CI, ``n_grid`` (the budget), ``lr_at_edge`` / ``lr_edge``."""
     return select(runs, criterion(runs, crit, curves), level, by)[0]
 
 
 # --- widening the grid where the best lr sat at an edge ---------------------------------------
-def refine_edges(summary: pd.DataFrame, config: dict, lr_values: dict[str, list], extra: int = 2) -> tuple[pd.DataFrame, dict]:
+def refine_edges(
+    summary: pd.DataFrame, config: dict, lr_values: dict[str, list], extra: int = 2
+) -> tuple[pd.DataFrame, dict]:
     """Where some cell's best lr sat at the low (high) end of an optimizer's grid, extend that
     optimizer's grid by ``extra`` points beyond that end at the grid's own log spacing.
     ``lr_values`` = {optimizer label: the lr values it ran} (runs.csv, via
@@ -208,8 +244,17 @@ def refine_edges(summary: pd.DataFrame, config: dict, lr_values: dict[str, list]
             base = math.log10(vals[0] if side == "low" else vals[-1])
             add = [10 ** (base + (-k if side == "low" else k) * step) for k in range(1, extra + 1)]
             new = sorted(new + add)
-            rows.append({"optimizer": label, "edge": side, "n_cells": len(hit), "cells": " ".join(map(str, sorted(hit["cell_id"]))),
-                         "old_min": vals[0], "old_max": vals[-1], "added": " ".join(f"{v:.4g}" for v in add)})
+            rows.append(
+                {
+                    "optimizer": label,
+                    "edge": side,
+                    "n_cells": len(hit),
+                    "cells": " ".join(map(str, sorted(hit["cell_id"]))),
+                    "old_min": vals[0],
+                    "old_max": vals[-1],
+                    "added": " ".join(f"{v:.4g}" for v in add),
+                }
+            )
         opt["lr"] = [float(f"{v:.12g}") for v in new]
     if rows:
         cfg["name"] = f"{cfg.get('name', 'sweep')}_refined"
@@ -236,6 +281,7 @@ def _toml_value(v) -> str:
 def to_toml(config: dict) -> str:
     """A TOML text of a config dict (as in manifest.json) that ``lab.config.load_config`` reads
     back. None values are left out; grid specs ({linspace/logspace}) become inline tables."""
+
     def inline(v) -> bool:
         return not isinstance(v, dict) or set(v) <= {"linspace", "logspace"}
 

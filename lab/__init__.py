@@ -4,6 +4,7 @@ Nothing below ``lab`` imports it (the array layer is ``problems.backend``). Attr
 lazily for one reason: ``muonlab`` (``lab.cli``) must set the BLAS environment
 (``lab.perf_env``) before NumPy is first imported, and importing the package runs this file first.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -1,5 +1,6 @@
 """``lab.run_sweep``: config -> sweep -> plan -> executor -> store -> analysis (docs/design.md);
 ``lab.api.sweep_status`` and ``lab.api.presets`` behind ``muonlab status`` / ``muonlab presets``."""
+
 from __future__ import annotations
 
 import time
@@ -33,8 +34,16 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def run_sweep(config, out_dir="results/sweep", backend: str | None = None, dtype: str | None = None,
-              executor: str = "local", force: bool = False, progress: bool = True, **executor_options) -> dict:
+def run_sweep(
+    config,
+    out_dir="results/sweep",
+    backend: str | None = None,
+    dtype: str | None = None,
+    executor: str = "local",
+    force: bool = False,
+    progress: bool = True,
+    **executor_options,
+) -> dict:
     """Run the sweep described by ``config`` (a TOML path or a SweepConfig) into ``out_dir``.
 
     Finished jobs found in ``out_dir`` are skipped (resume); jobs that failed before are retried.
@@ -91,6 +100,7 @@ def run_sweep(config, out_dir="results/sweep", backend: str | None = None, dtype
     missing = set(keys) - store.done()
     n_now = len(pending)
     if cfg.refine is not None and not missing:
+
         def execute(round_jobs, k):
             nonlocal t_exec, n_now
             todo = [j for j in round_jobs if j.key not in store.done()]
@@ -109,14 +119,31 @@ def run_sweep(config, out_dir="results/sweep", backend: str | None = None, dtype
         manifest.update(refine_rounds=refined["rounds"], refine_converged=refined["converged"])
         missing = set(keys) - store.done()
     failed = {k: v for k, v in store.failed().items() if k in set(keys)}
-    result = {"n_runs": len(runs), "n_jobs": len(keys), "jobs_run_now": n_now, "steps": cfg.steps,
-              "execute_wall_s": t_exec, "failed_jobs": len(failed), "complete": not missing}
+    result = {
+        "n_runs": len(runs),
+        "n_jobs": len(keys),
+        "jobs_run_now": n_now,
+        "steps": cfg.steps,
+        "execute_wall_s": t_exec,
+        "failed_jobs": len(failed),
+        "complete": not missing,
+    }
     if missing:
-        manifest.update(status="incomplete", failed_jobs=len(failed), jobs_run_now=n_now,
-                        execute_wall_s=round(t_exec, 3), wall_s=round(time.perf_counter() - t0, 3))
+        manifest.update(
+            status="incomplete",
+            failed_jobs=len(failed),
+            jobs_run_now=n_now,
+            execute_wall_s=round(t_exec, 3),
+            wall_s=round(time.perf_counter() - t0, 3),
+        )
         store.write_manifest(manifest)
-        return {**result, "paths": {"manifest": store.manifest_path}, "wall_s": manifest["wall_s"],
-                "failed": {k: v["error"] for k, v in failed.items()}, "diverged": None}
+        return {
+            **result,
+            "paths": {"manifest": store.manifest_path},
+            "wall_s": manifest["wall_s"],
+            "failed": {k: v["error"] for k, v in failed.items()},
+            "diverged": None,
+        }
 
     import analysis  # noqa: PLC0415  (heavy: seaborn, scipy.stats; only once the jobs are done)
 
@@ -127,18 +154,29 @@ def run_sweep(config, out_dir="results/sweep", backend: str | None = None, dtype
     paths = {"runs": store.write_table("runs", table), "curves": store.write_table("curves", curves)}
     spectra = store.read_parts("spectra", keys, optional=True)
     if not spectra.empty:  # one row per (cell, seed, name, index): the instance's spectrum (docs/results.md)
-        spectra = (runs[["run_id", "cell_id", "seed"]].merge(spectra, on="run_id").drop(columns="run_id")
-                   .drop_duplicates(["cell_id", "seed", "name", "index"]).sort_values(["cell_id", "seed", "name", "index"], kind="stable"))
+        spectra = (
+            runs[["run_id", "cell_id", "seed"]]
+            .merge(spectra, on="run_id")
+            .drop(columns="run_id")
+            .drop_duplicates(["cell_id", "seed", "name", "index"])
+            .sort_values(["cell_id", "seed", "name", "index"], kind="stable")
+        )
         paths["spectra"] = store.write_table("spectra", spectra[["cell_id", "seed", "name", "index", "value"]])
-    manifest.update(status="complete", finished=_now(), failed_jobs=0, jobs_run_now=n_now,
-                    execute_wall_s=round(t_exec, 3))
+    manifest.update(
+        status="complete", finished=_now(), failed_jobs=0, jobs_run_now=n_now, execute_wall_s=round(t_exec, 3)
+    )
     store.write_manifest(manifest)
     paths.update(analysis.analyze(store.dir))
     manifest["wall_s"] = round(time.perf_counter() - t0, 3)
     store.write_manifest(manifest)
     paths["manifest"] = store.manifest_path
-    return {**result, "paths": paths, "wall_s": manifest["wall_s"], "failed": {},
-            "diverged": int((table["status"] != "ok").sum())}
+    return {
+        **result,
+        "paths": paths,
+        "wall_s": manifest["wall_s"],
+        "failed": {},
+        "diverged": int((table["status"] != "ok").sum()),
+    }
 
 
 def sweep_status(out_dir) -> dict:
@@ -160,8 +198,11 @@ def sweep_status(out_dir) -> dict:
         return sum(int(jobs[k]) for k in keys)
 
     return {
-        "dir": str(out_dir), "name": manifest.get("config", {}).get("name"), "config_hash": manifest.get("config_hash"),
-        "status": manifest.get("status"), "executor": manifest.get("executor"),
+        "dir": str(out_dir),
+        "name": manifest.get("config", {}).get("name"),
+        "config_hash": manifest.get("config_hash"),
+        "status": manifest.get("status"),
+        "executor": manifest.get("executor"),
         "jobs": {"done": len(done), "pending": len(pending), "failed": len(failed), "total": len(jobs)},
         "runs": {"done": runs(done), "pending": runs(pending), "failed": runs(failed), "total": runs(jobs)},
         "failed": {k: v.get("error", "") for k, v in failed.items()},

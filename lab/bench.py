@@ -8,6 +8,7 @@ in the output): 4 m n N per oracle call, plus for Newton-Schulz with k steps k (
 p = min(m, n), q = max(m, n) -- the plain iteration's count, also where a kernel does fewer.
 Every figure is the median of ``repeats`` timed repetitions after one warm-up.
 """
+
 from __future__ import annotations
 
 import json
@@ -62,9 +63,11 @@ def _median_time(fn, repeats: int, sync) -> float:
 
 # --- the matmul peak -------------------------------------------------------------------------
 
+
 def _lanes_matmul(a, b, c, lanes, reps, pool):
     """``reps`` products on ``lanes`` sub-batches in threads, one BLAS thread each, joined once
     at the end (as the run loop's lanes)."""
+
     def one(sl):
         for _ in range(reps):
             np.matmul(a[sl], b[sl], out=c[sl])
@@ -100,6 +103,7 @@ def matmul_peak(backend="numpy", repeats: int = 5, seconds: float = 0.1) -> dict
 
 # --- workload W ----------------------------------------------------------------------------
 
+
 def step_flops(opt, m: int, n: int, N: int, calls: float) -> tuple[float | None, str]:
     """FLOPs per problem-step of ``opt`` on W and the formula, or (None, why) when unknown."""
     p, q = min(m, n), max(m, n)
@@ -117,8 +121,9 @@ def step_flops(opt, m: int, n: int, N: int, calls: float) -> tuple[float | None,
     return f, text
 
 
-def workload(case: str, name: str, backend="numpy", repeats: int = 5, log_points: int = 5, lanes=None,
-             steps: int = STEPS) -> dict:
+def workload(
+    case: str, name: str, backend="numpy", repeats: int = 5, log_points: int = 5, lanes=None, steps: int = STEPS
+) -> dict:
     """Throughput of optimizer ``name`` (registry defaults) on W's ``case``."""
     m, n, N, B = CASES[case]
     bk = get_backend(backend, "float32")
@@ -131,9 +136,20 @@ def workload(case: str, name: str, backend="numpy", repeats: int = 5, log_points
 
     t = _median_time(go, repeats, bk.sync)
     flops, formula = step_flops(opt, m, n, N, res["r"].oracle_calls_per_step)
-    out = {"case": case, "optimizer": name, "m": m, "n": n, "N": N, "B": B, "steps": steps, "seconds": t,
-           "problem_steps_per_s": B * steps / t, "flops_per_step": flops, "formula": formula,
-           "lanes": res["r"].extra.get("lanes", 1)}
+    out = {
+        "case": case,
+        "optimizer": name,
+        "m": m,
+        "n": n,
+        "N": N,
+        "B": B,
+        "steps": steps,
+        "seconds": t,
+        "problem_steps_per_s": B * steps / t,
+        "flops_per_step": flops,
+        "formula": formula,
+        "lanes": res["r"].extra.get("lanes", 1),
+    }
     out["gflops"] = None if flops is None else flops * B * steps / t / 1e9
     return out
 
@@ -149,8 +165,16 @@ def demo(config=DEMO, backend=None) -> dict:
         res = run_sweep(config, out_dir=out, backend=backend, progress=False)
         wall = time.perf_counter() - t
         inside = loop.TIMER["seconds"] - before["seconds"]
-    return {"config": str(config), "runs": res["n_runs"], "steps": res["steps"], "jobs": res["n_jobs"], "wall_s": wall,
-            "run_loop_s": inside, "overhead_share": 1 - inside / wall, "run_steps_per_s": res["n_runs"] * res["steps"] / wall}
+    return {
+        "config": str(config),
+        "runs": res["n_runs"],
+        "steps": res["steps"],
+        "jobs": res["n_jobs"],
+        "wall_s": wall,
+        "run_loop_s": inside,
+        "overhead_share": 1 - inside / wall,
+        "run_steps_per_s": res["n_runs"] * res["steps"] / wall,
+    }
 
 
 # --- levers: the same measurements with one setting changed --------------------------------
@@ -158,8 +182,11 @@ def demo(config=DEMO, backend=None) -> dict:
 ENV_VARIANTS = {
     "Haswell kernels, glibc default": {"OPENBLAS_CORETYPE": "Haswell"},
     "SkylakeX kernels, glibc default": {"OPENBLAS_CORETYPE": "SkylakeX"},
-    "SkylakeX kernels, malloc thresholds": {"OPENBLAS_CORETYPE": "SkylakeX", "MALLOC_MMAP_THRESHOLD_": str(perf_env.MMAP_THRESHOLD),
-                                            "MALLOC_TRIM_THRESHOLD_": str(perf_env.TRIM_THRESHOLD)},
+    "SkylakeX kernels, malloc thresholds": {
+        "OPENBLAS_CORETYPE": "SkylakeX",
+        "MALLOC_MMAP_THRESHOLD_": str(perf_env.MMAP_THRESHOLD),
+        "MALLOC_TRIM_THRESHOLD_": str(perf_env.TRIM_THRESHOLD),
+    },
 }
 
 
@@ -180,8 +207,13 @@ def env_levers(cases=("small", "large"), rounds: int = 5) -> dict:
         for label, extra in ENV_VARIANTS.items():
             env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENBLAS_CORETYPE", "MALLOC_"))}
             env.update(extra, **{perf_env.SWITCH: "0"})
-            done = subprocess.run([sys.executable, "-m", "lab.bench", "--child", spec], env=env, capture_output=True,
-                                  text=True, check=True)
+            done = subprocess.run(
+                [sys.executable, "-m", "lab.bench", "--child", spec],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             results[label].append(json.loads(done.stdout.strip().splitlines()[-1]))
     return {label: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for label, rs in results.items()}
 
@@ -211,14 +243,19 @@ def code_levers(repeats: int = 5) -> list[dict]:
 
 # --- the whole benchmark -------------------------------------------------------------------
 
+
 def machine(backend="numpy") -> dict:
     from .provenance import blas  # noqa: PLC0415
 
     info = perf_env.cpu()
-    out = {"cpu": info["model"], "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-           "python": platform.python_version(), "numpy": np.__version__,
-           "blas": [{k: b.get(k) for k in ("internal_api", "version", "architecture", "num_threads")} for b in blas()],
-           "perf_env": perf_env.settings()}
+    out = {
+        "cpu": info["model"],
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas": [{k: b.get(k) for k in ("internal_api", "version", "architecture", "num_threads")} for b in blas()],
+        "perf_env": perf_env.settings(),
+    }
     if backend == "cupy":
         xp = get_backend("cupy").xp
         props = xp.cuda.runtime.getDeviceProperties(0)
@@ -227,8 +264,16 @@ def machine(backend="numpy") -> dict:
     return out
 
 
-def bench(backend="numpy", cases=tuple(CASES), optimizers=None, repeats: int = 5, log_points: int = 5,
-          with_demo: bool = True, levers: bool = False, progress=print) -> dict:
+def bench(
+    backend="numpy",
+    cases=tuple(CASES),
+    optimizers=None,
+    repeats: int = 5,
+    log_points: int = 5,
+    with_demo: bool = True,
+    levers: bool = False,
+    progress=print,
+) -> dict:
     optimizers = list(optimizers or default_optimizers())
     for c in cases:
         if c not in CASES:
@@ -246,8 +291,10 @@ def bench(backend="numpy", cases=tuple(CASES), optimizers=None, repeats: int = 5
             out["workload"].append(row)
     progress("measuring the matmul peak again ...")
     again = matmul_peak(backend, repeats)  # a busy spell during the first measurement must not lower the peak
-    out["matmul"] = {"rows": [dict(a, gflops=max(a["gflops"], b["gflops"])) for a, b in zip(first["rows"], again["rows"])],
-                     "peak": max(first["peak"], again["peak"])}
+    out["matmul"] = {
+        "rows": [dict(a, gflops=max(a["gflops"], b["gflops"])) for a, b in zip(first["rows"], again["rows"])],
+        "peak": max(first["peak"], again["peak"]),
+    }
     for row in out["workload"]:
         row["fraction_of_peak"] = None if row["gflops"] is None else row["gflops"] / out["matmul"]["peak"]
     if with_demo:
@@ -266,36 +313,55 @@ def markdown(res: dict) -> str:
     mc = res["machine"]
     blas = "; ".join(f"{b['internal_api']} {b['version']} {b['architecture']} x{b['num_threads']}" for b in mc["blas"])
     core = mc["perf_env"].get("openblas_coretype", {})
-    lines = [f"Machine: {mc['cpu']}, {mc['cores']} cores" + (f", GPU {mc['gpu']} (CuPy {mc['cupy']})" if "gpu" in mc else "")
-             + f"; Python {mc['python']}, NumPy {mc['numpy']}; BLAS {blas}; OPENBLAS_CORETYPE={core.get('value')} "
-             f"({core.get('source')}); backend {res['backend']}; medians of {res['repeats']} repeats.", "",
-             "| matmul (float32; the better of two medians, before and after the workloads) | how | GFLOP/s |",
-             "|---|---|---|"]
+    lines = [
+        f"Machine: {mc['cpu']}, {mc['cores']} cores"
+        + (f", GPU {mc['gpu']} (CuPy {mc['cupy']})" if "gpu" in mc else "")
+        + f"; Python {mc['python']}, NumPy {mc['numpy']}; BLAS {blas}; OPENBLAS_CORETYPE={core.get('value')} "
+        f"({core.get('source')}); backend {res['backend']}; medians of {res['repeats']} repeats.",
+        "",
+        "| matmul (float32; the better of two medians, before and after the workloads) | how | GFLOP/s |",
+        "|---|---|---|",
+    ]
     lines += [f"| {r['shape']} | {r['how']} | {r['gflops']:.0f} |" for r in res["matmul"]["rows"]]
-    lines += [f"| **peak** | best of the above | **{res['matmul']['peak']:.0f}** |", "",
-              f"| workload W (T = {STEPS}, metrics at {res['log_points']} log-spaced steps) | optimizer | B | "
-              "problem-steps/s | FLOPs per problem-step | GFLOP/s | fraction of peak |", "|---|---|---|---|---|---|---|"]
+    lines += [
+        f"| **peak** | best of the above | **{res['matmul']['peak']:.0f}** |",
+        "",
+        f"| workload W (T = {STEPS}, metrics at {res['log_points']} log-spaced steps) | optimizer | B | "
+        "problem-steps/s | FLOPs per problem-step | GFLOP/s | fraction of peak |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in res["workload"]:
         gf = "n/a" if r["gflops"] is None else f"{r['gflops']:.0f}"
         fr = "n/a" if r["fraction_of_peak"] is None else f"{r['fraction_of_peak']:.2f}"
         fl = "n/a" if r["flops_per_step"] is None else f"{r['flops_per_step'] / 1e6:.2f} M = {r['formula']}"
-        lines.append(f"| {r['case']} {r['m']}x{r['n']}, N = {r['N']} | {r['optimizer']} | {r['B']} | "
-                     f"{r['problem_steps_per_s']:,.0f} | {fl} | {gf} | {fr} |")
+        lines.append(
+            f"| {r['case']} {r['m']}x{r['n']}, N = {r['N']} | {r['optimizer']} | {r['B']} | "
+            f"{r['problem_steps_per_s']:,.0f} | {fl} | {gf} | {fr} |"
+        )
     if "demo" in res:
         d = res["demo"]
-        lines += ["", f"Demo sweep (`{Path(d['config']).name}`, {d['runs']} runs x {d['steps']} steps, {d['jobs']} jobs): "
-                  f"wall {d['wall_s']:.1f} s, {d['run_steps_per_s']:,.0f} run-steps/s, {d['run_loop_s']:.1f} s in "
-                  f"runners.run; overhead (everything else) {100 * d['overhead_share']:.1f}% of the wall time."]
+        lines += [
+            "",
+            f"Demo sweep (`{Path(d['config']).name}`, {d['runs']} runs x {d['steps']} steps, {d['jobs']} jobs): "
+            f"wall {d['wall_s']:.1f} s, {d['run_steps_per_s']:,.0f} run-steps/s, {d['run_loop_s']:.1f} s in "
+            f"runners.run; overhead (everything else) {100 * d['overhead_share']:.1f}% of the wall time.",
+        ]
     if "code_levers" in res:
         lines += ["", "| lever (Muon, GFLOP/s) | case | off | on | on / off |", "|---|---|---|---|---|"]
-        lines += [f"| {r['lever']} | {r['case']} | {r['off']:.0f} | {r['on']:.0f} | {r['on'] / r['off']:.2f} |"
-                  for r in res["code_levers"]]
+        lines += [
+            f"| {r['lever']} | {r['case']} | {r['off']:.0f} | {r['on']:.0f} | {r['on'] / r['off']:.2f} |"
+            for r in res["code_levers"]
+        ]
     if "env_levers" in res:
         ev = res["env_levers"]
         keys = list(next(iter(ev.values())))
-        lines += ["", "| process settings (fresh process each) | " + " | ".join(
-            "matmul 512 GFLOP/s" if k == "peak_512" else f"Muon {k} GFLOP/s" for k in keys) + " |",
-                  "|---" * (len(keys) + 1) + "|"]
+        lines += [
+            "",
+            "| process settings (fresh process each) | "
+            + " | ".join("matmul 512 GFLOP/s" if k == "peak_512" else f"Muon {k} GFLOP/s" for k in keys)
+            + " |",
+            "|---" * (len(keys) + 1) + "|",
+        ]
         lines += [f"| {label} | " + " | ".join(f"{v[k]:.0f}" for k in keys) + " |" for label, v in ev.items()]
     return "\n".join(lines)
 

@@ -1,6 +1,7 @@
 """Reproduce a paper's claim: a preset (configs/claims/<n>_<name>.toml) holds the claim, its
 source, the sweep and the verdict rules; ``reproduce`` runs the sweep, evaluates the rules on
 the data and writes docs/claims/<name>.md plus the index docs/claims.md."""
+
 from __future__ import annotations
 
 import copy
@@ -39,6 +40,7 @@ class AssumptionConfig(BaseModel):
 
 class PaperConfig(BaseModel):
     """The paper version a claim page quotes (issue: every page names the version it read)."""
+
     model_config = ConfigDict(extra="forbid")
     arxiv: str  # e.g. "2509.15816"
     version: str  # e.g. "v5"
@@ -58,7 +60,9 @@ class ClaimConfig(BaseModel):
     statement: Optional[str] = None  # the paper's words, quoted
     regime: Optional[str] = None  # which regime the statement is about, and what this instance can and cannot show
     assumptions: list[AssumptionConfig] = Field(default_factory=list)
-    few_seeds_reason: Optional[str] = None  # why a pairwise rule may run on fewer than 5 seeds (e.g. a deterministic problem)
+    few_seeds_reason: Optional[str] = (
+        None  # why a pairwise rule may run on fewer than 5 seeds (e.g. a deterministic problem)
+    )
     summary: str = ""
     size: str = Field(description="the sweep's size in words, with the 2-core runtime it was sized for")
     figures: list[str] = Field(default_factory=list)
@@ -104,8 +108,10 @@ def load_claim(path: "str | Path", full: bool = False):
         raise ConfigError(f"{path.name}: sweep.{e}") from None
     pairwise = sorted({r.kind for r in claim.rules} & rules.PAIRWISE)
     if pairwise and len(cfg.seeds) < MIN_PAIRWISE_SEEDS and not claim.few_seeds_reason:
-        raise ConfigError(f"{path.name}: sweep.seeds: got {len(cfg.seeds)} seeds for the pairwise rule(s) "
-                          f"{', '.join(pairwise)}; allowed: at least {MIN_PAIRWISE_SEEDS}, or few_seeds_reason stated")
+        raise ConfigError(
+            f"{path.name}: sweep.seeds: got {len(cfg.seeds)} seeds for the pairwise rule(s) "
+            f"{', '.join(pairwise)}; allowed: at least {MIN_PAIRWISE_SEEDS}, or few_seeds_reason stated"
+        )
     return claim, cfg
 
 
@@ -149,24 +155,35 @@ def _verdict_block(claim: ClaimConfig, vs, checks, status: str, res: dict, full:
         lines += ["**The statement tested** (quoted):", "", *_quote(claim.statement), ""]
     if claim.regime:
         lines += ["**Regime and reach:** " + claim.regime.strip(), ""]
-    lines += [claim.summary.strip(), "",
-              f"**Preset:** `{claim.name}` ({'full' if full else 'default'} size: {claim.size})  ",
-              f"**Runs:** {res['n_runs']} × {res['steps']} steps, wall {res['wall_s']:.0f} s on {res['cpu']} "
-              f"({res['cores']} cores)  ",
-              f"**Per-cell table:** [`{claim.name}/cells.csv`]({claim.name}/cells.csv) (summary.csv of the sweep: "
-              "tuned point, median and CI per cell and optimizer)  ",
-              f"**Verdict: {status}** (computed from the data by the rules below)", ""]
+    lines += [
+        claim.summary.strip(),
+        "",
+        f"**Preset:** `{claim.name}` ({'full' if full else 'default'} size: {claim.size})  ",
+        f"**Runs:** {res['n_runs']} × {res['steps']} steps, wall {res['wall_s']:.0f} s on {res['cpu']} "
+        f"({res['cores']} cores)  ",
+        f"**Per-cell table:** [`{claim.name}/cells.csv`]({claim.name}/cells.csv) (summary.csv of the sweep: "
+        "tuned point, median and CI per cell and optimizer)  ",
+        f"**Verdict: {status}** (computed from the data by the rules below)",
+        "",
+    ]
     if checks:
         outside = [c.name for c in checks if c.status == assumptions.VIOLATED]
-        lines += ["## Assumptions checked on the instance", "",
-                  "| assumption | check | on this instance | numbers |", "|---|---|---|---|"]
+        lines += [
+            "## Assumptions checked on the instance",
+            "",
+            "| assumption | check | on this instance | numbers |",
+            "|---|---|---|---|",
+        ]
         for c in checks:
             nums = "; ".join(f"{k} = {v}" for k, v in c.numbers.items())
             lines.append(f"| {c.name} | {c.text} | **{c.status}** | {nums} |")
         lines.append("")
         if outside:
-            lines += [f"**Tested outside the theorem's regime:** {', '.join(outside)} does not hold on this instance; "
-                      "the verdicts below are about an instance the theorem does not cover.", ""]
+            lines += [
+                f"**Tested outside the theorem's regime:** {', '.join(outside)} does not hold on this instance; "
+                "the verdicts below are about an instance the theorem does not cover.",
+                "",
+            ]
     for v in vs:
         lines += [f"## {v.claim}", "", f"- rule: {v.rule}", f"- verdict: **{v.status}**", *_numbers(v.numbers), ""]
     for fig in claim.figures:
@@ -184,21 +201,37 @@ def write_index(docs: Path) -> Path:
         flag = " (outside the theorem's regime)" if d.get("outside_regime") else ""
         paper = f"arXiv {d['paper']['arxiv']} {d['paper']['version']}" if d.get("paper") else d["source"]
         cpu = f", {d['cpu']}" if d.get("cpu") else ""
-        rows.append(f"| [{d['title']}](claims/{d['name']}.md) | {paper} | **{d['verdict']}**{flag} | {fig} | "
-                    f"{d['wall_s']:.0f} s{cpu} ({d['size']}) |")
-    text = "\n".join([
-        "# Reproduced claims", "",
-        "One preset per checkable claim of the seed papers (../shared/PAPERS.md). Each verdict is computed",
-        "from the sweep's data by the rule stated in the preset; `muonlab reproduce NAME` (or `--all`) re-runs",
-        "it and rewrites its page. A claim the lab does not reproduce is reported as such.", "",
-        "| claim | paper read | verdict | key figure | runtime (CPU) |", "|---|---|---|---|---|", *rows, ""])
+        rows.append(
+            f"| [{d['title']}](claims/{d['name']}.md) | {paper} | **{d['verdict']}**{flag} | {fig} | "
+            f"{d['wall_s']:.0f} s{cpu} ({d['size']}) |"
+        )
+    text = "\n".join(
+        [
+            "# Reproduced claims",
+            "",
+            "One preset per checkable claim of the seed papers (../shared/PAPERS.md). Each verdict is computed",
+            "from the sweep's data by the rule stated in the preset; `muonlab reproduce NAME` (or `--all`) re-runs",
+            "it and rewrites its page. A claim the lab does not reproduce is reported as such.",
+            "",
+            "| claim | paper read | verdict | key figure | runtime (CPU) |",
+            "|---|---|---|---|---|",
+            *rows,
+            "",
+        ]
+    )
     path = docs / "claims.md"
     path.write_text(text)
     return path
 
 
-def reproduce(name: str, full: bool = False, out_root: "str | Path" = "results/claims", docs: "str | Path" = "docs",
-              progress: bool = True, force: bool = False) -> dict:
+def reproduce(
+    name: str,
+    full: bool = False,
+    out_root: "str | Path" = "results/claims",
+    docs: "str | Path" = "docs",
+    progress: bool = True,
+    force: bool = False,
+) -> dict:
     from .api import run_sweep
 
     path = find(name)
@@ -207,12 +240,16 @@ def reproduce(name: str, full: bool = False, out_root: "str | Path" = "results/c
     t0 = time.perf_counter()
     res = run_sweep(cfg, out_dir=out, progress=progress, force=force)
     if not res.get("complete", True):
-        raise ConfigError(f"reproduce: {res.get('failed_jobs')} job(s) of {claim.name} failed (see muonlab status {out}); "
-                          "no verdict is written from an incomplete sweep")
+        raise ConfigError(
+            f"reproduce: {res.get('failed_jobs')} job(s) of {claim.name} failed (see muonlab status {out}); "
+            "no verdict is written from an incomplete sweep"
+        )
     wall = time.perf_counter() - t0
     docs = Path(docs)
     record = docs / "claims" / f"{claim.name}.json"
-    if res["jobs_run_now"] < res["n_jobs"] and record.exists():  # resumed: keep the runtime of the run that computed the jobs
+    if (
+        res["jobs_run_now"] < res["n_jobs"] and record.exists()
+    ):  # resumed: keep the runtime of the run that computed the jobs
         wall = json.loads(record.read_text()).get("wall_s", wall)
     res = {**res, "wall_s": wall}
     cpu = perf_env.cpu()
@@ -228,12 +265,22 @@ def reproduce(name: str, full: bool = False, out_root: "str | Path" = "results/c
     if (out / "summary.csv").exists():
         shutil.copyfile(out / "summary.csv", figdir / "cells.csv")
     (docs / "claims" / f"{claim.name}.md").write_text(_verdict_block(claim, vs, checks, status, res, full))
-    summary = {"name": claim.name, "preset": str(path), "title": claim.title, "source": claim.source, "verdict": status,
-               "paper": claim.paper.model_dump() if claim.paper else None,
-               "key_figure": claim.figures[0] if claim.figures else None, "wall_s": wall, "cpu": res["cpu"],
-               "cores": res["cores"], "size": claim.size, "sub_verdicts": [v.status for v in vs],
-               "assumptions": {c.name: c.status for c in checks},
-               "outside_regime": any(c.status == assumptions.VIOLATED for c in checks)}
+    summary = {
+        "name": claim.name,
+        "preset": str(path),
+        "title": claim.title,
+        "source": claim.source,
+        "verdict": status,
+        "paper": claim.paper.model_dump() if claim.paper else None,
+        "key_figure": claim.figures[0] if claim.figures else None,
+        "wall_s": wall,
+        "cpu": res["cpu"],
+        "cores": res["cores"],
+        "size": claim.size,
+        "sub_verdicts": [v.status for v in vs],
+        "assumptions": {c.name: c.status for c in checks},
+        "outside_regime": any(c.status == assumptions.VIOLATED for c in checks),
+    }
     (docs / "claims" / f"{claim.name}.json").write_text(json.dumps(summary, indent=2))
     write_index(docs)
     return {**summary, "out": out, "verdicts": vs}

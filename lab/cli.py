@@ -1,5 +1,6 @@
 """The ``muonlab`` command: a thin layer over the Python API. Bad input -> one line on stderr,
 exit code 2, no traceback."""
+
 from __future__ import annotations
 
 import argparse
@@ -25,15 +26,29 @@ class _Parser(argparse.ArgumentParser):
 def _cmd_run(args) -> int:
     from .api import run_sweep
 
-    res = run_sweep(args.config, out_dir=args.out, backend=args.backend, dtype=args.dtype, force=args.force,
-                    progress=not args.quiet, executor=args.executor, scheduler=args.scheduler, workers=args.workers)
+    res = run_sweep(
+        args.config,
+        out_dir=args.out,
+        backend=args.backend,
+        dtype=args.dtype,
+        force=args.force,
+        progress=not args.quiet,
+        executor=args.executor,
+        scheduler=args.scheduler,
+        workers=args.workers,
+    )
     if not res["complete"]:
-        print(f"muonlab: {res['failed_jobs']} of {res['n_jobs']} jobs failed; the others are kept. "
-              f"See `muonlab status {args.out}`; re-run the same command to retry them.", file=sys.stderr)
+        print(
+            f"muonlab: {res['failed_jobs']} of {res['n_jobs']} jobs failed; the others are kept. "
+            f"See `muonlab status {args.out}`; re-run the same command to retry them.",
+            file=sys.stderr,
+        )
         return 1
     rate = res["n_runs"] * res["steps"] / max(res["execute_wall_s"], 1e-9)
-    print(f"{res['n_runs']} runs ({res['diverged']} diverged) in {res['n_jobs']} jobs, {res['jobs_run_now']} run now; "
-          f"wall {res['wall_s']:.1f} s, {rate:,.0f} run-steps/s in the jobs")
+    print(
+        f"{res['n_runs']} runs ({res['diverged']} diverged) in {res['n_jobs']} jobs, {res['jobs_run_now']} run now; "
+        f"wall {res['wall_s']:.1f} s, {rate:,.0f} run-steps/s in the jobs"
+    )
     out = Path(args.out)
     print(f"result grids: {out}/runs.csv curves.csv summary.csv phase.csv manifest.json")
     figs = sorted(p.name for p in out.glob("*.png"))
@@ -52,7 +67,10 @@ def _cmd_report(args) -> int:
         raise ConfigError(str(e)) from None
     print(f"report: {paths['report_html']} ({paths['report_md'].name}); tables and figures in {args.dir}")
     if "refine_edges" in paths:
-        print(f"edge lrs: widened grids in {paths['refine_edges']}; run them with: muonlab run {paths['refine_edges']} --out {args.dir}_refined")
+        print(
+            f"edge lrs: widened grids in {paths['refine_edges']}; run them with: muonlab run {paths['refine_edges']} "
+            f"--out {args.dir}_refined"
+        )
     return 0
 
 
@@ -64,7 +82,10 @@ def _cmd_reproduce(args) -> int:
         raise ConfigError("reproduce: name a claim or pass --all; see configs/claims/")
     for name in names:
         res = reproduce(name, full=args.full, progress=not args.quiet, force=args.force)
-        print(f"{res['name']}: {res['verdict']} ({', '.join(res['sub_verdicts'])}) in {res['wall_s']:.0f} s -> docs/claims/{res['name']}.md")
+        print(
+            f"{res['name']}: {res['verdict']} ({', '.join(res['sub_verdicts'])}) in {res['wall_s']:.0f} s -> "
+            f"docs/claims/{res['name']}.md"
+        )
     return 0
 
 
@@ -89,6 +110,7 @@ def _cmd_presets(args) -> int:
     if not found:
         where = ", ".join(args.dir) if args.dir else "configs/"
         raise ConfigError(f"dir: no *.toml presets in {where}")
+
     def shown(p) -> str:
         try:
             return str(Path(p).resolve().relative_to(Path.cwd()))
@@ -106,9 +128,15 @@ def _cmd_bench(args) -> int:
 
     from . import bench
 
-    res = bench.bench(args.backend, cases=args.cases.split(","), optimizers=args.optimizers and args.optimizers.split(","),
-                      repeats=args.repeats, with_demo=not args.no_demo, levers=args.levers,
-                      progress=lambda s: print(s, file=sys.stderr))
+    res = bench.bench(
+        args.backend,
+        cases=args.cases.split(","),
+        optimizers=args.optimizers and args.optimizers.split(","),
+        repeats=args.repeats,
+        with_demo=not args.no_demo,
+        levers=args.levers,
+        progress=lambda s: print(s, file=sys.stderr),
+    )
     print(bench.markdown(res) if args.markdown else bench.text(res))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1, default=str))
@@ -116,7 +144,9 @@ def _cmd_bench(args) -> int:
 
 
 def main(argv=None) -> int:
-    parser = _Parser(prog="muonlab", description="Where does Muon beat GD, SignSGD and MVR? Run sweeps, get tables and figures.")
+    parser = _Parser(
+        prog="muonlab", description="Where does Muon beat GD, SignSGD and MVR? Run sweeps, get tables and figures."
+    )
     from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
 
     try:
@@ -133,14 +163,24 @@ def main(argv=None) -> int:
     run.add_argument("--force", action="store_true", help="discard results of a different config in --out")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--executor", default="local", help="where jobs run: local (default, this process) or dask")
-    run.add_argument("--scheduler", metavar="ADDRESS", help="dask: address of a running scheduler, e.g. tcp://host:8786")
-    run.add_argument("--workers", type=int, metavar="N", help="dask without --scheduler: worker processes of the local cluster")
+    run.add_argument(
+        "--scheduler", metavar="ADDRESS", help="dask: address of a running scheduler, e.g. tcp://host:8786"
+    )
+    run.add_argument(
+        "--workers", type=int, metavar="N", help="dask without --scheduler: worker processes of the local cluster"
+    )
     run.set_defaults(func=_cmd_run)
-    rep = sub.add_parser("report", help="analyze a finished sweep directory: tables, figures, report.md and report.html")
+    rep = sub.add_parser(
+        "report", help="analyze a finished sweep directory: tables, figures, report.md and report.html"
+    )
     rep.add_argument("dir", help="results directory of a sweep (runs.csv, curves.csv, manifest.json)")
     rep.add_argument("--criterion", choices=CRITERIA, help="override the config's tuning criterion")
     rep.add_argument("--focus", help="override the focus optimizer (label) of the log-ratio maps")
-    rep.add_argument("--refine-edges", action="store_true", help="write DIR/refine_edges.toml: lr grids widened where a tuned lr sat at an edge")
+    rep.add_argument(
+        "--refine-edges",
+        action="store_true",
+        help="write DIR/refine_edges.toml: lr grids widened where a tuned lr sat at an edge",
+    )
     rep.set_defaults(func=_cmd_report)
     st = sub.add_parser("status", help="jobs done / pending / failed in a (partial) sweep directory")
     st.add_argument("dir")

@@ -1,6 +1,7 @@
 """The sweep config (TOML), validated with pydantic and against the problem and optimizer
 registries. Every error becomes a :class:`lab.errors.ConfigError` whose one-line message names
 the field and what is allowed."""
+
 from __future__ import annotations
 
 import functools
@@ -78,6 +79,7 @@ class RefineConfig(_Strict):
     """``[refine]``: adaptive refinement of each tuned learning rate (lab/refine.py, docs/protocol.md).
     Rounds add runs at the log-midpoints between the tuned lr and its neighbours (and beyond the
     grid's edge when the optimum sits there) until the local spacing is <= ``resolution`` decades."""
+
     resolution: Number = Field(0.0625, gt=0, le=2)  # decades of lr
     methods: Optional[list[str]] = None  # optimizer labels to refine (default: every optimizer)
     criterion: Optional[Literal[CRITERIA]] = None  # type: ignore[valid-type]  # default: analysis.criterion
@@ -148,10 +150,19 @@ class SweepConfig(_Strict):
 
 
 _TYPE_WORDS = {
-    "model_type": "a table", "model_attributes_type": "a table", "dict_type": "a table",
-    "list_type": "a list", "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
-    "float_type": "a number", "float_parsing": "a number", "finite_number": "a finite number",
-    "string_type": "a string", "bool_type": "true or false", "bool_parsing": "true or false",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+    "dict_type": "a table",
+    "list_type": "a list",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "finite_number": "a finite number",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
 }
 
 
@@ -230,7 +241,9 @@ def _check_semantics(cfg: SweepConfig) -> None:
         raise ConfigError(f"seeds: the seed {dup} appears twice; allowed: distinct seeds")
     dup = _duplicate(cfg.accumulate)
     if dup is not None:
-        raise ConfigError(f"accumulate: {dup!r} appears twice; allowed: each of {', '.join(runners.ACCUMULABLE)} at most once")
+        raise ConfigError(
+            f"accumulate: {dup!r} appears twice; allowed: each of {', '.join(runners.ACCUMULABLE)} at most once"
+        )
     try:
         kind = problems.get(cfg.problem.kind)
     except ParamError as e:
@@ -246,8 +259,9 @@ def _check_semantics(cfg: SweepConfig) -> None:
                 raise ConfigError(f"{where}: unknown parameter of {kind.name}; allowed: {', '.join(kind.params)}")
             vals = _check_values(where, k, kind.params[k], v)
             if section == "fixed" and len(vals) > 1:
-                raise ConfigError(f"{where}: a fixed parameter takes one value, got {len(vals)}; "
-                                  f"sweep it under problem.grid instead")
+                raise ConfigError(
+                    f"{where}: a fixed parameter takes one value, got {len(vals)}; sweep it under problem.grid instead"
+                )
             size *= len(vals)
     points = 0
     for i, o in enumerate(cfg.optimizers):
@@ -266,24 +280,35 @@ def _check_semantics(cfg: SweepConfig) -> None:
             opt_points *= len(_check_values(field, k, decl[k], v))
         points += opt_points
     if size * points > MAX_RUNS:
-        raise ConfigError(f"problem.grid: the sweep expands to {size * points:,} runs; allowed: at most "
-                          f"{MAX_RUNS:,} in one sweep (split it into several configs)")
+        raise ConfigError(
+            f"problem.grid: the sweep expands to {size * points:,} runs; allowed: at most "
+            f"{MAX_RUNS:,} in one sweep (split it into several configs)"
+        )
     labels = [o.key for o in cfg.optimizers]
     dup = _duplicate(labels)
     if dup is not None:
         i = len(labels) - 1 - labels[::-1].index(dup)
-        raise ConfigError(f"optimizers.{i}.label: the label {dup!r} is taken by another optimizer; "
-                          "allowed: a distinct 'label' for each optimizer")
+        raise ConfigError(
+            f"optimizers.{i}.label: the label {dup!r} is taken by another optimizer; "
+            "allowed: a distinct 'label' for each optimizer"
+        )
     if cfg.analysis.focus is not None and cfg.analysis.focus not in labels:
-        raise ConfigError(f"analysis.focus: {cfg.analysis.focus!r} is not one of the optimizers; allowed: {', '.join(labels)}")
+        raise ConfigError(
+            f"analysis.focus: {cfg.analysis.focus!r} is not one of the optimizers; allowed: {', '.join(labels)}"
+        )
     for ax in ("x", "y"):
         v = getattr(cfg.analysis, ax)
         if v is not None and v not in cfg.problem.grid:
-            raise ConfigError(f"analysis.{ax}: {v!r} is not a swept problem parameter; allowed: {', '.join(cfg.problem.grid) or '(none swept)'}")
+            raise ConfigError(
+                f"analysis.{ax}: {v!r} is not a swept problem parameter; allowed: "
+                f"{', '.join(cfg.problem.grid) or '(none swept)'}"
+            )
     if cfg.analysis.x is not None and cfg.analysis.x == cfg.analysis.y:
         others = [a for a in cfg.problem.grid if a != cfg.analysis.x]
-        raise ConfigError(f"analysis.y: {cfg.analysis.y!r} is also analysis.x; allowed: another swept parameter "
-                          f"({', '.join(others) or 'none: sweep a second parameter'})")
+        raise ConfigError(
+            f"analysis.y: {cfg.analysis.y!r} is also analysis.x; allowed: another swept parameter "
+            f"({', '.join(others) or 'none: sweep a second parameter'})"
+        )
 
 
 def _check_refine(cfg: SweepConfig) -> None:

@@ -10,6 +10,7 @@ optional dependency) and an optional ``session(**options)`` context manager that
 the executor needs (a cluster connection) and yields the options to run with; both run before
 anything is written, so an unreachable scheduler leaves the output directory untouched.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -57,8 +58,9 @@ class Executor:
 EXECUTORS = Registry("executor", "executor")  # name -> Executor
 
 
-def register(name: str, options: tuple[str, ...] = (), preflight: Callable | None = None,
-             session: Callable | None = None):
+def register(
+    name: str, options: tuple[str, ...] = (), preflight: Callable | None = None, session: Callable | None = None
+):
     def deco(fn):
         doc = (fn.__doc__ or "").strip().split("\n")[0]
         EXECUTORS.add(name, Executor(name, fn, tuple(options), preflight, session, doc))
@@ -74,8 +76,14 @@ def get(name: str) -> Executor:
 # --- the shared path of a finished job --------------------------------------------------------
 def progress_bar(jobs: list[JobSpec], progress: bool, desc: str):
     """A bar over runs (not jobs: jobs differ in size), with rate and ETA."""
-    return tqdm(total=sum(j.runs for j in jobs), unit="run", desc=desc, disable=not progress,
-                dynamic_ncols=True, file=sys.stderr)
+    return tqdm(
+        total=sum(j.runs for j in jobs),
+        unit="run",
+        desc=desc,
+        disable=not progress,
+        dynamic_ncols=True,
+        file=sys.stderr,
+    )
 
 
 def finish(store: Store, bar, outcome: JobOutcome) -> None:
@@ -96,8 +104,10 @@ def run_local(jobs: list[JobSpec], store: Store, progress: bool = True) -> None:
 
 
 # --- dask.distributed ---------------------------------------------------------------------------
-DASK_MISSING = ("executor: 'dask' needs the optional dask extra (dask.distributed); "
-                "install it with: pip install 'muonlab[dask]'  (in a checkout: pip install -e '.[dask]')")
+DASK_MISSING = (
+    "executor: 'dask' needs the optional dask extra (dask.distributed); "
+    "install it with: pip install 'muonlab[dask]'  (in a checkout: pip install -e '.[dask]')"
+)
 
 
 def _dask_preflight(scheduler: str | None = None, workers: int | None = None, client=None) -> None:
@@ -106,7 +116,9 @@ def _dask_preflight(scheduler: str | None = None, workers: int | None = None, cl
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ConfigError(f"workers: got {workers!r}; allowed: an integer >= 1")
     if workers is not None and (scheduler is not None or client is not None):
-        raise ConfigError("workers: only for a local cluster; a running scheduler has the workers started on its machines")
+        raise ConfigError(
+            "workers: only for a local cluster; a running scheduler has the workers started on its machines"
+        )
     if scheduler is not None and client is not None:
         raise ConfigError("scheduler: give a scheduler address or a client, not both")
     if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
@@ -143,16 +155,24 @@ def _dask_session(scheduler: str | None = None, workers: int | None = None, clie
             try:
                 client = stack.enter_context(Client(scheduler, timeout="20s"))
             except (OSError, TimeoutError, ValueError) as exc:
-                raise ConfigError(f"scheduler: cannot connect to {scheduler!r} ({type(exc).__name__}: {exc}); "
-                                  "is `dask scheduler` running there? (docs/distributed.md)") from None
+                raise ConfigError(
+                    f"scheduler: cannot connect to {scheduler!r} ({type(exc).__name__}: {exc}); "
+                    "is `dask scheduler` running there? (docs/distributed.md)"
+                ) from None
         else:
             client = stack.enter_context(Client(stack.enter_context(local_cluster(workers))))
         yield {"client": client}
 
 
 @register("dask", options=("scheduler", "workers", "client"), preflight=_dask_preflight, session=_dask_session)
-def run_dask(jobs: list[JobSpec], store: Store, progress: bool = True, scheduler: str | None = None,
-             workers: int | None = None, client=None) -> None:
+def run_dask(
+    jobs: list[JobSpec],
+    store: Store,
+    progress: bool = True,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    client=None,
+) -> None:
     """Run jobs on a dask.distributed cluster: a running scheduler (``scheduler`` address, or a
     ``client`` already connected), else a LocalCluster of ``workers`` single-threaded processes.
     Workers return outcomes; this process writes them. A worker that dies mid-job has its job
@@ -171,6 +191,8 @@ def run_dask(jobs: list[JobSpec], store: Store, progress: bool = True, scheduler
                 try:
                     outcome = fut.result()
                 except Exception as exc:  # noqa: BLE001  (e.g. KilledWorker: the job took workers down)
-                    outcome = JobOutcome.failure(spec, exc, detail=f"{type(exc).__name__} from the dask scheduler: {exc}")
+                    outcome = JobOutcome.failure(
+                        spec, exc, detail=f"{type(exc).__name__} from the dask scheduler: {exc}"
+                    )
                 finish(store, bar, outcome)
                 fut.release()

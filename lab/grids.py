@@ -1,6 +1,7 @@
 """Grid values in configs: a scalar, a list, {linspace = [a, b, n]} or {logspace = [a, b, n]}
 (base-10 exponents a..b). :data:`GridValue` validates one (with a one-line message saying what
 is allowed); ``expand`` turns any of them into a list of values."""
+
 from __future__ import annotations
 
 import math
@@ -11,8 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidat
 
 Scalar = Union[bool, int, float, str]
 MAX_POINTS = 10_000  # points on one axis of a grid
-ALLOWED = ("a value, a list of values, {linspace = [start, stop, count]} or "
-           "{logspace = [start exponent, stop exponent, count]}")
+ALLOWED = (
+    "a value, a list of values, {linspace = [start, stop, count]} or "
+    "{logspace = [start exponent, stop exponent, count]}"
+)
 
 
 class _Space(BaseModel):
@@ -52,7 +55,7 @@ def parse_grid_value(v: Any):
     if isinstance(v, dict):
         if len(v) != 1 or next(iter(v)) not in SPACES:
             raise ValueError(f"got a table with keys {', '.join(map(repr, v)) or '(none)'}; allowed: {ALLOWED}")
-        (kind, spec), = v.items()
+        ((kind, spec),) = v.items()
         what = "[start, stop, count]" if kind == "linspace" else "[start exponent, stop exponent, count]"
         if not isinstance(spec, (list, tuple)) or len(spec) != 3 or not all(_is_number(x) for x in spec):
             raise ValueError(f"{kind} takes three numbers {what}; got {spec!r}")

@@ -5,6 +5,7 @@ return its results as two tables (runs and curves), keyed by run id.
 raises for a failing job but returns a :class:`JobOutcome` carrying the error, so that one bad job
 is recorded as failed and the sweep goes on.
 """
+
 from __future__ import annotations
 
 import time
@@ -31,8 +32,16 @@ def execute(spec: JobSpec) -> dict[str, pd.DataFrame]:
     seeds = np.asarray(spec.seeds, np.int64)
     problem = problems.make(spec.problem, runs=spec.runs, seed=seeds, backend=backend, **spec.problem_params)
     opt = runners.make(spec.optimizer, **spec_hparams(spec))
-    res = runners.run(problem, opt, steps=spec.steps, seed=seeds, log_points=spec.log_points,
-                      divergence_factor=spec.divergence_factor, target=spec.target, accumulate=spec.accumulate)
+    res = runners.run(
+        problem,
+        opt,
+        steps=spec.steps,
+        seed=seeds,
+        log_points=spec.log_points,
+        divergence_factor=spec.divergence_factor,
+        target=spec.target,
+        accumulate=spec.accumulate,
+    )
     wall = time.perf_counter() - t0
     run_ids = np.asarray(spec.run_ids, np.int64)
     runs = pd.DataFrame({"run_id": run_ids, "status": res.status, "diverged_step": res.diverged_step})
@@ -64,9 +73,19 @@ def spectra_table(spec: JobSpec, spectra: dict) -> pd.DataFrame:
     for name, arr in spectra.items():
         a = np.asarray(arr, np.float64)[idx]
         k = a.shape[1]
-        frames.append(pd.DataFrame({"run_id": np.repeat(run_ids, k), "name": name, "index": np.tile(np.arange(k), len(idx)),
-                                    "value": a.reshape(-1)}))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run_id", "name", "index", "value"])
+        frames.append(
+            pd.DataFrame(
+                {
+                    "run_id": np.repeat(run_ids, k),
+                    "name": name,
+                    "index": np.tile(np.arange(k), len(idx)),
+                    "value": a.reshape(-1),
+                }
+            )
+        )
+    return (
+        pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run_id", "name", "index", "value"])
+    )
 
 
 @dataclass(frozen=True)

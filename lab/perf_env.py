@@ -14,6 +14,7 @@ records :func:`settings`. This module imports nothing but the standard library.
 
 ``MUONLAB_PERF_ENV=0`` turns both off (the benchmark's "before" runs use it).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -87,8 +88,13 @@ def configure(env=None) -> dict:
         return _SETTINGS
     env = os.environ if env is None else env
     if env.get(SWITCH, "1") == "0":
-        _SETTINGS = {"enabled": False, "openblas_coretype": {"value": env.get("OPENBLAS_CORETYPE"), "source": "environment"
-                                                               if "OPENBLAS_CORETYPE" in env else "unset"}}
+        _SETTINGS = {
+            "enabled": False,
+            "openblas_coretype": {
+                "value": env.get("OPENBLAS_CORETYPE"),
+                "source": "environment" if "OPENBLAS_CORETYPE" in env else "unset",
+            },
+        }
     else:
         _SETTINGS = {"enabled": True, "openblas_coretype": _coretype(env), "malloc": _malloc(env)}
     return _SETTINGS

@@ -1,5 +1,6 @@
 """The batching plan: group runs into vectorized jobs (one optimizer x one problem kind x one set
 of structural parameters), split into chunks whose working set fits a memory budget."""
+
 from __future__ import annotations
 
 import hashlib
@@ -74,12 +75,14 @@ def plan(cfg: SweepConfig, runs: pd.DataFrame, max_runs: int | None = None) -> l
     for opt in cfg.optimizers:
         hdecl = runners.hparams(opt.name)
         mine = runs[runs["optimizer"] == opt.key]
-        keys = [f"p_{k}" for k, p in pdecl.items() if not p.per_run] + [f"h_{k}" for k, p in hdecl.items() if not p.per_run]
+        keys = [f"p_{k}" for k, p in pdecl.items() if not p.per_run] + [
+            f"h_{k}" for k, p in hdecl.items() if not p.per_run
+        ]
         for _, group in mine.groupby(keys, sort=False, dropna=False) if keys else [(None, mine)]:
             structural = {k: _py(group[f"p_{k}"].iloc[0]) for k, p in pdecl.items()}
             size = chunk_size(cfg, structural) if max_runs is None else max_runs
             for start in range(0, len(group), size):
-                chunk = group.iloc[start:start + size]
+                chunk = group.iloc[start : start + size]
                 body = dict(
                     problem=cfg.problem.kind,
                     problem_params=_columns(chunk, "p_", pdecl),
@@ -129,10 +132,15 @@ def check_instances(cfg: SweepConfig, runs: pd.DataFrame, jobs: list[JobSpec]) -
         structural = {k: _py(group[f"p_{k}"].iloc[0]) for k, p in pdecl.items()}
         size = chunk_size(cfg, structural)
         for start in range(0, len(group), size):
-            chunk = group.iloc[start:start + size]
+            chunk = group.iloc[start : start + size]
             try:
-                problems.make(cfg.problem.kind, runs=len(chunk), seed=cfg.seeds[0], backend=backend,
-                              **_columns(chunk, "p_", pdecl))
+                problems.make(
+                    cfg.problem.kind,
+                    runs=len(chunk),
+                    seed=cfg.seeds[0],
+                    backend=backend,
+                    **_columns(chunk, "p_", pdecl),
+                )
             except ParamError as e:
                 raise _located(e, lambda name: _field(cfg, name)) from None
     index = {o.key: i for i, o in enumerate(cfg.optimizers)}
@@ -141,4 +149,6 @@ def check_instances(cfg: SweepConfig, runs: pd.DataFrame, jobs: list[JobSpec]) -
         try:
             runners.make(spec.optimizer, **spec_hparams(spec))
         except ParamError as e:
-            raise _located(e, lambda name: f"optimizers.{i}.lr" if name == "lr" else f"optimizers.{i}.hparams.{name}") from None
+            raise _located(
+                e, lambda name: f"optimizers.{i}.lr" if name == "lr" else f"optimizers.{i}.hparams.{name}"
+            ) from None

@@ -17,6 +17,7 @@ the rounds before it (read back from the part files), so a resumed sweep recompu
 rows and job keys and skips the jobs already done. Each round's rows are also written to
 ``refine_round_<k>.csv`` in the sweep directory (a record; runs.csv holds every run).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -64,7 +65,9 @@ def proposals(cfg: SweepConfig, table: pd.DataFrame, curves: pd.DataFrame | None
     methods = set(r.methods) if r.methods is not None else {o.key for o in cfg.optimizers}
     kinds = {o.key: o.name for o in cfg.optimizers}
     others = [c for c in hparam_columns(table) if c != "h_lr"]
-    by_point = table.assign(_pt=table[others].astype(object).fillna("<na>").apply(tuple, axis=1) if others else [()] * len(table))
+    by_point = table.assign(
+        _pt=table[others].astype(object).fillna("<na>").apply(tuple, axis=1) if others else [()] * len(table)
+    )
     groups = by_point.groupby(["cell_id", "optimizer", "_pt"], sort=False)
     rows = []
     for _, s in summary.iterrows():
@@ -89,8 +92,16 @@ def proposals(cfg: SweepConfig, table: pd.DataFrame, curves: pd.DataFrame | None
             v = float(f"{v:.12g}")
             if np.isclose(lrs, v, rtol=1e-9, atol=0).any() or not _lr_ok(kinds[s["optimizer"]], v):
                 continue
-            rows.append({"cell_id": int(s["cell_id"]), "optimizer": s["optimizer"], "lr": v, "why": why,
-                         "from_lr": lr, "template": template})
+            rows.append(
+                {
+                    "cell_id": int(s["cell_id"]),
+                    "optimizer": s["optimizer"],
+                    "lr": v,
+                    "why": why,
+                    "from_lr": lr,
+                    "template": template,
+                }
+            )
     return pd.DataFrame(rows, columns=["cell_id", "optimizer", "lr", "why", "from_lr", "template"])
 
 
@@ -116,11 +127,14 @@ def round_rows(cfg: SweepConfig, runs: pd.DataFrame, props: pd.DataFrame, k: int
 
 def round_jobs(cfg: SweepConfig, rows: pd.DataFrame, k: int) -> list[JobSpec]:
     """The plan of a round's rows, keys prefixed ``r<k>-`` (distinct from the base grid's)."""
-    return [dataclasses.replace(j, key=f"r{k:02d}-{j.key}", meta={**j.meta, "refine_round": k}) for j in plan(cfg, rows)]
+    return [
+        dataclasses.replace(j, key=f"r{k:02d}-{j.key}", meta={**j.meta, "refine_round": k}) for j in plan(cfg, rows)
+    ]
 
 
-def run_rounds(cfg: SweepConfig, runs: pd.DataFrame, keys: list[str], store: Store,
-               execute: Callable[[list[JobSpec], int], None]) -> dict:
+def run_rounds(
+    cfg: SweepConfig, runs: pd.DataFrame, keys: list[str], store: Store, execute: Callable[[list[JobSpec], int], None]
+) -> dict:
     """Refine after the base grid (every job of ``keys`` done). ``execute(jobs, k)`` runs the
     jobs of round ``k`` that are not done yet (the caller's executor and store). Returns
     ``{"runs", "keys", "complete", "rounds", "converged"}``: the run table of every run (with

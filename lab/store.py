@@ -1,6 +1,7 @@
 """The result store: one part file pair per finished job, written atomically (temp file +
 rename), a marker per failed job, a manifest, and the result grids assembled from the parts.
 A re-run skips finished jobs (and retries failed ones)."""
+
 from __future__ import annotations
 
 import json
@@ -46,7 +47,9 @@ class Store:
         try:
             return json.loads(self.manifest_path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ConfigError(f"out: {self.manifest_path} is not a readable manifest; use another --out directory") from None
+            raise ConfigError(
+                f"out: {self.manifest_path} is not a readable manifest; use another --out directory"
+            ) from None
 
     def write_manifest(self, manifest: dict) -> None:
         _atomic_write(self.manifest_path, lambda fh: json.dump(manifest, fh, indent=2, sort_keys=True, default=str))

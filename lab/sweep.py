@@ -1,5 +1,6 @@
 """Sweep expansion: a validated config -> the table of runs (one row per cell x optimizer x
 hyperparameter point x seed), with stable integer run ids in a fixed order."""
+
 from __future__ import annotations
 
 import itertools
@@ -37,10 +38,21 @@ def expand_runs(cfg: SweepConfig) -> pd.DataFrame:
             h = {f"h_{k}": v for k, v in hp.items()}
             for c in cell_rows:
                 for s in cfg.seeds:
-                    rows.append({**c, "optimizer": opt.key, "optimizer_kind": opt.name, "optimizer_family": family, **h, "seed": s})
+                    rows.append(
+                        {
+                            **c,
+                            "optimizer": opt.key,
+                            "optimizer_kind": opt.name,
+                            "optimizer_family": family,
+                            **h,
+                            "seed": s,
+                        }
+                    )
     df = pd.DataFrame(rows)
     df.insert(0, "run_id", range(len(df)))
     df.insert(2, "problem", cfg.problem.kind)
     hcols = list(dict.fromkeys(f"h_{k}" for opt in cfg.optimizers for k in grids[opt.key]))
     pcols = [c for c in df.columns if c.startswith("p_")]
-    return df[["run_id", "cell_id", "problem", *pcols, "optimizer", "optimizer_kind", "optimizer_family", *hcols, "seed"]]
+    return df[
+        ["run_id", "cell_id", "problem", *pcols, "optimizer", "optimizer_kind", "optimizer_family", *hcols, "seed"]
+    ]

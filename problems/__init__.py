@@ -1,6 +1,7 @@
 """Batched synthetic problems with known ground truth. ``problems.make(name, ...)``; kinds in
 ``problems.REGISTRY``. Pure array code on the backend's ``xp``: never imports the lab's
 orchestration layer, pandas or matplotlib."""
+
 from .base import Problem
 from .params import Param, ParamError
 from .registry import REGISTRY, get, make, register

@@ -17,6 +17,7 @@ minimizer exists, so ``optimum()`` returns a NaN X* and the distance metric is u
 Hessian bound: the softmax-CE Hessian of one column is diag(s) - s s^T with eigenvalues <= 1/2,
 so f is L-smooth in Frobenius norm with L <= p_1 / 2 (reported as ``L``, an upper bound).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,7 +36,9 @@ class AssocMemory(Problem):
     PARAMS = {
         "items": Param(32, int, per_run=False, low=2, doc="number of stored items N (W is N x N)"),
         "alpha": Param(1.0, float, low=0.0, doc="frequency exponent: p_i ~ i^-alpha"),
-        "log_modes": Param(0, int, per_run=False, low=0, doc="log the retrieval error of this many items (log-spaced) as mode_err_<j>"),
+        "log_modes": Param(
+            0, int, per_run=False, low=0, doc="log the retrieval error of this many items (log-spaced) as mode_err_<j>"
+        ),
         **noise_params(minibatch=False),
     }
 

@@ -4,6 +4,7 @@ The ground floor of the house: this module imports only NumPy (and CuPy, here an
 so every package above it (``problems``, ``runners``, ``lab``) may import it without pulling in
 configs, pandas or plotting (docs/design.md).
 """
+
 from __future__ import annotations
 
 import threading

@@ -4,6 +4,7 @@
 Besides the contract, the base class carries what every generator shares: the oracle-noise layer
 (:mod:`problems.noise`), host-side instance generation keyed by seed, and finiteness checks of
 generated data."""
+
 from __future__ import annotations
 
 import zlib

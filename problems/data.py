@@ -1,5 +1,6 @@
 """Shared pieces of the problems with a data model (teacher-student regression): the label-noise
 calibration of ``noise = minibatch`` and the minibatch regression gradient."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -37,6 +37,7 @@ paper's own kink convention could not be read (its full text was not in the lab'
 corpora; only abstracts and summaries were): the adversarial rule above is derived from this
 instance's structure, not copied from the construction.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -58,13 +59,20 @@ class DiagonalAbs(Problem):
     PARAMS = {
         "m": Param(16, int, per_run=False, low=1, doc="rows of X"),
         "n": Param(16, int, per_run=False, low=1, doc="columns of X"),
-        "coupled": Param(False, bool, per_run=False, doc="pair the diagonal entries (rows (1, -1) and (eps, eps) of A)"),
+        "coupled": Param(
+            False, bool, per_run=False, doc="pair the diagonal entries (rows (1, -1) and (eps, eps) of A)"
+        ),
         "eps": Param(0.05, float, low=0.0, high=1.0, low_open=True, doc="weight of the pair-sum term when coupled"),
         "offdiag": Param(0.0, float, low=0.0, doc="lam: weight of sum_{i != j} |X_ij|"),
         "dist": Param(1.0, float, low=0.0, low_open=True, doc="||X*||_F = ||d*||_2"),
         "init_scale": Param(0.0, float, low=0.0, doc="X0 = init_scale G / sqrt(m n) (0: X0 = 0, diagonal)"),
-        "kink": Param("adversarial", str, per_run=False, choices=KINKS,
-                      doc="subgradient of |r| at an exact kink r = 0: adversarial (+1) or zero (sign(0) = 0)"),
+        "kink": Param(
+            "adversarial",
+            str,
+            per_run=False,
+            choices=KINKS,
+            doc="subgradient of |r| at an exact kink r = 0: adversarial (+1) or zero (sign(0) = 0)",
+        ),
     }
 
     EXAMPLES = (
@@ -155,7 +163,7 @@ class DiagonalAbs(Problem):
         d, k = self.dstar_host, self.k
         if not self.params["coupled"] or k < 2:
             return np.zeros(self.runs)
-        pairs = d[:, 0:k - 1:2] + d[:, 1:k:2]
+        pairs = d[:, 0 : k - 1 : 2] + d[:, 1:k:2]
         return self.p("eps") * np.abs(pairs).sum(axis=1)
 
     @classmethod

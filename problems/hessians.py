@@ -13,12 +13,12 @@ backend (for ``apply``); one function computes the action for both, so the math 
 - :class:`BlockH`: (1 - c) blockdiag_b(A_b D_b C_b) + c A_g D C_g + mu D over a grid of tiles.
 - :class:`DenseH`: any of the above formed as an explicit mn x mn matrix.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-from .linalg import (dense_matrix, lstar_kronecker, nuclear, polar_ascent, rect_eye,
-                     schur_lstar_upper, top_eigvec)
+from .linalg import dense_matrix, lstar_kronecker, nuclear, polar_ascent, rect_eye, schur_lstar_upper, top_eigvec
 
 # float64 work at construction: ascent restarts, seeded so that constants are deterministic
 N_RANDOM_STARTS = 4
@@ -134,6 +134,7 @@ def factored_truth(wt: np.ndarray, kron=None) -> dict:
 
         def ap(d, wb=wb):
             return wb * d
+
         i, j = np.unravel_index(np.argmax(wb), wb.shape)
         e = np.zeros((m, n))
         e[i, j] = 1.0
@@ -211,6 +212,7 @@ class EigH(Operator):
         def ap(d):
             K = d.shape[0]
             return eig_apply(np, d, np.broadcast_to(u, (K, *u.shape)), np.broadcast_to(lam, (K, lam.shape[0])), mu)
+
         return ap
 
     def eigenvalues(self):
@@ -285,8 +287,18 @@ class BlockH(Operator):
 
     def apply(self, d):
         h = self.dev
-        return block_apply(self.xp, d, h["a_blk"], h["c_blk"], h["a_glob"], h["c_glob"], self.coupling, self.mu,
-                           self.grid, self.with_glob)
+        return block_apply(
+            self.xp,
+            d,
+            h["a_blk"],
+            h["c_blk"],
+            h["a_glob"],
+            h["c_glob"],
+            self.coupling,
+            self.mu,
+            self.grid,
+            self.with_glob,
+        )
 
     def apply_host(self, b):
         h = {k: v[b] for k, v in self.host.items()}
@@ -326,8 +338,11 @@ class BlockH(Operator):
         B = len(self.mu_host)
         mn = self.m * self.n
         ea, ec, ga, gc = self.eigs
-        trace = ((1 - self.coupling_host) * (ea.sum(axis=2) * ec.sum(axis=2)).sum(axis=1)
-                 + self.coupling_host * ga.sum(axis=1) * gc.sum(axis=1) + mn * self.mu_host)
+        trace = (
+            (1 - self.coupling_host) * (ea.sum(axis=2) * ec.sum(axis=2)).sum(axis=1)
+            + self.coupling_host * ga.sum(axis=1) * gc.sum(axis=1)
+            + mn * self.mu_host
+        )
         groups = _unique_rows(self.coupling_host[:, None], self.mu_host[:, None], *self.host.values())
         lmax, lmin = np.empty(B), np.empty(B)
         for b, idx in groups:

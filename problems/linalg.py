@@ -19,6 +19,7 @@ dual, the nuclear norm. For a PSD Hessian operator H on m x n matrices, with p =
 (a partial isometry) and ``polar_ascent`` climbs it monotonically: D <- polar(H[D]) maximizes the
 linearization <H[D], .> over the ball (a conditional-gradient / power step).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -45,15 +46,20 @@ def power_law(size: int, alpha, kappa=0.0, count=None, names=("alpha", "kappa"))
         raise ParamError(f"{kn}: got {kappa[bad][0]:g}; allowed: 0 (pure power law) or a condition number >= 1")
     bad = (kappa > 1) & (alpha == 0)
     if bad.any():
-        raise ParamError(f"{kn}: got {kappa[bad][0]:g} with {an} = 0 (a flat spectrum has condition number 1); use {an} > 0 or {kn} = 0")
+        raise ParamError(
+            f"{kn}: got {kappa[bad][0]:g} with {an} = 0 (a flat spectrum has condition number 1); use {an} > 0 or "
+            f"{kn} = 0"
+        )
     j = np.arange(size, dtype=np.float64)[None, :]  # j - 1
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         safe_a = np.where(alpha > 0, alpha, 1.0)
         c = np.where(kappa > 0, np.expm1(np.log(np.maximum(kappa, 1.0)) / safe_a) / np.maximum(count - 1, 1), 1.0)
     if not np.all(np.isfinite(c)):
         b = int(np.argmax(~np.isfinite(c)))
-        raise ParamError(f"{kn}: {kn}^(1/{an}) overflows for {kn} = {kappa[b]:g}, {an} = {alpha[b]:g}; "
-                         f"use a larger {an} or a smaller {kn}")
+        raise ParamError(
+            f"{kn}: {kn}^(1/{an}) overflows for {kn} = {kappa[b]:g}, {an} = {alpha[b]:g}; "
+            f"use a larger {an} or a smaller {kn}"
+        )
     lam = np.exp(-alpha[:, None] * np.log1p(c[:, None] * j))
     lam = np.where(j < count[:, None], lam, 0.0)
     check_finite(an, lam)
@@ -65,12 +71,17 @@ def check_finite(name: str, arr, dtype=None) -> None:
     to ``dtype`` (e.g. an overflow to inf in float32)."""
     arr = np.asarray(arr)
     if not np.all(np.isfinite(arr)):
-        raise ParamError(f"{name}: the generated data is not finite (NaN or inf) for this value; choose a smaller magnitude")
+        raise ParamError(
+            f"{name}: the generated data is not finite (NaN or inf) for this value; choose a smaller magnitude"
+        )
     if dtype is not None:
         with np.errstate(over="ignore"):
             cast = arr.astype(dtype)
         if not np.all(np.isfinite(cast)):
-            raise ParamError(f"{name}: the generated data overflows {np.dtype(dtype).name}; choose a smaller magnitude or dtype float64")
+            raise ParamError(
+                f"{name}: the generated data overflows {np.dtype(dtype).name}; choose a smaller magnitude or dtype "
+                "float64"
+            )
 
 
 # --- random bases -----------------------------------------------------------------------------
@@ -128,8 +139,9 @@ def top_eigvec(apply, m: int, n: int, rng: np.random.Generator, iters: int = 60)
     return d[0]
 
 
-def polar_ascent(apply, m: int, n: int, starts: np.ndarray, iters: int = 100, polish: int = 4000, keep: int = 2,
-                 rtol: float = 1e-14):
+def polar_ascent(
+    apply, m: int, n: int, starts: np.ndarray, iters: int = 100, polish: int = 4000, keep: int = 2, rtol: float = 1e-14
+):
     """Certified lower bound on L_* = sup_{||D||_op <= 1} ||H[D]||_* for a PSD operator H.
 
     From each start D_0 (K starts stacked, (K, m, n)), iterate D <- polar(H[D]): the objective

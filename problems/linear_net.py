@@ -29,6 +29,7 @@ Oracle: as in :mod:`problems.power_law_lsq` (``minibatch`` with label noise rais
 label part of the oracle's variance at the optimum is sigma^2; ``gaussian``/``student_t``
 additive over both layers with total E||zeta||^2 = sigma^2).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -50,8 +51,9 @@ def hvp(xp, w1, w2, d, s, v1, v2):
     d(grad_W2) = dD S W1^T + D S V1^T, dD = V2 W1 + W2 V1."""
     dd = xp.matmul(v2, w1) + xp.matmul(w2, v1)
     ds, dds = d * s, dd * s
-    return xp.matmul(v2.swapaxes(-1, -2), ds) + xp.matmul(w2.swapaxes(-1, -2), dds), \
-        xp.matmul(dds, w1.swapaxes(-1, -2)) + xp.matmul(ds, v1.swapaxes(-1, -2))
+    return xp.matmul(v2.swapaxes(-1, -2), ds) + xp.matmul(w2.swapaxes(-1, -2), dds), xp.matmul(
+        dds, w1.swapaxes(-1, -2)
+    ) + xp.matmul(ds, v1.swapaxes(-1, -2))
 
 
 @register("linear_net")
@@ -66,7 +68,9 @@ class LinearNet(Problem):
         "beta": Param(1.0, float, low=0.0, doc="teacher singular values k^-beta"),
         "teacher_rank": Param(0, int, low=0, doc="rank of M*; 0 = min(m, n)"),
         "init_scale": Param(0.5, float, low=0.0, low_open=True, doc="init: entries N(0, init_scale^2 / fan_in)"),
-        "batch_size": Param(0, int, per_run=False, low=0, doc="samples per oracle call; 0 = exact (population) gradient"),
+        "batch_size": Param(
+            0, int, per_run=False, low=0, doc="samples per oracle call; 0 = exact (population) gradient"
+        ),
         "label_noise": Param(0.0, float, low=0.0, doc="teacher's label noise: E||eps||^2 = label_noise^2"),
         **noise_params(minibatch=True),
     }
@@ -115,7 +119,7 @@ class LinearNet(Problem):
         # W1* carries S^(-1/2): a steep input spectrum can overflow the dtype
         self.xstar_host = (self.finite("alpha", w1s), self.finite("beta", w2s))
         self.pstar_host = w2s @ w1s
-        self.realizable = (r <= h)
+        self.realizable = r <= h
         self.rank_pstar = np.minimum(r, h)
         bk = backend
         self.mstar = bk.asarray(mstar)
@@ -127,7 +131,9 @@ class LinearNet(Problem):
         self.batched = self.batch > 0
         self.trace_s = self.lam.sum(axis=1)
         self.per_sample = self._label_trace(w1s, w2s)
-        self.label_var = label_variance(self.noise_kind, self.p("label_noise"), self.p("sigma"), self.batch, self.per_sample)
+        self.label_var = label_variance(
+            self.noise_kind, self.p("label_noise"), self.p("sigma"), self.batch, self.per_sample
+        )
         self.fstar = self.excess + 0.5 * self.label_var
         if self.batched:
             self.sqrt_s = bk.asarray(sq[:, None, :])
@@ -147,13 +153,17 @@ class LinearNet(Problem):
         S = s[:, None, :]
 
         def quartic(a, c):  # E[x^T a x x^T c x] with diagonal S
-            return (np.einsum("bii,bi->b", a, s) * np.einsum("bii,bi->b", c, s)
-                    + 2 * np.einsum("bij,bj,bji,bi->b", a, s, c, s))
+            return np.einsum("bii,bi->b", a, s) * np.einsum("bii,bi->b", c, s) + 2 * np.einsum(
+                "bij,bj,bji,bi->b", a, s, c, s
+            )
+
         dtd = d.transpose(0, 2, 1) @ d
         g_mean = d * S  # E[(D x) x^T] = D S
         v2 = quartic(dtd, w1.transpose(0, 2, 1) @ w1) - ((g_mean @ w1.transpose(0, 2, 1)) ** 2).sum(axis=(1, 2))
         wd = d.transpose(0, 2, 1) @ w2 @ w2.transpose(0, 2, 1) @ d
-        v1 = quartic(wd, np.broadcast_to(np.eye(self.n), wd.shape)) - ((w2.transpose(0, 2, 1) @ g_mean) ** 2).sum(axis=(1, 2))
+        v1 = quartic(wd, np.broadcast_to(np.eye(self.n), wd.shape)) - ((w2.transpose(0, 2, 1) @ g_mean) ** 2).sum(
+            axis=(1, 2)
+        )
         return v1 + v2
 
     # --- the contract -------------------------------------------------------------------------
@@ -203,9 +213,10 @@ class LinearNet(Problem):
 
         def ap(v):
             v = np.atleast_2d(v)
-            v1, v2 = v[:, :h * n].reshape(-1, h, n), v[:, h * n:].reshape(-1, m, h)
+            v1, v2 = v[:, : h * n].reshape(-1, h, n), v[:, h * n :].reshape(-1, m, h)
             a1, a2 = hvp(np, w1, w2, d, s, v1, v2)
             return np.concatenate([a1.reshape(len(v), -1), a2.reshape(len(v), -1)], axis=1)
+
         return ap
 
     def constants(self):
@@ -229,26 +240,46 @@ class LinearNet(Problem):
                 L[idx] = eigsh(op, k=1, which="LA", tol=1e-10, return_eigenvectors=False)[0]
                 r = self.rank_pstar[idx]
                 rank[idx] = np.where(self.realizable[idx], r * (self.m + self.n - r), np.nan)
-        trace = self.m * (w1s * w1s * self.lam[:, None, :]).sum(axis=(1, 2)) + (w2s * w2s).sum(axis=(1, 2)) * self.trace_s
+        trace = (
+            self.m * (w1s * w1s * self.lam[:, None, :]).sum(axis=(1, 2)) + (w2s * w2s).sum(axis=(1, 2)) * self.trace_s
+        )
         w10, w20 = self.x0_host
         d0 = w20 @ w10 - self.mstar_host
         nan = np.full(B, np.nan)
         dstar = self.pstar_host - self.mstar_host
         out = {
-            "L": L, "L_star": nan, "L_star_low": nan.copy(), "L_star_high": nan.copy(), "L_star_exact": np.zeros(B),
-            "mu": np.zeros(B), "mu_sc": np.zeros(B), "hessian_rank": rank, "eff_rank": trace / L,
+            "L": L,
+            "L_star": nan,
+            "L_star_low": nan.copy(),
+            "L_star_high": nan.copy(),
+            "L_star_exact": np.zeros(B),
+            "mu": np.zeros(B),
+            "mu_sc": np.zeros(B),
+            "hessian_rank": rank,
+            "eff_rank": trace / L,
             "f_star": self.fstar.copy(),
             "gap0": 0.5 * (d0 * d0 * self.lam[:, None, :]).sum(axis=(1, 2)) - self.excess,
             "dist0_fro": np.sqrt(sum(((a - b) ** 2).sum(axis=(1, 2)) for a, b in zip(self.x0_host, self.xstar_host))),
             "dist0_op": np.maximum(op_norm(w10 - w1s), op_norm(w20 - w2s)),
             "prod_dist0_fro": np.linalg.norm(w20 @ w10 - self.pstar_host, axis=(1, 2)),
-            "noise_var_opt": noise_var_at_opt(self.label_var, self.p("sigma"), self.noise_kind, np.full(B, self.batch),
-                                              self.per_sample, self._model_var(w1s, w2s, dstar)),
+            "noise_var_opt": noise_var_at_opt(
+                self.label_var,
+                self.p("sigma"),
+                self.noise_kind,
+                np.full(B, self.batch),
+                self.per_sample,
+                self._model_var(w1s, w2s, dstar),
+            ),
         }
         self._constants = out
         return {k: v.copy() for k, v in out.items()}
 
     @classmethod
     def run_bytes(cls, params, itemsize):
-        m, n, h, b = params.get("m", 16), params.get("n", 16), params.get("hidden", 16), max(params.get("batch_size", 0), 1)
+        m, n, h, b = (
+            params.get("m", 16),
+            params.get("n", 16),
+            params.get("hidden", 16),
+            max(params.get("batch_size", 0), 1),
+        )
         return itemsize * (16 * h * (m + n) + 6 * m * n + 4 * b * (m + n))

@@ -20,6 +20,7 @@ Additive noise composes with minibatches: on a data problem with ``batch_size >=
 A draw xi holds the realized zeta, so evaluating the same xi at two points adds the same noise
 to both gradients (what STORM/MVR-type methods need, Cutkosky & Orabona 2019; PAPERS.md).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,24 +35,44 @@ def noise_params(minibatch: bool = False) -> dict[str, Param]:
     """The noise parameters a problem declares (``minibatch`` only where it has a data model)."""
     kinds = NOISE_KINDS if minibatch else tuple(k for k in NOISE_KINDS if k != "minibatch")
     return {
-        "noise": Param("none", str, per_run=False, choices=kinds,
-                       doc="oracle noise: none (exact gradient), gaussian, student_t (additive), minibatch (data problems)"),
-        "sigma": Param(0.0, float, low=0.0,
-                       doc="std of the stochastic gradient in Frobenius norm, E||g - grad f||_F^2 = sigma^2 (at the optimum for minibatch noise)"),
-        "df": Param(5, int, per_run=False, low=3, doc="Student-t degrees of freedom (noise = 'student_t'); >= 3 for a finite variance"),
+        "noise": Param(
+            "none",
+            str,
+            per_run=False,
+            choices=kinds,
+            doc="oracle noise: none (exact gradient), gaussian, student_t (additive), minibatch (data problems)",
+        ),
+        "sigma": Param(
+            0.0,
+            float,
+            low=0.0,
+            doc="std of the stochastic gradient in Frobenius norm, E||g - grad f||_F^2 = sigma^2 "
+            "(at the optimum for minibatch noise)",
+        ),
+        "df": Param(
+            5,
+            int,
+            per_run=False,
+            low=3,
+            doc="Student-t degrees of freedom (noise = 'student_t'); >= 3 for a finite variance",
+        ),
     }
 
 
 def check_noise_combination(kind: str, sigma: np.ndarray, batch_size: np.ndarray | None) -> None:
     """Errors (naming the parameter) for combinations that have no meaning."""
     if kind == "none" and np.any(sigma > 0):
-        raise ParamError(f"sigma: got {float(sigma.max()):g} with noise = 'none' (the exact gradient); "
-                         "set noise = 'gaussian', 'student_t' or 'minibatch', or sigma = 0")
+        raise ParamError(
+            f"sigma: got {float(sigma.max()):g} with noise = 'none' (the exact gradient); "
+            "set noise = 'gaussian', 'student_t' or 'minibatch', or sigma = 0"
+        )
     if batch_size is None:
         return
     if kind == "none" and np.any(batch_size > 0):
-        raise ParamError(f"batch_size: got {int(batch_size.max())} with noise = 'none' (the exact gradient); "
-                         "use noise = 'minibatch' for minibatch gradients, or batch_size = 0")
+        raise ParamError(
+            f"batch_size: got {int(batch_size.max())} with noise = 'none' (the exact gradient); "
+            "use noise = 'minibatch' for minibatch gradients, or batch_size = 0"
+        )
     if kind == "minibatch" and np.any(batch_size < 1):
         raise ParamError("batch_size: noise = 'minibatch' needs batch_size >= 1 in every run, got 0")
 
@@ -81,6 +102,6 @@ class AdditiveNoise:
         z = z * self.scale
         out, off = [], 0
         for m, n in self.shapes:
-            out.append(z[:, off:off + m * n].reshape(z.shape[0], m, n))
+            out.append(z[:, off : off + m * n].reshape(z.shape[0], m, n))
             off += m * n
         return tuple(out)

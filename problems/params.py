@@ -3,6 +3,7 @@ value may differ between the runs of one batch (``per_run``) or fixes the job's 
 (structural: one value per job). The lab's config validation and the plan read these declarations;
 the generators and optimizers use :func:`Param.check` on what they are given.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,7 +30,9 @@ class Param:
     def allowed(self) -> str:
         if self.choices is not None:
             return "one of " + ", ".join(repr(c) for c in self.choices)
-        kind = {float: "a number", int: "an integer", bool: "true or false", str: "a string"}.get(self.type, str(self.type))
+        kind = {float: "a number", int: "an integer", bool: "true or false", str: "a string"}.get(
+            self.type, str(self.type)
+        )
         lo = "" if self.low is None else (f" > {self.low:g}" if self.low_open else f" >= {self.low:g}")
         hi = "" if self.high is None else f" <= {self.high:g}"
         both = " and".join(p for p in (lo, hi) if p)
@@ -71,7 +74,9 @@ class Param:
         if isinstance(value, (list, tuple, np.ndarray)):
             arr = np.asarray(value, dtype=object).reshape(-1)
             if not self.per_run and len(set(arr.tolist())) > 1:
-                raise ParamError(f"{name}: fixes the job's shapes or code path, so it must be one value per batch, got several")
+                raise ParamError(
+                    f"{name}: fixes the job's shapes or code path, so it must be one value per batch, got several"
+                )
             if runs is not None and arr.shape[0] != runs:
                 raise ParamError(f"{name}: per-run values must have length runs={runs}, got {arr.shape[0]}")
             vals = [self._check_one(name, v) for v in arr.tolist()]

@@ -18,6 +18,7 @@ reported as mu_sc; L_* = (2 + 2a) min(m, n) exactly (attained at X* with D = I, 
 L_* <= min(m, n) L always). Entries of X* are Gaussian with RMS ``radius`` so that Z's entries
 reach the nonconvex region (|z| ~ 1); runs start at X0 = 0.
 """
+
 from __future__ import annotations
 
 import functools
@@ -62,8 +63,12 @@ class PLSine(Problem):
         "m": Param(16, int, per_run=False, low=1, doc="rows of X"),
         "n": Param(16, int, per_run=False, low=1, doc="columns of X"),
         "amplitude": Param(3.0, float, low=0.0, high=4.0, doc="a in phi(z) = z^2 + a sin^2 z (nonconvex for a > 1)"),
-        "basis": Param("rotated", str, per_run=False, choices=("aligned", "rotated"), doc="P = Q = I, or Haar-random P, Q"),
-        "radius": Param(2.0, float, low=0.0, low_open=True, doc="RMS of the entries of X* (distance scale of the start)"),
+        "basis": Param(
+            "rotated", str, per_run=False, choices=("aligned", "rotated"), doc="P = Q = I, or Haar-random P, Q"
+        ),
+        "radius": Param(
+            2.0, float, low=0.0, low_open=True, doc="RMS of the entries of X* (distance scale of the start)"
+        ),
         **noise_params(minibatch=False),
     }
 
@@ -124,11 +129,18 @@ class PLSine(Problem):
         mn, p = self.m * self.n, min(self.m, self.n)
         L = 2 + 2 * a
         return {
-            "L": L, "L_star": p * L, "L_star_low": p * L, "L_star_high": p * L, "L_star_exact": np.ones(self.runs),
-            "mu": np.array([pl_constant(float(v)) for v in a]), "mu_sc": 2 - 2 * a,
-            "hessian_rank": np.full(self.runs, float(mn)), "eff_rank": np.full(self.runs, float(mn)),
+            "L": L,
+            "L_star": p * L,
+            "L_star_low": p * L,
+            "L_star_high": p * L,
+            "L_star_exact": np.ones(self.runs),
+            "mu": np.array([pl_constant(float(v)) for v in a]),
+            "mu_sc": 2 - 2 * a,
+            "hessian_rank": np.full(self.runs, float(mn)),
+            "eff_rank": np.full(self.runs, float(mn)),
             "f_star": np.zeros(self.runs),
-            "dist0_fro": np.linalg.norm(self.xstar_host, axis=(1, 2)), "dist0_op": op_norm(self.xstar_host),
+            "dist0_fro": np.linalg.norm(self.xstar_host, axis=(1, 2)),
+            "dist0_op": op_norm(self.xstar_host),
             "noise_var_opt": self.p("sigma") ** 2,
         }
 

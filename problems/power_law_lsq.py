@@ -19,6 +19,7 @@ the minibatch gradient at X* is -(1/b) sum_i eps_i x_i^T with E||.||_F^2 = s^2 t
 ``sigma`` is the oracle's std at the optimum. ``gaussian``/``student_t`` add noise of std sigma to
 the exact gradient (``batch_size = 0``) or to the minibatch gradient (label noise label_noise).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,8 +47,13 @@ class PowerLawLSQ(Problem):
         "batch_size": Param(0, int, low=0, doc="minibatch size of the oracle; 0 = exact (population) gradient"),
         "label_noise": Param(0.0, float, low=0.0, doc="teacher's label noise: E||eps||^2 = label_noise^2"),
         "rotate": Param(False, bool, per_run=False, doc="random orthonormal eigenbasis instead of the identity"),
-        "log_modes": Param(0, int, per_run=False, low=0,
-                           doc="log the error of this many eigen-directions (log-spaced j) as mode_err_<j> curves"),
+        "log_modes": Param(
+            0,
+            int,
+            per_run=False,
+            low=0,
+            doc="log the error of this many eigen-directions (log-spaced j) as mode_err_<j> curves",
+        ),
         **noise_params(minibatch=True),
     }
 
@@ -136,11 +142,15 @@ class PowerLawLSQ(Problem):
 
     def constants(self):
         B, m = self.runs, self.m
-        out = factored_truth(np.broadcast_to(self.eigs[:, None, :], (B, m, self.n)), kron=(np.ones((B, m)), self.eigs, 0.0))
+        out = factored_truth(
+            np.broadcast_to(self.eigs[:, None, :], (B, m, self.n)), kron=(np.ones((B, m)), self.eigs, 0.0)
+        )
         out["f_star"] = self.fstar.copy()
         out["dist0_fro"] = np.linalg.norm(self.xstar_host, axis=(1, 2))
         out["dist0_op"] = op_norm(self.xstar_host)
-        out["noise_var_opt"] = noise_var_at_opt(self.label_var, self.p("sigma"), self.noise_kind, self.batch, self.trace)
+        out["noise_var_opt"] = noise_var_at_opt(
+            self.label_var, self.p("sigma"), self.noise_kind, self.batch, self.trace
+        )
         return out
 
     def extra_metrics(self, params):

@@ -26,6 +26,7 @@ Muon gains when L_* is far below min(m, n) L (low-rank, approximately block-diag
 X* is Gaussian with ||X*||_F = 1, projected onto range(H) when H is singular (so X* is the
 minimizer nearest X0 = 0); the runs start at X0 = 0.
 """
+
 from __future__ import annotations
 
 import math
@@ -67,21 +68,42 @@ class Quadratic(Problem):
     PARAMS = {
         "m": Param(16, int, per_run=False, low=1, doc="rows of X"),
         "n": Param(16, int, per_run=False, low=1, doc="columns of X"),
-        "hessian": Param("kronecker", str, per_run=False, choices=("kronecker", "low_rank", "block", "dense"),
-                         doc="Hessian structure"),
-        "basis": Param("rotated", str, per_run=False, choices=("aligned", "rotated", "random"),
-                       doc="eigenbasis: aligned (H diagonal in the entries), rotated (rank-one eigen-matrices "
-                           "in random bases), random (Haar in vec-space; low_rank and dense only)"),
+        "hessian": Param(
+            "kronecker",
+            str,
+            per_run=False,
+            choices=("kronecker", "low_rank", "block", "dense"),
+            doc="Hessian structure",
+        ),
+        "basis": Param(
+            "rotated",
+            str,
+            per_run=False,
+            choices=("aligned", "rotated", "random"),
+            doc="eigenbasis: aligned (H diagonal in the entries), rotated (rank-one eigen-matrices "
+            "in random bases), random (Haar in vec-space; low_rank and dense only)",
+        ),
         "alpha": Param(1.0, float, low=0.0, doc="power-law exponent of the spectrum (left factor for kronecker/block)"),
         "alpha_right": Param(1.0, float, low=0.0, doc="exponent of the right factor's spectrum (kronecker/block)"),
-        "kappa": Param(0.0, float, low=0.0, doc="condition number of the spectrum (left factor); 0 = pure power law j^-alpha"),
-        "kappa_right": Param(0.0, float, low=0.0, doc="condition number of the right factor (kronecker/block); 0 = pure power law"),
+        "kappa": Param(
+            0.0, float, low=0.0, doc="condition number of the spectrum (left factor); 0 = pure power law j^-alpha"
+        ),
+        "kappa_right": Param(
+            0.0, float, low=0.0, doc="condition number of the right factor (kronecker/block); 0 = pure power law"
+        ),
         "rank": Param(0, int, low=0, doc="Hessian rank r (low_rank/dense); 0 = full rank m*n"),
         "mu": Param(0.0, float, low=0.0, doc="ridge: H + mu I"),
         "blocks": Param(4, int, per_run=False, low=1, doc="number of diagonal blocks (block)"),
-        "layout": Param("rows", str, per_run=False, choices=("rows", "cols", "tiles"),
-                        doc="blocks of consecutive rows, of columns, or a sqrt(k) x sqrt(k) grid of tiles (block)"),
-        "coupling": Param(0.0, float, low=0.0, high=1.0, doc="off-block coupling in [0, 1]; 0 = exactly block-diagonal (block)"),
+        "layout": Param(
+            "rows",
+            str,
+            per_run=False,
+            choices=("rows", "cols", "tiles"),
+            doc="blocks of consecutive rows, of columns, or a sqrt(k) x sqrt(k) grid of tiles (block)",
+        ),
+        "coupling": Param(
+            0.0, float, low=0.0, high=1.0, doc="off-block coupling in [0, 1]; 0 = exactly block-diagonal (block)"
+        ),
         "f_star": Param(0.0, float, doc="optimal value f*"),
         **noise_params(minibatch=False),
     }
@@ -106,7 +128,9 @@ class Quadratic(Problem):
         build, uses, bases = HESSIANS.get(name)
         self.unused(f"hessian = {name!r}", *(k for k in VARIANT_PARAMS if k not in uses))
         if self.params["basis"] not in bases:
-            raise ParamError(f"basis: got {self.params['basis']!r} with hessian = {name!r}; allowed: {', '.join(bases)}")
+            raise ParamError(
+                f"basis: got {self.params['basis']!r} with hessian = {name!r}; allowed: {', '.join(bases)}"
+            )
         self.op = build(self)
         # target: Gaussian, projected onto range(H), unit Frobenius norm
         g = np.empty((self.runs, m, n))
@@ -221,8 +245,10 @@ def _low_rank(pb: Quadratic):
 def _dense(pb: Quadratic):
     mn = pb.m * pb.n
     if mn > DenseH.MAX_ENTRIES:
-        raise ParamError(f"hessian: 'dense' forms an explicit (m*n) x (m*n) matrix and allows m*n <= {DenseH.MAX_ENTRIES}, "
-                         f"got m*n = {pb.m}*{pb.n} = {mn}; use hessian = 'low_rank' (matrix-free) instead")
+        raise ParamError(
+            f"hessian: 'dense' forms an explicit (m*n) x (m*n) matrix and allows m*n <= {DenseH.MAX_ENTRIES}, "
+            f"got m*n = {pb.m}*{pb.n} = {mn}; use hessian = 'low_rank' (matrix-free) instead"
+        )
     return DenseH(pb.backend, _low_rank_op(pb))
 
 
@@ -238,8 +264,10 @@ def block_grid(layout: str, k: int, m: int, n: int) -> tuple[int, int]:
             raise ParamError(f"blocks: got {k} with layout = 'tiles'; allowed: a square number (a q x q grid of tiles)")
         grid = (q, q)
     if m % grid[0] or n % grid[1]:
-        raise ParamError(f"blocks: got {k} with layout = {layout!r}; the {grid[0]} x {grid[1]} grid of tiles must divide "
-                         f"X's shape {m} x {n}")
+        raise ParamError(
+            f"blocks: got {k} with layout = {layout!r}; the {grid[0]} x {grid[1]} grid of tiles must divide "
+            f"X's shape {m} x {n}"
+        )
     return grid
 
 
@@ -255,8 +283,8 @@ def _block(pb: Quadratic):
     # right one from c: the tiles split the global spectra, so the block-diagonal operator has the
     # same eigenvalues as the global one and only the block structure differs
     rr, cc = np.divmod(np.arange(k), grid[1])
-    ea_k = np.stack([ga[:, r::grid[0]] for r in rr], axis=1)  # (B, k, mb)
-    ec_k = np.stack([gc[:, c::grid[1]] for c in cc], axis=1)  # (B, k, nb)
+    ea_k = np.stack([ga[:, r :: grid[0]] for r in rr], axis=1)  # (B, k, mb)
+    ec_k = np.stack([gc[:, c :: grid[1]] for c in cc], axis=1)  # (B, k, nb)
     pa, pc = np.empty((B, k, mb, mb)), np.empty((B, k, nb, nb))
     qa, qc = np.empty((B, m, m)), np.empty((B, n, n))
     for s, _, idx in pb.groups():
@@ -269,5 +297,16 @@ def _block(pb: Quadratic):
     def sym(basis, eig):  # basis diag(eig) basis^T, batched
         return np.matmul(basis * eig[..., None, :], np.swapaxes(basis, -1, -2))
 
-    return BlockH(pb.backend, grid, m, n, sym(pa, ea_k), sym(pc, ec_k), sym(qa, ga), sym(qc, gc),
-                  (ea_k, ec_k, ga, gc), pb.p("coupling"), pb.p("mu"))
+    return BlockH(
+        pb.backend,
+        grid,
+        m,
+        n,
+        sym(pa, ea_k),
+        sym(pc, ec_k),
+        sym(qa, ga),
+        sym(qc, gc),
+        (ea_k, ec_k, ga, gc),
+        pb.p("coupling"),
+        pb.p("mu"),
+    )

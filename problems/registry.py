@@ -7,6 +7,7 @@ raises, and ``get`` of an unknown name raises :class:`UnknownName` with the hous
 ``<field>: got X; allowed: a, b, c`` (a :class:`problems.params.ParamError`, so the lab's config
 layer prefixes the field path: ``problem.kind: got ...``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -89,6 +90,7 @@ class Registry:
 
 
 # --- problem kinds ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ProblemKind:

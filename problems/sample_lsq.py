@@ -11,6 +11,7 @@ labels Y = X* A + label_noise / sqrt(m) E (E standard normal, m x N):
 The oracle is the exact full-batch gradient, computed from the data as written (two matmuls of
 m x n x N each), which is what makes it a stand-in for a layer's gradient in training.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -52,7 +53,11 @@ class SampleLSQ(Problem):
         for s in np.unique(self.seeds):  # an instance depends only on its seed (and parameters)
             rng = host_rng(s, self.instance_key)
             idx = self.seeds == s
-            z[idx], c[idx], e[idx] = rng.standard_normal((n, N)), rng.standard_normal((m, n)), rng.standard_normal((m, N))
+            z[idx], c[idx], e[idx] = (
+                rng.standard_normal((n, N)),
+                rng.standard_normal((m, n)),
+                rng.standard_normal((m, N)),
+            )
         a = z * scale[:, :, None]
         xstar = c / np.linalg.norm(c, axis=(1, 2), keepdims=True)
         y = xstar @ a + (noise / np.sqrt(m))[:, None, None] * e
@@ -76,7 +81,9 @@ class SampleLSQ(Problem):
         sub = object.__new__(type(self))
         sub.__dict__.update(self.__dict__)
         sub.runs, sub.seeds = len(idx), self.seeds[idx]
-        sub.params = {k: v[idx] if isinstance(v, np.ndarray) and v.shape == (self.runs,) else v for k, v in self.params.items()}
+        sub.params = {
+            k: v[idx] if isinstance(v, np.ndarray) and v.shape == (self.runs,) else v for k, v in self.params.items()
+        }
         for k in ("f_star", "cov", "xhat_fro"):
             setattr(sub, k, getattr(self, k)[idx])
         dev = self.xp.asarray(idx)

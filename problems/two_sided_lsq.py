@@ -19,6 +19,7 @@ so s^2 = label_noise^2 + sigma^2 b / (tr S_out tr S_in) makes sigma the oracle's
 optimum (a noiseless teacher: sigma = label_noise = 0). ``gaussian``/``student_t`` add noise of
 std sigma to the exact (``batch_size = 0``) or the minibatch gradient.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -45,7 +46,9 @@ class TwoSidedLSQ(Problem):
         "alpha_out": Param(1.0, float, low=0.0, doc="output covariance exponent: lambda_out_i = i^-alpha_out"),
         "beta": Param(0.0, float, low=0.0, doc="teacher exponent: C_ij ~ g_ij (i j)^-beta in the eigenbases"),
         "rotate": Param(False, bool, per_run=False, doc="Haar-random eigenbases instead of the identity"),
-        "batch_size": Param(0, int, per_run=False, low=0, doc="samples per oracle call; 0 = exact (population) gradient"),
+        "batch_size": Param(
+            0, int, per_run=False, low=0, doc="samples per oracle call; 0 = exact (population) gradient"
+        ),
         "label_noise": Param(0.0, float, low=0.0, doc="teacher's label noise std (0 = noiseless teacher)"),
         **noise_params(minibatch=True),
     }
@@ -78,8 +81,14 @@ class TwoSidedLSQ(Problem):
         c /= np.linalg.norm(c, axis=(1, 2), keepdims=True)
         self.coef = self.finite("beta", c)
         self.wstar_host = c if not self.rotate else q_out @ c @ q_in.transpose(0, 2, 1)
-        self.op = FactoredH(backend, self.lam_out[:, :, None] * self.lam_in[:, None, :], np.zeros(B), q_out, q_in,
-                            factors=(self.lam_out, self.lam_in))
+        self.op = FactoredH(
+            backend,
+            self.lam_out[:, :, None] * self.lam_in[:, None, :],
+            np.zeros(B),
+            q_out,
+            q_in,
+            factors=(self.lam_out, self.lam_in),
+        )
         self.wstar = backend.asarray(self.wstar_host)
         self.batch = int(self.params["batch_size"])
         self.setup_noise(np.full(B, self.batch))
@@ -104,8 +113,11 @@ class TwoSidedLSQ(Problem):
         return self.gap(params) + self.backend.asarray(self.fstar)
 
     def sample_batch(self, rng):
-        return {"z_in": rng.normal((self.batch, self.n)), "z_out": rng.normal((self.batch, self.m)),
-                "e": rng.normal((self.batch,))}
+        return {
+            "z_in": rng.normal((self.batch, self.n)),
+            "z_out": rng.normal((self.batch, self.m)),
+            "e": rng.normal((self.batch,)),
+        }
 
     def batch_grad(self, params, xi):
         xp, op = self.xp, self.op
@@ -128,15 +140,21 @@ class TwoSidedLSQ(Problem):
         out["f_star"] = self.fstar.copy()
         out["dist0_fro"] = np.linalg.norm(self.wstar_host, axis=(1, 2))
         out["dist0_op"] = op_norm(self.wstar_host)
-        out["noise_var_opt"] = noise_var_at_opt(self.label_var, self.p("sigma"), self.noise_kind,
-                                                np.full(self.runs, self.batch), self.trace)
+        out["noise_var_opt"] = noise_var_at_opt(
+            self.label_var, self.p("sigma"), self.noise_kind, np.full(self.runs, self.batch), self.trace
+        )
         return out
 
     def spectra(self):
         """in/out: the covariance eigenvalues; target_in/target_out: the teacher's energy per
         input/output eigendirection (column/row sums of C^2)."""
         c2 = self.coef**2
-        return {"in": self.lam_in.copy(), "out": self.lam_out.copy(), "target_in": c2.sum(axis=1), "target_out": c2.sum(axis=2)}
+        return {
+            "in": self.lam_in.copy(),
+            "out": self.lam_out.copy(),
+            "target_in": c2.sum(axis=1),
+            "target_out": c2.sum(axis=2),
+        }
 
     @classmethod
     def run_bytes(cls, params, itemsize):

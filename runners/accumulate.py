@@ -20,6 +20,7 @@ decomposition per layer per step). They are computed by the same code as the log
 curves.csv, so ``min_gap`` at step t is <= every logged ``gap`` at steps < t, exactly.
 Sums are kept in float64.
 """
+
 from __future__ import annotations
 
 import numpy as np

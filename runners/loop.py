@@ -8,6 +8,7 @@ run single-threaded. Runs are independent and a sub-batch is rebuilt from its ru
 parameters, so the split changes no value. Between logged steps the loop checks the parameters
 for non-finite values on the device and, on a GPU, never waits for it.
 """
+
 from __future__ import annotations
 
 import os
@@ -123,8 +124,17 @@ def _finite_runs(params, xp):
     return ok
 
 
-def run(problem, optimizer, steps: int, seed=0, log_points: int = 30, divergence_factor: float = 1e6,
-        target: float = 1e-2, lanes: int | None = None, accumulate=()) -> RunResult:
+def run(
+    problem,
+    optimizer,
+    steps: int,
+    seed=0,
+    log_points: int = 30,
+    divergence_factor: float = 1e6,
+    target: float = 1e-2,
+    lanes: int | None = None,
+    accumulate=(),
+) -> RunResult:
     """Run ``optimizer`` for ``steps`` steps on every run of ``problem``.
 
     ``seed`` (scalar or (B,)) keys each run's oracle stream (:class:`problems.backend.RunRNG`).
@@ -151,15 +161,24 @@ def run(problem, optimizer, steps: int, seed=0, log_points: int = 30, divergence
     if lanes is None:
         lanes = int(os.environ.get("MUONLAB_LANES", 0)) or (blas_threads() if problem.backend.name == "numpy" else 1)
     lanes = max(1, min(int(lanes), B))
-    kw = dict(steps=int(steps), log_points=log_points, divergence_factor=divergence_factor, target=target,
-              accumulate=accumulate)
+    kw = dict(
+        steps=int(steps),
+        log_points=log_points,
+        divergence_factor=divergence_factor,
+        target=target,
+        accumulate=accumulate,
+    )
     try:
         if lanes == 1:
             return _run_batch(problem, optimizer, seeds, **kw)
         parts = np.array_split(np.arange(B), lanes)
         with limit_blas_threads(1), ThreadPoolExecutor(lanes, thread_name_prefix="muonlab-lane") as pool:
-            futures = [pool.submit(_run_batch, _take_problem(problem, idx), _take_optimizer(optimizer, idx, B),
-                                   seeds[idx], **kw) for idx in parts]
+            futures = [
+                pool.submit(
+                    _run_batch, _take_problem(problem, idx), _take_optimizer(optimizer, idx, B), seeds[idx], **kw
+                )
+                for idx in parts
+            ]
             return _concat([f.result() for f in futures])
     finally:
         with _TIMER_LOCK:
@@ -197,8 +216,17 @@ def _concat(parts: list[RunResult]) -> RunResult:
     )
 
 
-def _run_batch(problem, optimizer, seeds, steps, log_points, divergence_factor, target, accumulate=(),
-               sync_every_step: bool | None = None) -> RunResult:
+def _run_batch(
+    problem,
+    optimizer,
+    seeds,
+    steps,
+    log_points,
+    divergence_factor,
+    target,
+    accumulate=(),
+    sync_every_step: bool | None = None,
+) -> RunResult:
     """The loop on one batch. ``sync_every_step`` (default: on NumPy, where it costs nothing)
     brings the per-run finiteness flags to the host each step; otherwise they stay on the device
     and frozen runs are restored with ``where`` every step, the host waiting only at logged steps.
@@ -231,8 +259,11 @@ def _run_batch(problem, optimizer, seeds, steps, log_points, divergence_factor, 
         known = m  # host metrics of the current params, when it was logged
         for t in range(1, int(steps) + 1):
             if acc is not None:
-                q = ({k: backend.asarray(known[k], dtype=f64) for k in acc.names} if known is not None
-                     else _measure(problem, params, xstar, xp, acc.names))
+                q = (
+                    {k: backend.asarray(known[k], dtype=f64) for k in acc.names}
+                    if known is not None
+                    else _measure(problem, params, xstar, xp, acc.names)
+                )
                 acc.add(q, xp.asarray(active) if sync_every_step else active_dev)
             known = None
             oracle = Oracle(problem, problem.sample(rng))

@@ -9,6 +9,7 @@ A zero matrix maps to zero and singular values below a relative threshold map to
 isometry U_r V_r^T of the numerically nonzero part), so a zero or rank-deficient gradient never
 produces a direction that was not in it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -178,7 +179,7 @@ def _ns_gram_fused(x, coeffs, xp):
     xt = xp.empty((B, q, p), dtype=x.dtype)
     start = 0
     while start < len(coeffs):
-        group = coeffs[start:start + (2 if start == 0 else 3)]
+        group = coeffs[start : start + (2 if start == 0 else 3)]
         start += len(group)
         xt[...] = x.transpose(0, 2, 1)
         a_k = xp.matmul(x, xt)
@@ -196,6 +197,7 @@ def _ns_gram_fused(x, coeffs, xp):
 
 
 # --- coefficient sets, ``orth`` specs, and the safe entry point the optimizers call ------------
+
 
 def register_coefficients(name: str, coeffs, norm_scale: float = 1.0, doc: str = ""):
     """Register a Newton-Schulz kernel ``name`` with per-step coefficient triples ``coeffs``
@@ -228,8 +230,9 @@ def _triples(coeffs, where: str) -> tuple:
 
 
 ns_keller = register_coefficients("ns_keller", KELLER, doc="Newton-Schulz, Keller's quintic (5 steps by default).")
-polar_express = register_coefficients("polar_express", POLAR_EXPRESS, 1.02,
-                                      doc="Newton-Schulz with the Polar Express coefficients (5 steps by default).")
+polar_express = register_coefficients(
+    "polar_express", POLAR_EXPRESS, 1.02, doc="Newton-Schulz with the Polar Express coefficients (5 steps by default)."
+)
 
 
 SPEC_PREFIX = "ns:"
@@ -241,11 +244,11 @@ def parse_spec(spec: str) -> tuple[tuple, float]:
     a TOML config gives its own per-step coefficient list as the ``orth`` hyperparameter."""
     if not spec.startswith(SPEC_PREFIX):
         raise ValueError(f"orth: {spec!r} is not a coefficient spec (it must start with {SPEC_PREFIX!r})")
-    parts = [p.strip() for p in spec[len(SPEC_PREFIX):].split(";") if p.strip()]
+    parts = [p.strip() for p in spec[len(SPEC_PREFIX) :].split(";") if p.strip()]
     scale = 1.0
     if parts and parts[0].startswith("scale="):
         try:
-            scale = float(parts.pop(0)[len("scale="):])
+            scale = float(parts.pop(0)[len("scale=") :])
         except ValueError:
             scale = float("nan")
         if not (scale > 0 and scale < float("inf")):

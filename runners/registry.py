@@ -5,6 +5,7 @@ functions, ``init(params, hp, xp) -> state`` and ``step(params, state, oracle, t
 (params, state)``. Numeric per-run hyperparameters reach ``step`` as arrays of shape (B, 1, 1)
 that broadcast against each (B, m, n) layer; structural ones (``per_run=False``) as scalars.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,9 +33,13 @@ def register(name: str):
 
     def deco(cls):
         if getattr(cls, "FAMILY", None) not in FAMILIES:
-            raise ValueError(f"optimizer {name!r}: FAMILY: got {getattr(cls, 'FAMILY', None)!r}; allowed: {', '.join(FAMILIES)}")
+            raise ValueError(
+                f"optimizer {name!r}: FAMILY: got {getattr(cls, 'FAMILY', None)!r}; allowed: {', '.join(FAMILIES)}"
+            )
         if getattr(cls, "ORACLE_CALLS", None) not in (1, 2):
-            raise ValueError(f"optimizer {name!r}: ORACLE_CALLS: got {getattr(cls, 'ORACLE_CALLS', None)!r}; allowed: 1, 2")
+            raise ValueError(
+                f"optimizer {name!r}: ORACLE_CALLS: got {getattr(cls, 'ORACLE_CALLS', None)!r}; allowed: 1, 2"
+            )
         REGISTRY.add(name, cls)
         cls.name = name
         return cls

@@ -22,6 +22,7 @@ other hyperparameter, and runs.csv records it as ``h_*`` columns):
 :meth:`runners.registry.Optimizer.step`, so every step function reads the scheduled ``lr`` and
 ``beta`` from ``hp`` and no optimizer re-implements a schedule.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,10 +56,14 @@ def check(owner: str, hp: dict) -> None:
         horizon = np.asarray(hp["horizon"])
         warm = np.asarray(hp["warmup"])
         if np.any(horizon < 1):
-            raise ParamError(f"horizon: got {hp['horizon']!r}; allowed: an integer >= 1 (the total steps) "
-                             f"when lr_schedule = {hp['lr_schedule']!r} ({owner})")
+            raise ParamError(
+                f"horizon: got {hp['horizon']!r}; allowed: an integer >= 1 (the total steps) "
+                f"when lr_schedule = {hp['lr_schedule']!r} ({owner})"
+            )
         if np.any(np.broadcast_to(warm, np.broadcast(horizon, warm).shape) >= horizon):
-            raise ParamError(f"warmup: got {hp['warmup']!r}; allowed: fewer than horizon = {hp['horizon']!r} steps ({owner})")
+            raise ParamError(
+                f"warmup: got {hp['warmup']!r}; allowed: fewer than horizon = {hp['horizon']!r} steps ({owner})"
+            )
 
 
 def lr_factor(t: int, hp: dict, xp):

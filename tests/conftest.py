@@ -1,6 +1,7 @@
 """Shared fixtures. ``backend``: the name of every array backend of :mod:`problems.backend`
 ('numpy', and 'cupy' where a GPU is visible; skipped with the reason otherwise), so a test that
 takes it runs once per backend without listing them."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,6 +1,7 @@
 """Imports run one way (lab -> analysis; lab -> runners -> problems -> problems.backend):
 ``import problems, runners`` in a fresh interpreter loads no module of pandas, matplotlib, lab
 or analysis (nor seaborn, pydantic or tqdm, which only the lab uses)."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,10 @@ FORBIDDEN = ("pandas", "matplotlib", "lab", "analysis", "seaborn", "pydantic", "
 
 def loaded_after(statement: str) -> set[str]:
     """Top-level packages among FORBIDDEN that a fresh interpreter holds after ``statement``."""
-    code = (f"import json, sys; {statement}; "
-            f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({list(FORBIDDEN)!r}))))")
+    code = (
+        f"import json, sys; {statement}; "
+        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({list(FORBIDDEN)!r}))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
 

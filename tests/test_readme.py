@@ -1,5 +1,6 @@
 """The README's Python block runs as written: its array part verbatim here (the two sweep lines
 are the demo itself, which `make demo` runs; they are checked to name the public API)."""
+
 import re
 from pathlib import Path
 

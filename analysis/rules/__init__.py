@@ -9,6 +9,7 @@ helpers in :mod:`analysis.rules.common`). Rules compute; they never draw. A rule
 gives a ``figure`` parameter declares the named figure (analysis/figures.py) that draws it with
 ``@register("name", figure="<figure name>")``; :func:`evaluate` takes the ``figure`` parameter off
 and draws it after the rule, with the rule's other parameters."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ def register(name: str, figure: str | None = None, pairwise: bool = False):
     """Register a rule under ``name`` (a taken name is an error); ``figure`` names the figure of
     :data:`analysis.figures.FIGURES` that draws the rule's ``figure`` parameter; ``pairwise``: the
     rule compares two methods cell by cell (lab/claims.py asks such presets for >= 5 seeds)."""
+
     def deco(fn):
         RULES.register(name)(fn)
         if figure is not None:
@@ -79,4 +81,16 @@ def overall(verdicts: list[Verdict]) -> str:
 
 from . import advantage, bounds, compare, envelopes, rates, ratios, trends  # noqa: E402,F401  (register the rules)
 
-__all__ = ["FIGURE_OF", "RULES", "STATUSES", "Verdict", "envelopes", "evaluate", "overall", "rates", "ratios", "register", "trends"]
+__all__ = [
+    "FIGURE_OF",
+    "RULES",
+    "STATUSES",
+    "Verdict",
+    "envelopes",
+    "evaluate",
+    "overall",
+    "rates",
+    "ratios",
+    "register",
+    "trends",
+]

@@ -1,6 +1,7 @@
 """The rule ``advantage_trend`` (docs/protocol.md, "Bound rules"): a two-sided trend test of the
 measured advantage of one method over another against a predictor, which can fail
 (:func:`analysis.trend.trend_test`). Replaces the A > 1 winner prediction, which cannot fail."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,10 +15,23 @@ SEEN_A = "A_seen"
 
 
 @register("advantage_trend", pairwise=True)
-def advantage_trend(data, focus: str, rival: str, against: str, sign: int = 1, metric: str = "final_grad_nuc",
-                    alpha: float = TR.ALPHA, method: str = "spearman", min_cells: int = TR.MIN_CELLS, level: float = LEVEL,
-                    n_boot: int = TR.N_BOOT, seed: int = 0, rank_column: str = TR.RANK_COLUMN, rank_how: str = "max",
-                    where: dict | None = None) -> tuple[str, str, dict]:
+def advantage_trend(
+    data,
+    focus: str,
+    rival: str,
+    against: str,
+    sign: int = 1,
+    metric: str = "final_grad_nuc",
+    alpha: float = TR.ALPHA,
+    method: str = "spearman",
+    min_cells: int = TR.MIN_CELLS,
+    level: float = LEVEL,
+    n_boot: int = TR.N_BOOT,
+    seed: int = 0,
+    rank_column: str = TR.RANK_COLUMN,
+    rank_how: str = "max",
+    where: dict | None = None,
+) -> tuple[str, str, dict]:
     """Does the measured advantage log10(rival / focus) of the tuned ``metric`` (a runs.csv
     column; positive = focus better) rise (``sign = 1``) or fall (``-1``) with ``against``: a
     problem parameter (``p_<against>``) or ``"A_seen"``, Shen et al.'s A = k L / L_star with k
@@ -45,7 +59,9 @@ def advantage_trend(data, focus: str, rival: str, against: str, sign: int = 1, m
             return "not testable", f"A with the seen gradient rank needs {rank_column!r}: {e}", {}
         if A.empty:
             return "not testable", "the problem reports no L / L_star", {}
-        adv = adv.merge(A[["cell_id", "theory_rank", "theory_advantage", *(["min_mn"] if "min_mn" in A else [])]], on="cell_id")
+        adv = adv.merge(
+            A[["cell_id", "theory_rank", "theory_advantage", *(["min_mn"] if "min_mn" in A else [])]], on="cell_id"
+        )
         adv["x"] = adv["theory_advantage"].astype(float)
         xname = "A = k L / L_star (k = seen gradient rank)"
     else:
@@ -56,12 +72,22 @@ def advantage_trend(data, focus: str, rival: str, against: str, sign: int = 1, m
         xname = against
     res = TR.trend_test(adv["x"], adv["advantage"], sign, alpha, method, min_cells, level, n_boot, seed)
     name = {"spearman": "Spearman rho", "kendall": "Kendall tau"}[method]
-    text = (f"the measured log10({rival}/{focus}) of the tuned {metric} {'rises' if sign > 0 else 'falls'} with {xname}: "
-            f"two-sided {name}, predicted sign with p < {alpha} (opposite sign with p < {alpha}, or a {level:.0%} CI on the "
-            f"opposite side of 0, fails)")
-    nums = {"metric": metric, "predictor": xname, "cells": res["n"], "statistic": res["statistic"] if np.isfinite(res["statistic"]) else None,
-            "p_value": res["p_value"] if np.isfinite(res["p_value"]) else None,
-            "ci": f"[{res['ci_low']:+.3f}, {res['ci_high']:+.3f}]", "reason": res["reason"],
-            "table": adv.drop(columns=["cell_id"]).rename(columns={"x": "predictor", "focus": focus, "rival": rival})
-                        .to_string(index=False, float_format=lambda v: f"{v:.4g}")}
+    text = (
+        f"the measured log10({rival}/{focus}) of the tuned {metric} {'rises' if sign > 0 else 'falls'} with {xname}: "
+        f"two-sided {name}, predicted sign with p < {alpha} (opposite sign with p < {alpha}, or a {level:.0%} CI on "
+        "the "
+        f"opposite side of 0, fails)"
+    )
+    nums = {
+        "metric": metric,
+        "predictor": xname,
+        "cells": res["n"],
+        "statistic": res["statistic"] if np.isfinite(res["statistic"]) else None,
+        "p_value": res["p_value"] if np.isfinite(res["p_value"]) else None,
+        "ci": f"[{res['ci_low']:+.3f}, {res['ci_high']:+.3f}]",
+        "reason": res["reason"],
+        "table": adv.drop(columns=["cell_id"])
+        .rename(columns={"x": "predictor", "focus": focus, "rival": rival})
+        .to_string(index=False, float_format=lambda v: f"{v:.4g}"),
+    }
     return res["status"], text, nums

@@ -3,6 +3,7 @@ quantity decays no slower than T^bound) and ``bound_tight`` (two-sided: its expo
 bound's, within a tolerance). Adapters from a sweep's tables to :mod:`analysis.bounds`; every
 threshold is a parameter a claim preset states. Rules never draw: the figure is
 :func:`analysis.bounds_figures.horizon_scan_figure` of the tables :func:`scan_tables` returns."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,9 +40,24 @@ def _round(x, nd: int = 4):
     return round(x, nd) if np.isfinite(x) else None
 
 
-def scan_tables(data, optimizer, quantity: str = "avg_grad_fro", horizon: str = "logged", horizons=None, t_min=None, t_max=None,
-                per_decade: int = B.PER_DECADE, window=None, exclude_edge: bool = True, min_horizons: int = B.MIN_HORIZONS,
-                level: float = LEVEL, n_resamples: int = N_RESAMPLES, seed: int = 0, where: dict | None = None, windows=None):
+def scan_tables(
+    data,
+    optimizer,
+    quantity: str = "avg_grad_fro",
+    horizon: str = "logged",
+    horizons=None,
+    t_min=None,
+    t_max=None,
+    per_decade: int = B.PER_DECADE,
+    window=None,
+    exclude_edge: bool = True,
+    min_horizons: int = B.MIN_HORIZONS,
+    level: float = LEVEL,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+    where: dict | None = None,
+    windows=None,
+):
     """(tuned, fits, by_window, by_lr) of :mod:`analysis.bounds` for the runs of ``optimizer``
     (a label or a list) in the cells selected by ``where``."""
     runs = data.table("runs")
@@ -68,7 +84,9 @@ def _keys(fits: pd.DataFrame) -> list[str]:
 
 
 def _tables(tuned, fits, by_window, by_lr, keys) -> dict:
-    hcols = [c for c in tuned.columns if c.startswith("h_") and tuned[c].nunique() > 1] or [c for c in ("h_lr",) if c in tuned]
+    hcols = [c for c in tuned.columns if c.startswith("h_") and tuned[c].nunique() > 1] or [
+        c for c in ("h_lr",) if c in tuned
+    ]
     h = tuned[[*keys, "T", *hcols, "median", "ci_low", "ci_high", "lr_edge", "in_fit"]]
     f = lambda v: f"{v:.4g}"  # noqa: E731
     out = {"horizons": h.to_string(index=False, float_format=f)}
@@ -90,15 +108,30 @@ def _run(data, optimizer, bound, tol, judge, params: dict):
     for _, r in fits.iterrows():
         status, note = judge(r, min_seeds, params["min_horizons"])
         statuses.append(status)
-        rows.append(f"{_label(r, keys)}: exponent {_fmt(r['slope'])} [{_fmt(r['slope_ci_low'])}, {_fmt(r['slope_ci_high'])}] "
-                    f"over {int(r['n_horizons'])} horizons ({r['fit_lo']:g}..{r['fit_hi']:g}), {int(r['n_edge'])} at the lr edge, "
-                    f"{int(r['n_seeds'])} seeds: {note} -> {status}")
-    nums = {"bound": bound, "tol": tol, "quantity": params["quantity"], "level": params["level"], "n_resamples": params["n_resamples"],
-            "per_group": "\n".join(rows), **_tables(tuned, fits, by_window, by_lr, keys)}
+        rows.append(
+            f"{_label(r, keys)}: exponent {_fmt(r['slope'])} [{_fmt(r['slope_ci_low'])}, {_fmt(r['slope_ci_high'])}] "
+            f"over {int(r['n_horizons'])} horizons ({r['fit_lo']:g}..{r['fit_hi']:g}), {int(r['n_edge'])} at the lr "
+            "edge, "
+            f"{int(r['n_seeds'])} seeds: {note} -> {status}"
+        )
+    nums = {
+        "bound": bound,
+        "tol": tol,
+        "quantity": params["quantity"],
+        "level": params["level"],
+        "n_resamples": params["n_resamples"],
+        "per_group": "\n".join(rows),
+        **_tables(tuned, fits, by_window, by_lr, keys),
+    }
     if len(fits) == 1:
         r = fits.iloc[0]
-        nums.update(exponent=_round(r["slope"]), exponent_ci_low=_round(r["slope_ci_low"]), exponent_ci_high=_round(r["slope_ci_high"]),
-                    n_horizons=int(r["n_horizons"]), n_edge=int(r["n_edge"]))
+        nums.update(
+            exponent=_round(r["slope"]),
+            exponent_ci_low=_round(r["slope_ci_low"]),
+            exponent_ci_high=_round(r["slope_ci_high"]),
+            n_horizons=int(r["n_horizons"]),
+            n_edge=int(r["n_edge"]),
+        )
     return _combine(statuses), nums, fits
 
 
@@ -107,7 +140,9 @@ def _common_reason(r, min_seeds, min_horizons) -> str | None:
         return f"{int(r['n_seeds'])} seeds < {min_seeds}"
     if r["n_horizons"] < min_horizons:
         if r["n_edge"] and r["n_window"] - r["n_edge"] < min_horizons:
-            return f"tuned lr at the grid edge at {int(r['n_edge'])} of {int(r['n_window'])} horizons (widen the lr grid)"
+            return (
+                f"tuned lr at the grid edge at {int(r['n_edge'])} of {int(r['n_window'])} horizons (widen the lr grid)"
+            )
         return f"{int(r['n_horizons'])} usable horizons < {min_horizons}"
     return None
 
@@ -127,11 +162,28 @@ _SCAN_DOC = """
 
 
 @register("bound_rate", figure="horizon_scan")
-def bound_rate(data, optimizer, bound: float, quantity: str = "avg_grad_fro", tol: float = B.TOL,
-               max_ci_width: float = MAX_CI_WIDTH, min_seeds: int = MIN_SEEDS, horizon: str = "logged", horizons=None,
-               t_min=None, t_max=None, per_decade: int = B.PER_DECADE, window=None, exclude_edge: bool = True,
-               min_horizons: int = B.MIN_HORIZONS, level: float = LEVEL, n_resamples: int = N_RESAMPLES, seed: int = 0,
-               where: dict | None = None, windows=None) -> tuple[str, str, dict]:
+def bound_rate(
+    data,
+    optimizer,
+    bound: float,
+    quantity: str = "avg_grad_fro",
+    tol: float = B.TOL,
+    max_ci_width: float = MAX_CI_WIDTH,
+    min_seeds: int = MIN_SEEDS,
+    horizon: str = "logged",
+    horizons=None,
+    t_min=None,
+    t_max=None,
+    per_decade: int = B.PER_DECADE,
+    window=None,
+    exclude_edge: bool = True,
+    min_horizons: int = B.MIN_HORIZONS,
+    level: float = LEVEL,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+    where: dict | None = None,
+    windows=None,
+) -> tuple[str, str, dict]:
     """An upper bound Q(T) = O(T^bound) (bound < 0), tested one-sided on the exponent's CI
     [lo, hi] (:func:`analysis.bounds.bound_verdict`): "slower than the bound" (lo > bound + tol)
     -> not reproduced; "faster than the bound" (hi < bound - tol: consistent, the bound is not
@@ -156,12 +208,30 @@ def bound_rate(data, optimizer, bound: float, quantity: str = "avg_grad_fro", to
             return "reproduced", "consistent with the bound"
         return "not testable", "no finite CI"
 
-    params = dict(quantity=quantity, horizon=horizon, horizons=horizons, t_min=t_min, t_max=t_max, per_decade=per_decade,
-                  window=window, exclude_edge=exclude_edge, min_horizons=min_horizons, level=level, n_resamples=n_resamples,
-                  seed=seed, where=where, windows=windows, min_seeds=min_seeds)
-    text = (f"{quantity} of the tuned {optimizer} (tuned separately at each horizon T) decays no slower than T^{bound:+.3f}: "
-            f"the {level:.0%} bootstrap CI over seeds of the exponent of log Q vs log T reaches {bound:+.3f} + {tol} or below "
-            f"(one-sided; faster decay is consistent with an upper bound)")
+    params = dict(
+        quantity=quantity,
+        horizon=horizon,
+        horizons=horizons,
+        t_min=t_min,
+        t_max=t_max,
+        per_decade=per_decade,
+        window=window,
+        exclude_edge=exclude_edge,
+        min_horizons=min_horizons,
+        level=level,
+        n_resamples=n_resamples,
+        seed=seed,
+        where=where,
+        windows=windows,
+        min_seeds=min_seeds,
+    )
+    text = (
+        f"{quantity} of the tuned {optimizer} (tuned separately at each horizon T) decays no slower than "
+        f"T^{bound:+.3f}: "
+        f"the {level:.0%} bootstrap CI over seeds of the exponent of log Q vs log T reaches {bound:+.3f} + {tol} or "
+        "below "
+        f"(one-sided; faster decay is consistent with an upper bound)"
+    )
     out = _run(data, optimizer, bound, tol, judge, params)
     if out is None:
         return "not testable", text + ": no run of the selected optimizer and cells", {}
@@ -170,11 +240,27 @@ def bound_rate(data, optimizer, bound: float, quantity: str = "avg_grad_fro", to
 
 
 @register("bound_tight", figure="horizon_scan")
-def bound_tight(data, optimizer, bound: float, quantity: str = "avg_grad_fro", tol: float = B.TOL,
-                min_seeds: int = MIN_SEEDS, horizon: str = "logged", horizons=None, t_min=None, t_max=None,
-                per_decade: int = B.PER_DECADE, window=None, exclude_edge: bool = True, min_horizons: int = B.MIN_HORIZONS,
-                level: float = LEVEL, n_resamples: int = N_RESAMPLES, seed: int = 0, where: dict | None = None,
-                windows=None) -> tuple[str, str, dict]:
+def bound_tight(
+    data,
+    optimizer,
+    bound: float,
+    quantity: str = "avg_grad_fro",
+    tol: float = B.TOL,
+    min_seeds: int = MIN_SEEDS,
+    horizon: str = "logged",
+    horizons=None,
+    t_min=None,
+    t_max=None,
+    per_decade: int = B.PER_DECADE,
+    window=None,
+    exclude_edge: bool = True,
+    min_horizons: int = B.MIN_HORIZONS,
+    level: float = LEVEL,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+    where: dict | None = None,
+    windows=None,
+) -> tuple[str, str, dict]:
     """The bound is attained on this instance: the exponent's CI lies within [bound - tol,
     bound + tol] -> reproduced; entirely outside it -> not reproduced; straddling an end of it ->
     partly (:func:`analysis.bounds.tight_verdict`); too few seeds or horizons, edge-only optima
@@ -185,14 +271,34 @@ def bound_tight(data, optimizer, bound: float, quantity: str = "avg_grad_fro", t
         if why:
             return "not testable", why
         v = B.tight_verdict(r["slope_ci_low"], r["slope_ci_high"], bound, tol)
-        return {B.TIGHT: ("reproduced", "tight"), B.NOT_TIGHT: ("not reproduced", f"CI outside {bound:+.3f} +- {tol}"),
-                B.UNDECIDED: ("partly", f"CI straddles an end of {bound:+.3f} +- {tol}")}.get(v, ("not testable", "no finite CI"))
+        return {
+            B.TIGHT: ("reproduced", "tight"),
+            B.NOT_TIGHT: ("not reproduced", f"CI outside {bound:+.3f} +- {tol}"),
+            B.UNDECIDED: ("partly", f"CI straddles an end of {bound:+.3f} +- {tol}"),
+        }.get(v, ("not testable", "no finite CI"))
 
-    params = dict(quantity=quantity, horizon=horizon, horizons=horizons, t_min=t_min, t_max=t_max, per_decade=per_decade,
-                  window=window, exclude_edge=exclude_edge, min_horizons=min_horizons, level=level, n_resamples=n_resamples,
-                  seed=seed, where=where, windows=windows, min_seeds=min_seeds)
-    text = (f"the exponent of the tuned-per-horizon {quantity} of {optimizer} equals the bound's {bound:+.3f}: its {level:.0%} "
-            f"bootstrap CI over seeds lies within +-{tol}")
+    params = dict(
+        quantity=quantity,
+        horizon=horizon,
+        horizons=horizons,
+        t_min=t_min,
+        t_max=t_max,
+        per_decade=per_decade,
+        window=window,
+        exclude_edge=exclude_edge,
+        min_horizons=min_horizons,
+        level=level,
+        n_resamples=n_resamples,
+        seed=seed,
+        where=where,
+        windows=windows,
+        min_seeds=min_seeds,
+    )
+    text = (
+        f"the exponent of the tuned-per-horizon {quantity} of {optimizer} equals the bound's {bound:+.3f}: its "
+        f"{level:.0%} "
+        f"bootstrap CI over seeds lies within +-{tol}"
+    )
     out = _run(data, optimizer, bound, tol, judge, params)
     if out is None:
         return "not testable", text + ": no run of the selected optimizer and cells", {}

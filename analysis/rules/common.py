@@ -1,5 +1,6 @@
 """What several rules (and the claim figures) share: selecting cells, pairing two tuned methods
 cell by cell, the tuned runs, cell labels, and the state -> status aggregation."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,7 +27,10 @@ def pairwise(summary: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
     pb = summary[summary.optimizer == b].set_index("cell_id").reindex(pa.index)
     out = pa[[c for c in pa.columns if c.startswith("p_")]].copy()
     out["median_a"], out["median_b"] = pa["median"], pb["median"]
-    out["outcome"] = [verdict(a, b, *v) for v in zip(pa["ci_low"], pa["ci_high"], pb["ci_low"], pb["ci_high"], pa["median"], pb["median"])]
+    out["outcome"] = [
+        verdict(a, b, *v)
+        for v in zip(pa["ci_low"], pa["ci_high"], pb["ci_low"], pb["ci_high"], pa["median"], pb["median"])
+    ]
     out["log10_ratio"] = log10_ratio(pa["median"], pb["median"])
     return out.reset_index()
 
@@ -40,12 +44,16 @@ def advantage_table(data: Results, focus: str, rival: str, metric: str) -> pd.Da
     out = pa[[c for c in pa.columns if c.startswith("p_")]].copy()
     out["focus"], out["rival"] = pa["median"], pb["median"]
     out["advantage"] = -log10_ratio(pa["median"], pb["median"])
-    out["outcome"] = [verdict(focus, rival, *v) for v in zip(pa["ci_low"], pa["ci_high"], pb["ci_low"], pb["ci_high"], pa["median"], pb["median"])]
+    out["outcome"] = [
+        verdict(focus, rival, *v)
+        for v in zip(pa["ci_low"], pa["ci_high"], pb["ci_low"], pb["ci_high"], pa["median"], pb["median"])
+    ]
     return out.reset_index()
 
 
-def advantage_against(data: Results, focus: str, rival: str, against: str, metric: str,
-                      where: dict | None) -> tuple[pd.DataFrame, str, str | None]:
+def advantage_against(
+    data: Results, focus: str, rival: str, against: str, metric: str, where: dict | None
+) -> tuple[pd.DataFrame, str, str | None]:
     """:func:`advantage_table` on the selected cells with ``x`` = the claim's variable: a problem
     parameter, or log10 of Shen et al.'s A (``against = "theory_advantage"``, from phase.csv).
     Returns (table, name of x, reason it cannot be tested or None)."""
@@ -73,7 +81,9 @@ def cell_label(runs: pd.DataFrame, cell) -> str:
     """'name = value, ...' of the parameters that vary across the sweep, for one cell."""
     pcols = [c for c in runs.columns if c.startswith("p_") and runs[c].nunique() > 1]
     row = runs[runs.cell_id == cell].iloc[0]
-    return ", ".join(f"{c[2:]} = {row[c]:g}" if isinstance(row[c], (int, float, np.number)) else f"{c[2:]} = {row[c]}" for c in pcols)
+    return ", ".join(
+        f"{c[2:]} = {row[c]:g}" if isinstance(row[c], (int, float, np.number)) else f"{c[2:]} = {row[c]}" for c in pcols
+    )
 
 
 def rnd(x, nd: int = 3):

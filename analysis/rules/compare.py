@@ -4,6 +4,7 @@ text, numbers)`` with ``data.table("runs" | "curves" | "summary")``; the methods
 lab's one tuning path (``analysis.tune.select``: median over seeds per hyperparameter point) on
 the sweep's criterion (summary.csv ``criterion``) unless a rule says otherwise. Rules never draw.
 """
+
 from __future__ import annotations
 
 import math
@@ -58,9 +59,18 @@ def _table(df: pd.DataFrame, cols: list[str]) -> str:
 
 
 @register("time_to_target", pairwise=True)
-def time_to_target(data, focus: str, rival: str, target: float | None = None, relative: bool = True,
-                   unit: str = "steps", tune_by: str = "target", metric: str = "gap", where: dict | None = None,
-                   level: float = LEVEL) -> tuple[str, str, dict]:
+def time_to_target(
+    data,
+    focus: str,
+    rival: str,
+    target: float | None = None,
+    relative: bool = True,
+    unit: str = "steps",
+    tune_by: str = "target",
+    metric: str = "gap",
+    where: dict | None = None,
+    level: float = LEVEL,
+) -> tuple[str, str, dict]:
     """The tuned ``focus`` reaches the target sooner than the tuned ``rival`` in each selected
     cell. Target: ``target`` x the run's value at step 0 (``relative``) or ``target`` itself, or,
     when ``target`` is None, the rival's tuned median final value in that cell (on the sweep's
@@ -107,18 +117,37 @@ def time_to_target(data, focus: str, rival: str, target: float | None = None, re
     pr = compare.pair_ratios(pick[["cell_id", "optimizer", "seed", "value"]], focus, rival, level)
     pr = _cells(data).merge(pr, on="cell_id")
     states = ["good" if o == focus else "weak" if o == compare.TIE else "bad" for o in pr["outcome"]]
-    nums = {"target": what, "unit": unit, "tuned_by": tune_by, "cells": len(pr),
-            "cells_focus_faster": int((pr["outcome"] == focus).sum()), "cells_tie": int((pr["outcome"] == compare.TIE).sum()),
-            "cells_rival_faster": int((pr["outcome"] == rival).sum()),
-            "median_log10_ratio": _r(np.nanmedian(pr["log10_ratio"].replace([np.inf, -np.inf], np.nan))) if len(pr) else None,
-            "table": _table(pr, [f"median_{focus}", f"median_{rival}", "log10_ratio", "ci_low", "ci_high", "outcome"])}
-    text = (f"{unit} to reach {what}: log10(time {focus} / time {rival}) over seeds, bootstrap CI below 0 "
-            f"in every selected cell (each tuned {'for that time' if tune_by == 'target' else 'on the criterion'})")
+    nums = {
+        "target": what,
+        "unit": unit,
+        "tuned_by": tune_by,
+        "cells": len(pr),
+        "cells_focus_faster": int((pr["outcome"] == focus).sum()),
+        "cells_tie": int((pr["outcome"] == compare.TIE).sum()),
+        "cells_rival_faster": int((pr["outcome"] == rival).sum()),
+        "median_log10_ratio": _r(np.nanmedian(pr["log10_ratio"].replace([np.inf, -np.inf], np.nan)))
+        if len(pr)
+        else None,
+        "table": _table(pr, [f"median_{focus}", f"median_{rival}", "log10_ratio", "ci_low", "ci_high", "outcome"]),
+    }
+    text = (
+        f"{unit} to reach {what}: log10(time {focus} / time {rival}) over seeds, bootstrap CI below 0 "
+        f"in every selected cell (each tuned {'for that time' if tune_by == 'target' else 'on the criterion'})"
+    )
     return _combine(states), text, nums
 
 
-def curve_table(data, a: str, b: str, metric: str = "gap", min_points: int = 3, min_decades: float = 0.0,
-                where: dict | None = None, level: float = LEVEL, crit: str | None = None) -> pd.DataFrame:
+def curve_table(
+    data,
+    a: str,
+    b: str,
+    metric: str = "gap",
+    min_points: int = 3,
+    min_decades: float = 0.0,
+    where: dict | None = None,
+    level: float = LEVEL,
+    crit: str | None = None,
+) -> pd.DataFrame:
     """Per selected cell: the whole-curve outcome of the two methods tuned on ``crit`` (default
     the sweep's criterion; analysis.compare.compare_curves), with the cells' p_ columns."""
     _, chosen = tuned(data, crit, level)
@@ -127,9 +156,18 @@ def curve_table(data, a: str, b: str, metric: str = "gap", min_points: int = 3, 
 
 
 @register("curves_cross", pairwise=True)
-def curves_cross(data, a: str, b: str, min_points: int = 3, min_decades: float = 0.0, min_cells: int = 1,
-                 metric: str = "gap", where: dict | None = None, level: float = LEVEL,
-                 crit: str | None = None) -> tuple[str, str, dict]:
+def curves_cross(
+    data,
+    a: str,
+    b: str,
+    min_points: int = 3,
+    min_decades: float = 0.0,
+    min_cells: int = 1,
+    metric: str = "gap",
+    where: dict | None = None,
+    level: float = LEVEL,
+    crit: str | None = None,
+) -> tuple[str, str, dict]:
     """Trade-off cells: the two tuned median curves cross beyond noise (each method's bootstrap
     band strictly below the other's over a stretch of >= ``min_points`` consecutive logged steps
     spanning >= ``min_decades`` decades, each way). Reproduced when at least ``min_cells``
@@ -141,24 +179,43 @@ def curves_cross(data, a: str, b: str, min_points: int = 3, min_decades: float =
     if tab.empty:
         return "not testable", "no cell matches the selection", {}
     counts = {k: int((tab["outcome"] == k).sum()) for k in (a, b, compare.TRADE_OFF, compare.TIE)}
-    nums = {"cells": len(tab), **{f"cells_{k}": v for k, v in counts.items()},
-            "trade_off_cells": [int(c) for c in tab.loc[tab["outcome"] == compare.TRADE_OFF, "cell_id"]],
-            "table": _table(tab, ["outcome", "a_better_points", "b_better_points", "a_better_from", "b_better_from"])}
-    text = (f"tuned median {metric} curves of {a} and {b} cross beyond noise (bands separated >= {min_points} logged "
-            f"steps and >= {min_decades:g} decades each way) in >= {min_cells} cell(s)")
+    nums = {
+        "cells": len(tab),
+        **{f"cells_{k}": v for k, v in counts.items()},
+        "trade_off_cells": [int(c) for c in tab.loc[tab["outcome"] == compare.TRADE_OFF, "cell_id"]],
+        "table": _table(tab, ["outcome", "a_better_points", "b_better_points", "a_better_from", "b_better_from"]),
+    }
+    text = (
+        f"tuned median {metric} curves of {a} and {b} cross beyond noise (bands separated >= {min_points} logged "
+        f"steps and >= {min_decades:g} decades each way) in >= {min_cells} cell(s)"
+    )
     return ("reproduced" if counts[compare.TRADE_OFF] >= min_cells else "not reproduced"), text, nums
 
 
 def _map(xs, ys, grid, x, y, short) -> str:
     head = f"{y:>8} | " + " ".join(f"{v:>5.3g}" for v in xs) + f"   <- {x}"
-    rows = [f"{ys[i]:>8.3g} | " + " ".join(f"{short.get(v, ' '):>5}" for v in grid[i]) for i in range(len(ys) - 1, -1, -1)]
+    rows = [
+        f"{ys[i]:>8.3g} | " + " ".join(f"{short.get(v, ' '):>5}" for v in grid[i]) for i in range(len(ys) - 1, -1, -1)
+    ]
     return "\n".join([head, *rows])
 
 
 @register("regions", pairwise=True)
-def regions(data, a: str, b: str, x: str, y: str, phases: list | None = None, min_size: int = 3,
-            min_points: int = 3, min_decades: float = 0.0, metric: str = "gap", where: dict | None = None,
-            level: float = LEVEL, crit: str | None = None) -> tuple[str, str, dict]:
+def regions(
+    data,
+    a: str,
+    b: str,
+    x: str,
+    y: str,
+    phases: list | None = None,
+    min_size: int = 3,
+    min_points: int = 3,
+    min_decades: float = 0.0,
+    metric: str = "gap",
+    where: dict | None = None,
+    level: float = LEVEL,
+    crit: str | None = None,
+) -> tuple[str, str, dict]:
     """Predicted phases as regions of the (x, y) grid: each cell is labelled ``a`` / ``b`` (that
     method's tuned curve better beyond noise and never worse), ``trade-off`` (curves cross
     beyond noise) or ``tie`` (analysis.compare.curve_outcome); a phase is present when a
@@ -181,20 +238,38 @@ def regions(data, a: str, b: str, x: str, y: str, phases: list | None = None, mi
     present = [p for p in phases if largest[p] >= min_size]
     absent = [p for p in phases if p not in present]
     short = {a: "A", b: "B", compare.TRADE_OFF: "X", compare.TIE: "."}
-    nums = {"cells": len(tab), "min_size": min_size, "largest_region": largest, "absent": absent,
-            "cells_per_label": {k: int((tab["outcome"] == k).sum()) for k in short},
-            "regions": [{"label": r["label"], "size": r["size"], "cells": [[_r(u), _r(v)] for u, v in r["cells"]]} for r in regs],
-            "map": _map(xs, ys, grid, x, y, short), "legend": ", ".join(f"{s} = {k}" for k, s in short.items())}
+    nums = {
+        "cells": len(tab),
+        "min_size": min_size,
+        "largest_region": largest,
+        "absent": absent,
+        "cells_per_label": {k: int((tab["outcome"] == k).sum()) for k in short},
+        "regions": [
+            {"label": r["label"], "size": r["size"], "cells": [[_r(u), _r(v)] for u, v in r["cells"]]} for r in regs
+        ],
+        "map": _map(xs, ys, grid, x, y, short),
+        "legend": ", ".join(f"{s} = {k}" for k, s in short.items()),
+    }
     status = "reproduced" if not absent else "not reproduced" if not present else "partly"
-    text = (f"over the ({x}, {y}) grid, each of {', '.join(phases)} forms a 4-connected region of >= {min_size} cells "
-            f"(cell labels from the tuned {metric} curves)")
+    text = (
+        f"over the ({x}, {y}) grid, each of {', '.join(phases)} forms a 4-connected region of >= {min_size} cells "
+        f"(cell labels from the tuned {metric} curves)"
+    )
     return status, text, nums
 
 
 @register("ratio_constant", pairwise=True)
-def ratio_constant(data, focus: str, rival: str, tol: float, along: str, where: dict | None = None,
-                   crit: str | None = None, level: float = LEVEL) -> tuple[str, str, dict]:
-    """"Match up to a constant factor": the tuned log10(focus / rival) (criterion medians over
+def ratio_constant(
+    data,
+    focus: str,
+    rival: str,
+    tol: float,
+    along: str,
+    where: dict | None = None,
+    crit: str | None = None,
+    level: float = LEVEL,
+) -> tuple[str, str, dict]:
+    """ "Match up to a constant factor": the tuned log10(focus / rival) (criterion medians over
     seeds) at every selected cell with its bootstrap CI. Holds when (1) one constant c puts every
     cell's CI inside log10 c +- ``tol`` (max CI high - min CI low <= 2 tol) and (2) the ratio
     does not drift along ``along`` beyond noise (the bootstrap-over-seeds CI of the regression
@@ -226,13 +301,23 @@ def ratio_constant(data, focus: str, rival: str, tol: float, along: str, where: 
         slope = s_lo = s_hi = math.nan
         trend_ok = False
     span = float(xv.max() - xv.min()) if len(xv) else math.nan
-    nums = {"cells": len(pr), "c": _r(10**log_c), "log10_c": _r(log_c),
-            "log10_c_admissible": [_r(lo_c), _r(hi_c)] if const_ok else None,
-            "ci_spread": _r(pr["ci_high"].max() - pr["ci_low"].min()), "tol": tol,
-            f"slope_per_{along}": _r(slope), "slope_ci": [_r(s_lo), _r(s_hi)], f"drift_over_{along}_range": _r(slope * span),
-            "constant_ok": bool(const_ok), "no_drift": bool(trend_ok),
-            "table": _table(pr, [f"median_{focus}", f"median_{rival}", "log10_ratio", "ci_low", "ci_high"])}
+    nums = {
+        "cells": len(pr),
+        "c": _r(10**log_c),
+        "log10_c": _r(log_c),
+        "log10_c_admissible": [_r(lo_c), _r(hi_c)] if const_ok else None,
+        "ci_spread": _r(pr["ci_high"].max() - pr["ci_low"].min()),
+        "tol": tol,
+        f"slope_per_{along}": _r(slope),
+        "slope_ci": [_r(s_lo), _r(s_hi)],
+        f"drift_over_{along}_range": _r(slope * span),
+        "constant_ok": bool(const_ok),
+        "no_drift": bool(trend_ok),
+        "table": _table(pr, [f"median_{focus}", f"median_{rival}", "log10_ratio", "ci_low", "ci_high"]),
+    }
     status = {2: "reproduced", 1: "partly", 0: "not reproduced"}[int(const_ok) + int(trend_ok)]
-    text = (f"one constant c with every cell's CI of log10({focus}/{rival}) within log10 c +- {tol:g}, and the "
-            f"regression slope on {along} has a bootstrap CI containing 0")
+    text = (
+        f"one constant c with every cell's CI of log10({focus}/{rival}) within log10 c +- {tol:g}, and the "
+        f"regression slope on {along} has a bootstrap CI containing 0"
+    )
     return status, text, nums

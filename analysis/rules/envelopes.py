@@ -1,6 +1,7 @@
 """Rules on envelopes over a method's whole grid (claims 4 and 5): the best the method does by
 step t over every hyperparameter point stalls at the problem's floor, converges below it, or has a
 flat / falling last-decade slope (analysis/envelope.py computes the envelopes and reads the floor)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,10 +13,15 @@ from . import register
 from .common import cell_label, combine, select
 
 
-
 @register("stalls", figure="envelopes")
-def stalls(data: Results, methods: list, frac: float = 0.5, floor: str = "eps_floor", window: float = 10.0,
-           where: dict | None = None) -> tuple[str, str, dict]:
+def stalls(
+    data: Results,
+    methods: list,
+    frac: float = 0.5,
+    floor: str = "eps_floor",
+    window: float = 10.0,
+    where: dict | None = None,
+) -> tuple[str, str, dict]:
     """No hyperparameter point of the method gets far below the problem's floor (the constant
     ``c_<floor>`` of runs.csv: diagonal_abs' eps floor, :func:`analysis.envelope.floor_of`): the
     envelope over the whole grid (:func:`analysis.envelope.envelope`, best-so-far gap) at the last
@@ -23,16 +29,30 @@ def stalls(data: Results, methods: list, frac: float = 0.5, floor: str = "eps_fl
     states, parts = [], []
     for cell, m, last, fl, slope in _envelope_rows(data, methods, where, floor, window):
         states.append("good" if last >= frac * fl else "bad")
-        parts.append(f"{m} ({cell}): best gap over the grid {last:.3g} = {last / fl:.2f} x floor {fl:.3g}; last-decade slope {slope:+.2f}")
+        parts.append(
+            f"{m} ({cell}): best gap over the grid {last:.3g} = {last / fl:.2f} x floor {fl:.3g}; last-decade slope "
+            f"{slope:+.2f}"
+        )
     if not states:
         return "not testable", f"no envelope, or runs.csv has no floor constant c_{floor}", {}
-    return (combine(states), f"the best-so-far gap over each method's whole grid (every lr, momentum) stays >= {frac} x the eps floor at the last step",
-            {"per_cell": "\n".join(parts)})
+    return (
+        combine(states),
+        f"the best-so-far gap over each method's whole grid (every lr, momentum) stays >= {frac} x the eps floor at "
+        "the last step",
+        {"per_cell": "\n".join(parts)},
+    )
 
 
 @register("converges", figure="envelopes")
-def converges(data: Results, methods: list, frac: float = 0.1, max_slope: float = -0.2, floor: str = "eps_floor",
-              window: float = 10.0, where: dict | None = None) -> tuple[str, str, dict]:
+def converges(
+    data: Results,
+    methods: list,
+    frac: float = 0.1,
+    max_slope: float = -0.2,
+    floor: str = "eps_floor",
+    window: float = 10.0,
+    where: dict | None = None,
+) -> tuple[str, str, dict]:
     """The method's envelope (best-so-far gap over its grid) ends below ``frac`` x the floor
     (``c_<floor>``, as in :func:`stalls`) and is still falling over the last ``window``-fold of
     steps (log-log slope <= ``max_slope``). Good where both hold, weak where one does, bad otherwise."""
@@ -40,16 +60,31 @@ def converges(data: Results, methods: list, frac: float = 0.1, max_slope: float 
     for cell, m, last, fl, slope in _envelope_rows(data, methods, where, floor, window):
         below, falling = last <= frac * fl, np.isfinite(slope) and slope <= max_slope
         states.append("good" if below and falling else "weak" if below or falling else "bad")
-        parts.append(f"{m} ({cell}): best gap over the grid {last:.3g} = {last / fl:.3g} x floor {fl:.3g}; last-decade slope {slope:+.2f}")
+        parts.append(
+            f"{m} ({cell}): best gap over the grid {last:.3g} = {last / fl:.3g} x floor {fl:.3g}; last-decade slope "
+            f"{slope:+.2f}"
+        )
     if not states:
         return "not testable", f"no envelope, or runs.csv has no floor constant c_{floor}", {}
-    return (combine(states), f"the best-so-far gap over the method's grid ends below {frac} x the eps floor and still falls (slope <= {max_slope}) over the last decade",
-            {"per_cell": "\n".join(parts)})
+    return (
+        combine(states),
+        f"the best-so-far gap over the method's grid ends below {frac} x the eps floor and still falls (slope <= "
+        f"{max_slope}) over the last decade",
+        {"per_cell": "\n".join(parts)},
+    )
 
 
 @register("envelope_slope", figure="envelopes")
-def envelope_slope(data: Results, methods: list, expect: str = "flat", tol: float = 0.05, metric: str = "grad_fro",
-                   running_min: bool = True, window: float = 10.0, where: dict | None = None) -> tuple[str, str, dict]:
+def envelope_slope(
+    data: Results,
+    methods: list,
+    expect: str = "flat",
+    tol: float = 0.05,
+    metric: str = "grad_fro",
+    running_min: bool = True,
+    window: float = 10.0,
+    where: dict | None = None,
+) -> tuple[str, str, dict]:
     """Whether the best a method can do by step t over its whole grid (:func:`analysis.envelope.envelope` of
     ``metric``, best-so-far when ``running_min``) still improves with the horizon: the log-log
     slope over the last ``window``-fold of steps is >= -``tol`` for ``expect = "flat"`` (no
@@ -73,12 +108,19 @@ def envelope_slope(data: Results, methods: list, expect: str = "flat", tol: floa
                 continue
             ok = slope >= -tol if expect == "flat" else slope <= -tol
             states.append("good" if ok else "bad")
-            parts.append(f"{m} ({label}): envelope {metric} {float(e.iloc[-1]):.3g} at step {int(t.max())}, last-{window:g}x slope {slope:+.3f}")
+            parts.append(
+                f"{m} ({label}): envelope {metric} {float(e.iloc[-1]):.3g} at step {int(t.max())}, last-{window:g}x "
+                f"slope {slope:+.3f}"
+            )
     if not states:
         return "not testable", "no envelope for the selected methods and cells", {}
     verb = f">= -{tol} (stops improving)" if expect == "flat" else f"<= -{tol} (still improving)"
-    return (combine(states), f"log-log slope of the best {'so-far ' if running_min else ''}{metric} over each method's whole grid, last {window:g}x of steps, {verb}",
-            {"per_cell": "\n".join(parts)})
+    return (
+        combine(states),
+        f"log-log slope of the best {'so-far ' if running_min else ''}{metric} over each method's whole grid, last "
+        f"{window:g}x of steps, {verb}",
+        {"per_cell": "\n".join(parts)},
+    )
 
 
 def _envelope_rows(data: Results, methods: list, where: dict | None, floor: str, window: float):

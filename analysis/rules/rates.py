@@ -1,5 +1,6 @@
 """Rules on fitted exponents: rates near a reference, one rate below another, the comparison at
 equal oracle calls, and the per-mode exponent of the spectrum-weighted decay."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,7 +14,9 @@ from .common import cell_label, combine, select, tuned_runs
 
 
 @register("rate_near")
-def rate_near(data: Results, methods: dict, tol: float, where: dict | None = None, table: str = "rates") -> tuple[str, str, dict]:
+def rate_near(
+    data: Results, methods: dict, tol: float, where: dict | None = None, table: str = "rates"
+) -> tuple[str, str, dict]:
     """Fitted exponents (rates.csv: median over seeds of the per-seed log-log slope, with its
     bootstrap CI) near a reference: ``methods`` = {label: reference exponent}. Per (cell, method):
     good when |median - ref| <= ``tol``, weak when only the CI meets [ref - tol, ref + tol], bad
@@ -37,15 +40,23 @@ def rate_near(data: Results, methods: dict, tol: float, where: dict | None = Non
             weak = lo <= ref + tol and hi >= ref - tol
             states.append("good" if good else "weak" if weak else "bad")
             cell = ", ".join(f"{c[2:]}={row[c]:g}" for c in rows.columns if c.startswith("p_") and r[c].nunique() > 1)
-            parts.append(f"{s:+.3f} [{lo:+.3f}, {hi:+.3f}]" + (f" ({cell})" if cell else "") + f" {'within' if good else 'CI meets band' if weak else 'outside'}")
+            parts.append(
+                f"{s:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+                + (f" ({cell})" if cell else "")
+                + f" {'within' if good else 'CI meets band' if weak else 'outside'}"
+            )
         nums[f"{m} (ref {ref:+.3f})"] = "; ".join(parts) or "no finite fit"
-    text = (f"fitted exponent (median over seeds, {int(100 * LEVEL)}% bootstrap CI) within +-{tol} of the reference for "
-            + ", ".join(f"{m}: {ref:+.3f}" for m, ref in methods.items()))
+    text = (
+        f"fitted exponent (median over seeds, {int(100 * LEVEL)}% bootstrap CI) within +-{tol} of the reference for "
+        + ", ".join(f"{m}: {ref:+.3f}" for m, ref in methods.items())
+    )
     return combine(states), text, nums
 
 
 @register("rate_order")
-def rate_order(data: Results, fast: str, slow: str, where: dict | None = None, table: str = "rates") -> tuple[str, str, dict]:
+def rate_order(
+    data: Results, fast: str, slow: str, where: dict | None = None, table: str = "rates"
+) -> tuple[str, str, dict]:
     """``fast``'s fitted exponent is more negative than ``slow``'s: good where the CIs are
     separated in that order, weak where only the medians are, bad otherwise."""
     try:
@@ -63,10 +74,19 @@ def rate_order(data: Results, fast: str, slow: str, where: dict | None = None, t
             continue
         sep = sa["slope_ci_high"] < sb["slope_ci_low"]
         states.append("good" if sep else "weak" if sa["slope"] < sb["slope"] else "bad")
-        lab = ", ".join(f"{c[2:]}={sa[c]:g}" for c in r.columns if c.startswith("p_") and r[c].nunique() > 1) or f"cell {k}"
-        parts.append(f"{lab}: {fast} {sa['slope']:+.3f} [{sa['slope_ci_low']:+.3f}, {sa['slope_ci_high']:+.3f}] vs "
-                     f"{slow} {sb['slope']:+.3f} [{sb['slope_ci_low']:+.3f}, {sb['slope_ci_high']:+.3f}]")
-    return combine(states), f"{fast}'s fitted exponent is below {slow}'s with separated CIs in every cell", {"exponents": "\n".join(parts)}
+        lab = (
+            ", ".join(f"{c[2:]}={sa[c]:g}" for c in r.columns if c.startswith("p_") and r[c].nunique() > 1)
+            or f"cell {k}"
+        )
+        parts.append(
+            f"{lab}: {fast} {sa['slope']:+.3f} [{sa['slope_ci_low']:+.3f}, {sa['slope_ci_high']:+.3f}] vs "
+            f"{slow} {sb['slope']:+.3f} [{sb['slope_ci_low']:+.3f}, {sb['slope_ci_high']:+.3f}]"
+        )
+    return (
+        combine(states),
+        f"{fast}'s fitted exponent is below {slow}'s with separated CIs in every cell",
+        {"exponents": "\n".join(parts)},
+    )
 
 
 def _value_at(curve_t: np.ndarray, curve_v: np.ndarray, t: float) -> float:
@@ -79,7 +99,9 @@ def _value_at(curve_t: np.ndarray, curve_v: np.ndarray, t: float) -> float:
 
 
 @register("equal_oracle", pairwise=True)
-def equal_oracle(data: Results, focus: str, rival: str, metric: str = "grad_nuc", where: dict | None = None) -> tuple[str, str, dict]:
+def equal_oracle(
+    data: Results, focus: str, rival: str, metric: str = "grad_nuc", where: dict | None = None
+) -> tuple[str, str, dict]:
     """Compare the tuned runs (the sweep's criterion) of ``focus`` and ``rival`` at equal oracle
     calls: the budget C is the smaller of the two final call counts, and each run's ``metric``
     curve is read at step C / (its calls per step), log-log interpolated. Per cell: the median
@@ -93,7 +115,10 @@ def equal_oracle(data: Results, focus: str, rival: str, metric: str = "grad_nuc"
     ch = chosen[chosen["cell_id"].isin(cells) & chosen["optimizer"].isin([focus, rival])]
     if ch.empty:
         return "not testable", "no tuned runs of the two methods in the selected cells", {}
-    cur = {rid: (g["step"].to_numpy(float), g[metric].to_numpy(float)) for rid, g in curves[curves["run_id"].isin(ch["run_id"])].groupby("run_id")}
+    cur = {
+        rid: (g["step"].to_numpy(float), g[metric].to_numpy(float))
+        for rid, g in curves[curves["run_id"].isin(ch["run_id"])].groupby("run_id")
+    }
     states, parts = [], []
     for cell, g in ch.groupby("cell_id"):
         a, b = g[g.optimizer == focus].set_index("seed"), g[g.optimizer == rival].set_index("seed")
@@ -113,15 +138,29 @@ def equal_oracle(data: Results, focus: str, rival: str, metric: str = "grad_nuc"
         lo, hi = log10_ratio_ci([va], [vb], paired=True)
         med_s = float(np.log10(np.median(sa)) - np.log10(np.median(sb)))
         states.append("good" if hi[0] < 0 else "weak" if med < 0 else "bad")
-        parts.append(f"{cell_label(data.table('runs'), cell) or f'cell {cell}'}: at {int(np.median(budget))} calls log10({focus}/{rival}) = {med:+.3f} [{lo[0]:+.3f}, {hi[0]:+.3f}]"
-                     f"; at equal steps {med_s:+.3f} ({focus} makes {np.median(cps_a):g} calls/step, {rival} {np.median(cps_b):g})")
-    text = f"at equal oracle calls, {focus}'s tuned {metric} is below {rival}'s (paired bootstrap CI of the log ratio below 0)"
+        parts.append(
+            f"{cell_label(data.table('runs'), cell) or f'cell {cell}'}: at {int(np.median(budget))} calls "
+            f"log10({focus}/{rival}) = {med:+.3f} [{lo[0]:+.3f}, {hi[0]:+.3f}]"
+            f"; at equal steps {med_s:+.3f} ({focus} makes {np.median(cps_a):g} calls/step, {rival} "
+            f"{np.median(cps_b):g})"
+        )
+    text = (
+        f"at equal oracle calls, {focus}'s tuned {metric} is below {rival}'s "
+        "(paired bootstrap CI of the log ratio below 0)"
+    )
     return combine(states), text, {"comparison": "\n".join(parts)}
 
 
 @register("mode_exponent")
-def mode_exponent(data: Results, optimizer: str, expected: float, tol: float, where: dict | None = None,
-                  modes: tuple[int, int] | None = None, min_steps: float = 2.0) -> tuple[str, str, dict]:
+def mode_exponent(
+    data: Results,
+    optimizer: str,
+    expected: float,
+    tol: float,
+    where: dict | None = None,
+    modes: tuple[int, int] | None = None,
+    min_steps: float = 2.0,
+) -> tuple[str, str, dict]:
     """Phases of Muon's per-mode claim: fit rate_j ~ w_j^q across the logged modes (rate_j =
     1 / e-folding step of mode_err_j, analysis.theory.mode_decay_rates; w_j = entry j-1 of the
     problem's spectrum in spectra.csv named by its per-mode theory, e.g. power_law_lsq's ``cov``
@@ -158,11 +197,18 @@ def mode_exponent(data: Results, optimizer: str, expected: float, tol: float, wh
         if n >= 3 and np.isfinite(q):
             slopes.append(q)
     span = f"modes {cols[0][0]}..{cols[-1][0]}" if cols else "no modes"
-    text = (f"median over seeds of the fitted exponent q (rate_j ~ w_j^q, w = the {th.spectrum} spectrum, {span}, "
-            f"components slower than {min_steps:g} steps) of {optimizer} within {tol} of {expected}")
+    text = (
+        f"median over seeds of the fitted exponent q (rate_j ~ w_j^q, w = the {th.spectrum} spectrum, {span}, "
+        f"components slower than {min_steps:g} steps) of {optimizer} within {tol} of {expected}"
+    )
     if not slopes:
         return "not testable", text + ": no run had >= 3 modes that decayed by a factor e", {}
     med = float(np.median(slopes))
-    nums = {"runs_fitted": len(slopes), "median_exponent": round(med, 3), "min": round(min(slopes), 3),
-            "max": round(max(slopes), 3), "expected": expected}
+    nums = {
+        "runs_fitted": len(slopes),
+        "median_exponent": round(med, 3),
+        "min": round(min(slopes), 3),
+        "max": round(max(slopes), 3),
+        "expected": expected,
+    }
     return ("reproduced" if abs(med - expected) <= tol else "not reproduced"), text, nums

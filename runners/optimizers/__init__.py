@@ -1,4 +1,5 @@
 """One module per optimizer family; importing a module registers its optimizers. Shared math
 (momentum, LMO table, variance reduction, weight decay) lives in :mod:`.base`; schedules in
 :mod:`runners.schedules`."""
+
 from . import adam, gd, gluon, muon, mvr, signsgd  # noqa: F401

@@ -1,6 +1,7 @@
 """Adam / AdamW (Kingma & Ba 2014, arXiv 1412.6980; decoupled weight decay: Loshchilov & Hutter,
 arXiv 1711.05101), the practical method that SignSGD stands in for in "Phases of Muon"
 (PAPERS.md)."""
+
 from __future__ import annotations
 
 from ..registry import register
@@ -17,16 +18,18 @@ class Adam:
 
     FAMILY = "adaptive"
     ORACLE_CALLS = 1
-    PAPERS = ('1412.6980',)
+    PAPERS = ("1412.6980",)
     TEST_HPARAMS = {"lr": 0.05, "lr_schedule": "cosine", "horizon": 200}
 
-    HPARAMS = base.with_schedule({
-        "lr": base.lr(1e-3),
-        "beta": base.beta(0.9, "first-moment EMA beta1"),
-        "beta2": base.beta(0.999, "second-moment EMA beta2"),
-        "eps": base.Param(1e-8, float, low=0.0, low_open=True, doc="added to sqrt(V^)"),
-        "weight_decay": base.WEIGHT_DECAY,
-    })
+    HPARAMS = base.with_schedule(
+        {
+            "lr": base.lr(1e-3),
+            "beta": base.beta(0.9, "first-moment EMA beta1"),
+            "beta2": base.beta(0.999, "second-moment EMA beta2"),
+            "eps": base.Param(1e-8, float, low=0.0, low_open=True, doc="added to sqrt(V^)"),
+            "weight_decay": base.WEIGHT_DECAY,
+        }
+    )
 
     @staticmethod
     def init(params, hp, xp):

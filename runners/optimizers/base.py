@@ -6,6 +6,7 @@ variance-reduction recursions (STORM and Muon-MVR's correction), and per-layer l
 Conventions: every array is (B, m, n) (one layer) and per-run hyperparameters are (B, 1, 1);
 the functions below take one layer unless their name says ``layers``.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,8 +39,9 @@ def nesterov(default: bool) -> Param:
 
 
 WEIGHT_DECAY = Param(0.0, float, low=0.0, doc="decoupled weight decay: X <- (1 - lr_t wd) X before the step")
-MOMENTUM_KIND = Param("ema", str, per_run=False, choices=("ema", "sum"),
-                      doc="ema: M = beta M + (1 - beta) G; sum: M = beta M + G")
+MOMENTUM_KIND = Param(
+    "ema", str, per_run=False, choices=("ema", "sum"), doc="ema: M = beta M + (1 - beta) G; sum: M = beta M + G"
+)
 NS_STEPS = Param(0, int, per_run=False, low=0, doc="Newton-Schulz steps (0 = the kernel's default)")
 
 SCALES = Registry("scale", "shape scale")  # name -> s(m, n)
@@ -49,8 +51,13 @@ SCALES.add("none", lambda m, n: 1.0)
 
 
 def scale(default: str) -> Param:
-    return Param(default, str, per_run=False, choices=tuple(SCALES),
-                 doc="shape scale: original sqrt(max(1, m/n)), rms 0.2 sqrt(max(m, n)), none 1")
+    return Param(
+        default,
+        str,
+        per_run=False,
+        choices=tuple(SCALES),
+        doc="shape scale: original sqrt(max(1, m/n)), rms 0.2 sqrt(max(m, n)), none 1",
+    )
 
 
 class OrthParam(Param):
@@ -76,8 +83,12 @@ def orth(default: str = "ns_keller") -> Param:
     return OrthParam(default, str, per_run=False, doc="orthogonalization (runners.orth)")
 
 
-ALLOW_DEGENERATE = Param(False, bool, per_run=False,
-                         doc="run a setting that makes the method exactly another one (docs/optimizers.md, degenerate settings)")
+ALLOW_DEGENERATE = Param(
+    False,
+    bool,
+    per_run=False,
+    doc="run a setting that makes the method exactly another one (docs/optimizers.md, degenerate settings)",
+)
 
 
 def refuse_degenerate(hp: dict, field: str, cond, why: str) -> None:
@@ -216,12 +227,14 @@ def _fro_dir(u, orth=None, steps=None):
 
 NORMS = Registry("norms", "norm")  # name -> Norm
 for _norm in (
-    Norm("spectral", _spectral_dir, nuclear,
-         "operator norm; direction = polar factor U V^T (via orth), dual = nuclear"),
+    Norm(
+        "spectral", _spectral_dir, nuclear, "operator norm; direction = polar factor U V^T (via orth), dual = nuclear"
+    ),
     Norm("sign", _sign_dir, _l1, "max-abs entry (l_inf); direction = sign(U), dual = sum |U_ij|"),
     Norm("row", _row_dir, _row_dual, "max row l2 norm; direction = rows normalized, dual = sum of row norms"),
-    Norm("column", _col_dir, _col_dual,
-         "max column l2 norm; direction = columns normalized, dual = sum of column norms"),
+    Norm(
+        "column", _col_dir, _col_dual, "max column l2 norm; direction = columns normalized, dual = sum of column norms"
+    ),
     Norm("frobenius", _fro_dir, fro, "Frobenius; direction = U / ||U||_F, dual = ||U||_F"),
 ):
     NORMS.add(_norm.name, _norm)

@@ -1,5 +1,6 @@
 """Euclidean first-order methods: gradient descent, SGD with heavy-ball / Nesterov momentum, and
 normalized gradient descent."""
+
 from __future__ import annotations
 
 from ..registry import register
@@ -46,12 +47,14 @@ class SGD(_SGD):
     ORACLE_CALLS = 1
     PAPERS = ()
     TEST_HPARAMS = {"lr": 0.2, "beta": 0.5, "nesterov": True}
-    HPARAMS = base.with_schedule({
-        "lr": base.lr(1e-2),
-        "beta": base.beta(0.9, "heavy-ball momentum M = beta M + G"),
-        "nesterov": base.nesterov(False),
-        "weight_decay": base.WEIGHT_DECAY,
-    })
+    HPARAMS = base.with_schedule(
+        {
+            "lr": base.lr(1e-2),
+            "beta": base.beta(0.9, "heavy-ball momentum M = beta M + G"),
+            "nesterov": base.nesterov(False),
+            "weight_decay": base.WEIGHT_DECAY,
+        }
+    )
 
 
 @register("normalized_gd")
@@ -66,11 +69,13 @@ class NormalizedGD:
     PAPERS = ()
     TEST_HPARAMS = {"lr": 0.1, "lr_schedule": "cosine", "horizon": 200}
 
-    HPARAMS = base.with_schedule({
-        "lr": base.lr(1e-2),
-        "beta": base.beta(0.0, "EMA momentum (0 = normalized GD)"),
-        "nesterov": base.nesterov(False),
-    })
+    HPARAMS = base.with_schedule(
+        {
+            "lr": base.lr(1e-2),
+            "beta": base.beta(0.0, "EMA momentum (0 = normalized GD)"),
+            "nesterov": base.nesterov(False),
+        }
+    )
 
     init = staticmethod(base.momentum_state)
 

@@ -12,6 +12,7 @@ polar_express, a registered coefficient set or an ``ns:`` spec; ``ns_steps``), s
 (``scale``), decoupled weight decay, and a zero or tiny U gives a zero or correctly oriented
 step (the input is max-abs-normalized before the kernels, which map zero to zero).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,19 +49,21 @@ def orth_step(params, us, hp, factors=None):
 
 @register("muon")
 class Muon:
-    """Muon (K. Jordan 2024; PAPERS.md): M = beta M + (1 - beta) G (``momentum = "sum"``: M = beta M + G); U = M, or with
-    Nesterov U = (1 - beta) G + beta M (sum: G + beta M); X <- (1 - lr wd) X - lr s orth(U)."""
+    """Muon (K. Jordan 2024; PAPERS.md): M = beta M + (1 - beta) G (``momentum = "sum"``: M = beta M + G);
+    U = M, or with Nesterov U = (1 - beta) G + beta M (sum: G + beta M); X <- (1 - lr wd) X - lr s orth(U)."""
 
     FAMILY = "spectral"
     ORACLE_CALLS = 1
-    PAPERS = ('2505.23737', '2509.15816')
+    PAPERS = ("2505.23737", "2509.15816")
     TEST_HPARAMS = {"lr": 0.05, "lr_schedule": "cosine", "horizon": 200}
 
-    HPARAMS = base.with_schedule({
-        **_common(2e-2, 0.95),
-        "nesterov": base.nesterov(True),
-        "momentum": base.MOMENTUM_KIND,
-    })
+    HPARAMS = base.with_schedule(
+        {
+            **_common(2e-2, 0.95),
+            "nesterov": base.nesterov(True),
+            "momentum": base.MOMENTUM_KIND,
+        }
+    )
 
     init = staticmethod(base.momentum_state)
 
@@ -79,14 +82,16 @@ class SpectralSD(Muon):
 
     FAMILY = "spectral"
     ORACLE_CALLS = 1
-    PAPERS = ('2502.02900',)
+    PAPERS = ("2502.02900",)
     TEST_HPARAMS = {"lr": 0.2, "beta": 0.5}
 
-    HPARAMS = base.with_schedule({
-        **_common(1e-2, 0.95, orth="svd", scale="none"),
-        "nesterov": base.nesterov(False),
-        "momentum": base.MOMENTUM_KIND,
-    })
+    HPARAMS = base.with_schedule(
+        {
+            **_common(1e-2, 0.95, orth="svd", scale="none"),
+            "nesterov": base.nesterov(False),
+            "momentum": base.MOMENTUM_KIND,
+        }
+    )
 
     @staticmethod
     def step(params, state, oracle, t, hp):
@@ -124,15 +129,19 @@ class EFMuon(Muon):
 
     FAMILY = "spectral"
     ORACLE_CALLS = 1
-    PAPERS = ('2605.08980',)
+    PAPERS = ("2605.08980",)
     TEST_HPARAMS = {"lr": 0.2, "beta": 0.5}
 
-    HPARAMS = base.with_schedule({
-        **_common(1e-2, 0.95, orth="svd"),
-        "nesterov": base.nesterov(True),
-        "momentum": base.MOMENTUM_KIND,
-        "compressor": base.Param("scaled", str, per_run=False, choices=tuple(COMPRESSORS), doc="error-feedback compressor"),
-    })
+    HPARAMS = base.with_schedule(
+        {
+            **_common(1e-2, 0.95, orth="svd"),
+            "nesterov": base.nesterov(True),
+            "momentum": base.MOMENTUM_KIND,
+            "compressor": base.Param(
+                "scaled", str, per_run=False, choices=tuple(COMPRESSORS), doc="error-feedback compressor"
+            ),
+        }
+    )
 
     @staticmethod
     def init(params, hp, xp):
@@ -160,20 +169,27 @@ class _MuonMVR:
     gamma = 0 (exactly ``muon`` with nesterov = false) and beta = 0 without a momentum schedule
     (C = G, M = G: momentum-free Muon, whatever gamma)."""
 
-    HPARAMS = base.with_schedule({
-        **_common(2e-2, 0.95),
-        "gamma": base.Param(0.025, float, low=0.0, doc="variance-reduction weight (0 = Muon)"),
-        "clip": base.Param(False, bool, per_run=False, doc="scale C to ||C||_F <= 1"),
-        "allow_degenerate": base.ALLOW_DEGENERATE,
-    })
+    HPARAMS = base.with_schedule(
+        {
+            **_common(2e-2, 0.95),
+            "gamma": base.Param(0.025, float, low=0.0, doc="variance-reduction weight (0 = Muon)"),
+            "clip": base.Param(False, bool, per_run=False, doc="scale C to ||C||_F <= 1"),
+            "allow_degenerate": base.ALLOW_DEGENERATE,
+        }
+    )
 
     @staticmethod
     def check(hp):
-        base.refuse_degenerate(hp, "gamma", np.asarray(hp["gamma"]) == 0,
-                               "gamma > 0 (gamma = 0 is exactly muon with nesterov = false)")
-        base.refuse_degenerate(hp, "beta", base.zero_momentum(hp),
-                               "beta > 0 or a momentum schedule beta_q > 0 (with beta = 0 throughout, "
-                               "M_t = G_t: momentum-free Muon, whatever gamma)")
+        base.refuse_degenerate(
+            hp, "gamma", np.asarray(hp["gamma"]) == 0, "gamma > 0 (gamma = 0 is exactly muon with nesterov = false)"
+        )
+        base.refuse_degenerate(
+            hp,
+            "beta",
+            base.zero_momentum(hp),
+            "beta > 0 or a momentum schedule beta_q > 0 (with beta = 0 throughout, "
+            "M_t = G_t: momentum-free Muon, whatever gamma)",
+        )
 
     @staticmethod
     def _update(params, state, grads, g_last, hp):
@@ -184,8 +200,10 @@ class _MuonMVR:
 
 @register("muon_mvr1")
 class MuonMVR1(_MuonMVR):
-    __doc__ = ("Muon-MVR1, one batch: G_last = G(X_{t-1}; xi_{t-1}), the previous step's gradient (stored; "
-               "one oracle call per step; at t = 1, G_last = G). " + _MuonMVR.__doc__)
+    __doc__ = (
+        "Muon-MVR1, one batch: G_last = G(X_{t-1}; xi_{t-1}), the previous step's gradient (stored; "
+        "one oracle call per step; at t = 1, G_last = G). " + _MuonMVR.__doc__
+    )
 
     FAMILY = "spectral"
     ORACLE_CALLS = 1
@@ -198,9 +216,13 @@ class MuonMVR1(_MuonMVR):
         M_t - G_t = beta_t (M_{t-1} - G_{t-1}) and M_1 = G_1, so M_t = G_t exactly, with or
         without a momentum schedule: momentum-free Muon)."""
         _MuonMVR.check(hp)
-        base.refuse_degenerate(hp, "gamma", (np.asarray(hp["gamma"]) == 1) & (np.asarray(hp["beta"]) == 0),
-                               "gamma != 1 where beta (= beta_1, the momentum at t = 1) is 0 (with gamma = 1 "
-                               "and beta_1 = 0, M_t = G_t exactly: momentum-free Muon; PAPERS.md)")
+        base.refuse_degenerate(
+            hp,
+            "gamma",
+            (np.asarray(hp["gamma"]) == 1) & (np.asarray(hp["beta"]) == 0),
+            "gamma != 1 where beta (= beta_1, the momentum at t = 1) is 0 (with gamma = 1 "
+            "and beta_1 = 0, M_t = G_t exactly: momentum-free Muon; PAPERS.md)",
+        )
 
     @staticmethod
     def init(params, hp, xp):
@@ -215,8 +237,10 @@ class MuonMVR1(_MuonMVR):
 
 @register("muon_mvr2")
 class MuonMVR2(_MuonMVR):
-    __doc__ = ("Muon-MVR2, two batches: G_last = G(X_{t-1}; xi_t), the previous point under the current "
-               "draw (two oracle calls every step; at t = 1 the previous point is X_1 itself). " + _MuonMVR.__doc__)
+    __doc__ = (
+        "Muon-MVR2, two batches: G_last = G(X_{t-1}; xi_t), the previous point under the current "
+        "draw (two oracle calls every step; at t = 1 the previous point is X_1 itself). " + _MuonMVR.__doc__
+    )
 
     FAMILY = "spectral"
     ORACLE_CALLS = 2

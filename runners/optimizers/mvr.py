@@ -1,5 +1,6 @@
 """STORM: Euclidean momentum variance reduction (Cutkosky & Orabona 2019, arXiv 1905.10018;
 PAPERS.md)."""
+
 from __future__ import annotations
 
 from ..registry import register
@@ -16,21 +17,27 @@ class STORM:
 
     FAMILY = "euclidean"
     ORACLE_CALLS = 2
-    PAPERS = ('1905.10018',)
+    PAPERS = ("1905.10018",)
     TEST_HPARAMS = {"lr": 0.4, "beta": 0.5}
 
-    HPARAMS = base.with_schedule({
-        "lr": base.lr(1e-2),
-        "beta": base.beta(0.9, "1 - a: weight of the corrected previous estimate"),
-        "allow_degenerate": base.ALLOW_DEGENERATE,
-    })
+    HPARAMS = base.with_schedule(
+        {
+            "lr": base.lr(1e-2),
+            "beta": base.beta(0.9, "1 - a: weight of the corrected previous estimate"),
+            "allow_degenerate": base.ALLOW_DEGENERATE,
+        }
+    )
 
     @staticmethod
     def check(hp):
         """beta = 0 throughout makes d_t = g(x_t; xi_t): SGD at twice the oracle calls."""
-        base.refuse_degenerate(hp, "beta", base.zero_momentum(hp),
-                               "beta > 0 or a momentum schedule beta_q > 0 (with beta = 0 throughout, d_t = g(x_t; xi_t): "
-                               "gd at twice the oracle calls)")
+        base.refuse_degenerate(
+            hp,
+            "beta",
+            base.zero_momentum(hp),
+            "beta > 0 or a momentum schedule beta_q > 0 (with beta = 0 throughout, d_t = g(x_t; xi_t): "
+            "gd at twice the oracle calls)",
+        )
 
     @staticmethod
     def init(params, hp, xp):

@@ -1,5 +1,6 @@
 """Assumption checks (analysis/assumptions.py) on a small real sweep, against values recomputed
 here from its CSVs, and on copies of it doctored so that each check must fail."""
+
 from __future__ import annotations
 
 import shutil
@@ -12,7 +13,10 @@ from analysis import assumptions as A
 from analysis.results import Results
 
 SWEEP = {
-    "name": "assume", "steps": 300, "log_points": 12, "seeds": [0, 1],
+    "name": "assume",
+    "steps": 300,
+    "log_points": 12,
+    "seeds": [0, 1],
     "problem": {"kind": "pl_sine", "fixed": {"m": 4, "n": 4, "noise": "gaussian"}, "grid": {"sigma": [0.1, 0.3]}},
     "optimizers": [{"name": "gd", "lr": [0.02, 0.05]}],
 }
@@ -50,7 +54,7 @@ def test_pl_holds_with_the_stated_constant_and_fails_with_a_larger_one(sweep, tm
     status, _, nums = A.CHECKS.get("pl_along_iterates")(Results(sweep))
     cur = tuned_curves(sweep)
     cur = cur[(cur.step >= 1) & (cur.gap > 0)]
-    emp = (cur.grad_fro ** 2 / (2 * cur.gap)).min()
+    emp = (cur.grad_fro**2 / (2 * cur.gap)).min()
     assert status == A.HOLDS
     assert nums["empirical_pl_min"] == pytest.approx(emp, rel=1e-5)
     assert nums["empirical_pl_min"] >= nums["stated_mu_min"]

@@ -1,5 +1,6 @@
 """The bound rules (analysis/bounds.py, analysis/rules/bounds.py) on constructed sweeps with known
 answers, including sweeps on which each rule must fail."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -35,8 +36,18 @@ def sweep(fn, lrs=LRS, seeds=range(5), cells=(0,), opt="muon", noise=0.05, steps
                 z = np.random.default_rng(1000 * c + s).standard_normal(len(steps))
                 q = fn(steps.astype(float), lr) * np.exp(noise * z)
                 ds = diverged(lr, s) if diverged else -1
-                runs.append({"run_id": rid, "cell_id": c, "p_x": float(c), "optimizer": opt, "h_lr": lr, "seed": s,
-                             "status": "ok" if ds < 0 else "diverged", "diverged_step": ds})
+                runs.append(
+                    {
+                        "run_id": rid,
+                        "cell_id": c,
+                        "p_x": float(c),
+                        "optimizer": opt,
+                        "h_lr": lr,
+                        "seed": s,
+                        "status": "ok" if ds < 0 else "diverged",
+                        "diverged_step": ds,
+                    }
+                )
                 curves.append(pd.DataFrame({"run_id": rid, "step": steps, "avg_grad_fro": q}))
                 rid += 1
     return pd.DataFrame(runs), pd.concat(curves, ignore_index=True)
@@ -135,6 +146,7 @@ def test_diverged_runs_count_as_infinite_from_their_divergence():
 
 def test_window_robustness_sees_a_break():
     """Q = T^-1/2 up to T = 1000, then T^-0.1 (continuous): the sub-windows find each slope."""
+
     def broken(T, lr):
         return np.where(T <= 1000, T**-0.5, 1000**-0.4 * T**-0.1) * (1 + np.log10(lr / 10**-1.5) ** 2)
 
@@ -154,8 +166,18 @@ def test_horizon_column_mode():
         for lr in LRS:
             for s in range(4):
                 v = bowl(-1 / 3)(float(T), lr) * np.exp(0.03 * np.random.default_rng(s * 7 + T).standard_normal())
-                rows.append({"run_id": rid, "cell_id": 0, "optimizer": "mvr2", "h_lr": lr, "h_horizon": T, "seed": s,
-                             "status": "ok", "final_avg_grad_fro": v})
+                rows.append(
+                    {
+                        "run_id": rid,
+                        "cell_id": 0,
+                        "optimizer": "mvr2",
+                        "h_lr": lr,
+                        "h_horizon": T,
+                        "seed": s,
+                        "status": "ok",
+                        "final_avg_grad_fro": v,
+                    }
+                )
                 rid += 1
     d = Tables(runs=pd.DataFrame(rows))
     status, _, nums = RULES["bound_rate"](d, optimizer="mvr2", bound=-1 / 3, horizon="h_horizon", **FAST)
@@ -201,10 +223,18 @@ def test_several_cells_combine():
     assert RULES["bound_rate"](d, optimizer="muon", bound=-0.25, where={"x": 0.0}, **FAST)[0] == "reproduced"
 
 
-@pytest.mark.parametrize("ci,bound,one_sided,tight", [
-    ((-0.52, -0.48), -0.25, B.FASTER, B.NOT_TIGHT), ((-0.27, -0.22), -0.25, B.CONSISTENT, B.TIGHT),
-    ((-0.15, -0.05), -0.25, B.SLOWER, B.NOT_TIGHT), ((-0.40, -0.10), -0.25, B.CONSISTENT, B.UNDECIDED),
-    ((-0.21, -0.10), -0.25, B.CONSISTENT, B.UNDECIDED), ((-0.19, -0.10), -0.25, B.SLOWER, B.NOT_TIGHT), ((np.nan, 0.1), -0.25, B.UNDEFINED, B.UNDEFINED)])
+@pytest.mark.parametrize(
+    "ci,bound,one_sided,tight",
+    [
+        ((-0.52, -0.48), -0.25, B.FASTER, B.NOT_TIGHT),
+        ((-0.27, -0.22), -0.25, B.CONSISTENT, B.TIGHT),
+        ((-0.15, -0.05), -0.25, B.SLOWER, B.NOT_TIGHT),
+        ((-0.40, -0.10), -0.25, B.CONSISTENT, B.UNDECIDED),
+        ((-0.21, -0.10), -0.25, B.CONSISTENT, B.UNDECIDED),
+        ((-0.19, -0.10), -0.25, B.SLOWER, B.NOT_TIGHT),
+        ((np.nan, 0.1), -0.25, B.UNDEFINED, B.UNDEFINED),
+    ],
+)
 def test_verdict_tables(ci, bound, one_sided, tight):
     assert B.bound_verdict(*ci, bound, tol=0.05) == one_sided
     assert B.tight_verdict(*ci, bound, tol=0.05) == tight

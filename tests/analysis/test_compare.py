@@ -1,5 +1,6 @@
 """analysis.compare and its rules (analysis.rules.compare) on constructed sweeps with known
 answers, including the data on which each rule must fail."""
+
 from __future__ import annotations
 
 import math
@@ -37,9 +38,20 @@ def sweep(cells: list[dict], curve, lrs=(1e-2,), calls=None) -> Data:
             for lr in lrs:
                 for s in SEEDS:
                     g = np.asarray(curve(cell, opt, lr, s, STEPS.astype(float)), float)
-                    runs.append({"run_id": rid, "cell_id": ci, **{f"p_{k}": v for k, v in cell.items()}, "optimizer": opt,
-                                 "optimizer_kind": opt.lower(), "h_lr": lr, "seed": s, "status": "ok", "final_gap": g[-1],
-                                 "oracle_calls": (calls or {}).get(opt, 1) * int(STEPS[-1])})
+                    runs.append(
+                        {
+                            "run_id": rid,
+                            "cell_id": ci,
+                            **{f"p_{k}": v for k, v in cell.items()},
+                            "optimizer": opt,
+                            "optimizer_kind": opt.lower(),
+                            "h_lr": lr,
+                            "seed": s,
+                            "status": "ok",
+                            "final_gap": g[-1],
+                            "oracle_calls": (calls or {}).get(opt, 1) * int(STEPS[-1]),
+                        }
+                    )
                     curves.append(pd.DataFrame({"run_id": rid, "step": STEPS, "gap": g}))
                     rid += 1
     return Data(pd.DataFrame(runs), pd.concat(curves, ignore_index=True))
@@ -105,7 +117,7 @@ def labelled(kind_of):
         k = kind_of(int(cell["alpha"]), int(cell["beta"]))
         if k == "X":
             return crossing(cell, opt, lr, s, t)
-        better = (opt == k)
+        better = opt == k
         return (1 + t) ** -0.5 * (0.3 if better else 1.0) * jitter(opt, s, cell)
 
     return sweep(cells, curve)
@@ -198,7 +210,10 @@ def test_time_to_target_against_the_closed_form():
     st3, _, nums3 = rules_compare.time_to_target(d, "B", "A", target=0.05)
     assert st3 == "not reproduced" and nums3["cells_rival_faster"] == 2
     # tuned on the criterion instead of the time: the same lrs here (the fast lr wins both)
-    assert rules_compare.time_to_target(d, "A", "B", target=0.05, tune_by="criterion")[2]["median_log10_ratio"] == nums["median_log10_ratio"]
+    assert (
+        rules_compare.time_to_target(d, "A", "B", target=0.05, tune_by="criterion")[2]["median_log10_ratio"]
+        == nums["median_log10_ratio"]
+    )
 
 
 def test_time_to_the_rivals_final_value():

@@ -2,6 +2,7 @@
 exact registry names (no optimizer is recognized by a substring of its name), every per-mode
 theory names a spectrum its problem writes, lab.config imports the options without matplotlib,
 and no analysis module exceeds 500 lines."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -38,10 +39,12 @@ def test_every_mode_theory_names_a_spectrum_its_problem_writes():
 
 
 def test_lab_config_imports_the_options_without_matplotlib():
-    code = ("import sys, lab.config, analysis.options; "
-            "assert lab.config.AnalysisConfig is analysis.options.AnalysisOptions; "
-            "assert lab.config.CRITERIA == tuple(analysis.options.CRITERIA); "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'seaborn')))")
+    code = (
+        "import sys, lab.config, analysis.options; "
+        "assert lab.config.AnalysisConfig is analysis.options.AnalysisOptions; "
+        "assert lab.config.CRITERIA == tuple(analysis.options.CRITERIA); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'seaborn')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]", out.stdout
 

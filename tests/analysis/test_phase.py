@@ -1,4 +1,5 @@
 """Winner, tie, margin and log-ratios on constructed per-seed samples; performance profiles."""
+
 import numpy as np
 import pandas as pd
 
@@ -12,8 +13,18 @@ def _runs(cells):
     for cid, opts in cells.items():
         for opt, scores in opts.items():
             for seed, s in enumerate(scores):
-                rows.append({"cell_id": cid, "p_a": float(cid), "optimizer": opt, "optimizer_kind": opt, "h_lr": 0.1,
-                             "seed": seed, "status": "ok", "final_gap": s})
+                rows.append(
+                    {
+                        "cell_id": cid,
+                        "p_a": float(cid),
+                        "optimizer": opt,
+                        "optimizer_kind": opt,
+                        "h_lr": 0.1,
+                        "seed": seed,
+                        "status": "ok",
+                        "final_gap": s,
+                    }
+                )
     df = pd.DataFrame(rows)
     df.insert(0, "run_id", range(len(df)))
     return df
@@ -28,8 +39,16 @@ def _phase(cells, focus="muon"):
 
 def test_separated_samples_give_a_winner_and_overlapping_ones_a_tie():
     rng = np.random.default_rng(3)
-    sep = {"muon": list(1.0 + 0.01 * rng.random(8)), "gd": list(2.0 + 0.01 * rng.random(8)), "sign": list(4.0 + 0.01 * rng.random(8))}
-    over = {"muon": list(1.0 + 0.5 * rng.random(8)), "gd": list(1.05 + 0.5 * rng.random(8)), "sign": list(9.0 + 0.01 * rng.random(8))}
+    sep = {
+        "muon": list(1.0 + 0.01 * rng.random(8)),
+        "gd": list(2.0 + 0.01 * rng.random(8)),
+        "sign": list(4.0 + 0.01 * rng.random(8)),
+    }
+    over = {
+        "muon": list(1.0 + 0.5 * rng.random(8)),
+        "gd": list(1.05 + 0.5 * rng.random(8)),
+        "sign": list(9.0 + 0.01 * rng.random(8)),
+    }
     ph = _phase({0: sep, 1: over})
     assert ph.loc[0, "winner"] == "muon" and ph.loc[0, "runner_up"] == "gd" and not ph.loc[0, "tie"]
     assert ph.loc[1, "tie"] and ph.loc[1, "tied_with"] in ("gd", "muon")
@@ -54,8 +73,13 @@ def test_all_methods_failing_is_no_winner():
 
 def test_performance_profile_fractions():
     # ratios to the best: a = [1, 1, 4], b = [2, 1, 1], c = [inf, 3, 1]
-    summary = pd.DataFrame({"cell_id": [0, 0, 0, 1, 1, 1, 2, 2, 2], "optimizer": list("abc") * 3,
-                            "median": [1, 2, np.inf, 5, 5, 15, 4, 1, 1]}).astype({"median": float})
+    summary = pd.DataFrame(
+        {
+            "cell_id": [0, 0, 0, 1, 1, 1, 2, 2, 2],
+            "optimizer": list("abc") * 3,
+            "median": [1, 2, np.inf, 5, 5, 15, 4, 1, 1],
+        }
+    ).astype({"median": float})
     prof = performance_profile(summary, taus=np.array([1.0, 2.0, 3.0, 10.0]))
     f = prof.pivot(index="tau", columns="optimizer", values="fraction")
     assert np.allclose(f["a"], [2 / 3, 2 / 3, 2 / 3, 1.0])

@@ -1,4 +1,5 @@
 """The rate fit recovers known exponents from synthetic curves; its CI comes from seeds."""
+
 import numpy as np
 import pandas as pd
 
@@ -12,7 +13,7 @@ def _synthetic(exponents, seeds=6, noise=0.05, steps=None, seed=0):
     rid = 0
     for opt, p in exponents.items():
         for s in range(seeds):
-            g = 2.0 * steps ** p * np.exp(noise * rng.standard_normal(len(steps)))
+            g = 2.0 * steps**p * np.exp(noise * rng.standard_normal(len(steps)))
             curves.append(pd.DataFrame({"run_id": rid, "step": steps, "gap": g}))
             chosen.append({"run_id": rid, "cell_id": 0, "optimizer": opt, "seed": s, "status": "ok", "score": g[-1]})
             rid += 1
@@ -35,7 +36,7 @@ def test_rate_fit_recovers_known_exponents():
 
 def test_rate_fit_window_excludes_a_plateau():
     steps = np.unique(np.round(np.geomspace(1, 1000, 40))).astype(int)
-    g = np.where(steps < 100, 1.0 * steps ** -0.5, 0.1)  # power law, then a noise floor
+    g = np.where(steps < 100, 1.0 * steps**-0.5, 0.1)  # power law, then a noise floor
     curves = pd.DataFrame({"run_id": 0, "step": steps, "gap": g})
     chosen = pd.DataFrame([{"run_id": 0, "cell_id": 0, "optimizer": "x", "seed": 0, "status": "ok"}])
     early = fit_curves(curves, chosen, "gap", window=(1, 90))["slope"].iloc[0]
@@ -45,7 +46,10 @@ def test_rate_fit_window_excludes_a_plateau():
 
 def test_fit_vs_horizon():
     rng = np.random.default_rng(2)
-    rows = [{"optimizer": "m", "seed": s, "T": T, "final": 3.0 * T ** (-1 / 3) * np.exp(0.02 * rng.standard_normal())}
-            for s in range(5) for T in (100, 200, 400, 800, 1600)]
+    rows = [
+        {"optimizer": "m", "seed": s, "T": T, "final": 3.0 * T ** (-1 / 3) * np.exp(0.02 * rng.standard_normal())}
+        for s in range(5)
+        for T in (100, 200, 400, 800, 1600)
+    ]
     tab = fit_vs_horizon(pd.DataFrame(rows), "T", "final")
     assert abs(tab["slope"].iloc[0] + 1 / 3) < 0.03 and tab["n_horizons"].iloc[0] == 5

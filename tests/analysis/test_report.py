@@ -1,5 +1,6 @@
 """End to end on a tiny sweep: figures written and non-empty, tables with the promised columns,
 the report (md + self-contained HTML) and the ``report`` subcommand with --refine-edges."""
+
 import json
 import re
 
@@ -12,12 +13,21 @@ import analysis
 PNG = b"\x89PNG"
 
 TINY = {
-    "name": "tiny", "steps": 30, "log_points": 8, "seeds": [0, 1], "dtype": "float64",
-    "problem": {"kind": "power_law_lsq", "fixed": {"m": 4, "n": 8, "batch_size": 4, "noise": "minibatch"},
-                "grid": {"alpha": [0.0, 2.0], "beta": [0.0, 1.0], "sigma": [0.0, 0.5]}},
-    "optimizers": [{"name": "gd", "lr": [1e-4, 2e-4, 4e-4]},  # far too small: the best lr sits at the top edge
-                   {"name": "signsgd", "lr": {"logspace": [-3, -1, 3]}},
-                   {"name": "muon", "lr": {"logspace": [-2.5, -0.5, 3]}}],
+    "name": "tiny",
+    "steps": 30,
+    "log_points": 8,
+    "seeds": [0, 1],
+    "dtype": "float64",
+    "problem": {
+        "kind": "power_law_lsq",
+        "fixed": {"m": 4, "n": 8, "batch_size": 4, "noise": "minibatch"},
+        "grid": {"alpha": [0.0, 2.0], "beta": [0.0, 1.0], "sigma": [0.0, 0.5]},
+    },
+    "optimizers": [
+        {"name": "gd", "lr": [1e-4, 2e-4, 4e-4]},  # far too small: the best lr sits at the top edge
+        {"name": "signsgd", "lr": {"logspace": [-3, -1, 3]}},
+        {"name": "muon", "lr": {"logspace": [-2.5, -0.5, 3]}},
+    ],
     "analysis": {"x": "alpha", "y": "beta"},
 }
 
@@ -38,14 +48,37 @@ def _png_ok(p):
 
 def test_tiny_sweep_figures_and_tables(sweep):
     sweep, paths = sweep
-    for name in ("phase_winner", "phase_ratio_gd", "phase_ratio_signsgd", "lr_sensitivity_sigma=0", "lr_sensitivity_sigma=0.5", "performance_profile",
-                 "curves_selected", "rates"):
+    for name in (
+        "phase_winner",
+        "phase_ratio_gd",
+        "phase_ratio_signsgd",
+        "lr_sensitivity_sigma=0",
+        "lr_sensitivity_sigma=0.5",
+        "performance_profile",
+        "curves_selected",
+        "rates",
+    ):
         assert _png_ok(paths[name]), name
     phase = pd.read_csv(sweep / "phase.csv")
     assert len(phase) == 8
-    for col in ("winner", "runner_up", "margin", "margin_ci_low", "margin_ci_high", "tie", "tied_with", "winner_lr_at_edge",
-                "log10_ratio_gd", "log10_ratio_gd_ci_low", "vs_gd", "vs_signsgd", "theory_advantage", "seen_rank", "A_seen",
-                "vs_gd_grad_nuc"):
+    for col in (
+        "winner",
+        "runner_up",
+        "margin",
+        "margin_ci_low",
+        "margin_ci_high",
+        "tie",
+        "tied_with",
+        "winner_lr_at_edge",
+        "log10_ratio_gd",
+        "log10_ratio_gd_ci_low",
+        "vs_gd",
+        "vs_signsgd",
+        "theory_advantage",
+        "seen_rank",
+        "A_seen",
+        "vs_gd_grad_nuc",
+    ):
         assert col in phase, col
     summary = pd.read_csv(sweep / "summary.csv")
     gd = summary[summary["optimizer"] == "gd"]
@@ -55,7 +88,8 @@ def test_tiny_sweep_figures_and_tables(sweep):
     assert len(sens) == 8 * 3 * 3
     info = json.loads((sweep / "analysis.json").read_text())
     assert "predicted_winner" not in phase and "agreement" not in info and info["criterion"] == "final_gap"
-    # the exact gradient of a 4 x 8 problem has rank <= 4; A_seen = k L / L_star <= min(m, n) L / L_star = theory_advantage
+    # the exact gradient of a 4 x 8 problem has rank <= 4;
+    # A_seen = k L / L_star <= min(m, n) L / L_star = theory_advantage
     assert phase["seen_rank"].between(1, 4).all() and (phase["A_seen"] <= phase["theory_advantage"] * (1 + 1e-12)).all()
     assert {t["quantity"] for t in info["theory_trend"]} == {"final_gap", "final_grad_nuc"}
     assert all(t["status"] in ("reproduced", "not reproduced", "partly", "not testable") for t in info["theory_trend"])
@@ -71,7 +105,11 @@ def test_report_cli_with_refine_edges(sweep, capsys):
     assert "refine_edges.toml" in capsys.readouterr().out
     assert json.loads((sweep / "analysis.json").read_text())["criterion"] == "best_gap"
     md = (sweep / "report.md").read_text()
-    assert "agreement score" not in md.lower() and "Two-sided trend test" in md and "gd: tuned lr at the edge of its grid in 8/8 cells" in md
+    assert (
+        "agreement score" not in md.lower()
+        and "Two-sided trend test" in md
+        and "gd: tuned lr at the edge of its grid in 8/8 cells" in md
+    )
     html = (sweep / "report.html").read_text()
     imgs = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
     assert len(imgs) >= 5 and 'src="phase' not in html  # self-contained
@@ -88,11 +126,11 @@ def test_synthetic_directory_with_mode_errors(tmp_path):
     runs, curves = [], []
     rid = 0
     for cid, alpha in enumerate((0.0, 1.0, 2.0)):
-        lam = modes ** -alpha
+        lam = modes**-alpha
         for opt, q in (("gd", 1.0), ("muon", 0.5)):
             for lr in (0.01, 0.1):
                 for seed in (0, 1, 2):
-                    rate = lr * lam ** q * (1 + 0.02 * seed)
+                    rate = lr * lam**q * (1 + 0.02 * seed)
                     err = np.exp(-np.outer(steps, rate))
                     gap = err.sum(axis=1) / len(modes) + 1e-4
                     c = pd.DataFrame(err, columns=[f"mode_err_{j}" for j in modes])
@@ -102,19 +140,46 @@ def test_synthetic_directory_with_mode_errors(tmp_path):
                     c.insert(0, "step", steps)
                     c.insert(0, "run_id", rid)
                     curves.append(c)
-                    runs.append({"run_id": rid, "cell_id": cid, "problem": "power_law_lsq", "p_m": 4, "p_n": 12, "p_alpha": alpha,
-                                 "optimizer": opt, "optimizer_kind": opt, "h_lr": lr, "seed": seed, "status": "ok",
-                                 "final_gap": gap[-1], "best_gap": gap.min(), "final_grad_nuc": gap[-1], "steps_to_target": np.inf,
-                                 "c_L": 1.0, "c_L_star": float(np.sort(lam)[::-1][:4].sum())})
+                    runs.append(
+                        {
+                            "run_id": rid,
+                            "cell_id": cid,
+                            "problem": "power_law_lsq",
+                            "p_m": 4,
+                            "p_n": 12,
+                            "p_alpha": alpha,
+                            "optimizer": opt,
+                            "optimizer_kind": opt,
+                            "h_lr": lr,
+                            "seed": seed,
+                            "status": "ok",
+                            "final_gap": gap[-1],
+                            "best_gap": gap.min(),
+                            "final_grad_nuc": gap[-1],
+                            "steps_to_target": np.inf,
+                            "c_L": 1.0,
+                            "c_L_star": float(np.sort(lam)[::-1][:4].sum()),
+                        }
+                    )
                     rid += 1
     pd.DataFrame(runs).to_csv(tmp_path / "runs.csv", index=False)
     pd.concat(curves).to_csv(tmp_path / "curves.csv", index=False)
-    pd.DataFrame([{"cell_id": cid, "seed": s, "name": "cov", "index": j - 1, "value": float(j) ** -alpha}
-                  for cid, alpha in enumerate((0.0, 1.0, 2.0)) for s in (0, 1, 2) for j in modes]).to_csv(tmp_path / "spectra.csv", index=False)
-    cfg = {"name": "synthetic", "steps": 3000, "seeds": [0, 1, 2],
-           "problem": {"kind": "power_law_lsq", "grid": {"alpha": [0.0, 1.0, 2.0]}},
-           "optimizers": [{"name": "gd", "lr": [0.01, 0.1]}, {"name": "muon", "lr": [0.01, 0.1]}],
-           "analysis": {"criterion": "auc_log_gap"}}
+    pd.DataFrame(
+        [
+            {"cell_id": cid, "seed": s, "name": "cov", "index": j - 1, "value": float(j) ** -alpha}
+            for cid, alpha in enumerate((0.0, 1.0, 2.0))
+            for s in (0, 1, 2)
+            for j in modes
+        ]
+    ).to_csv(tmp_path / "spectra.csv", index=False)
+    cfg = {
+        "name": "synthetic",
+        "steps": 3000,
+        "seeds": [0, 1, 2],
+        "problem": {"kind": "power_law_lsq", "grid": {"alpha": [0.0, 1.0, 2.0]}},
+        "optimizers": [{"name": "gd", "lr": [0.01, 0.1]}, {"name": "muon", "lr": [0.01, 0.1]}],
+        "analysis": {"criterion": "auc_log_gap"},
+    }
     (tmp_path / "manifest.json").write_text(json.dumps({"config": cfg, "config_hash": "x"}))
     paths = analysis.report(tmp_path)
     assert _png_ok(paths["phase_modes"]) and _png_ok(paths["phase_winner"]) and _png_ok(paths["phase_ratio_gd"])
@@ -133,15 +198,37 @@ def test_horizon_rates_without_curves(tmp_path):
         for T in (100, 400, 1600, 6400):
             for lr in (0.01, 0.1):
                 for seed in range(4):
-                    g = (1.0 if lr == 0.1 else 3.0) * T ** p * np.exp(0.02 * rng.standard_normal())
-                    rows.append({"run_id": rid, "cell_id": 0, "problem": "power_law_lsq", "p_m": 4, "p_n": 4, "p_alpha": 1.0,
-                                 "optimizer": opt, "optimizer_kind": opt, "h_lr": lr, "h_horizon": T, "seed": seed, "status": "ok",
-                                 "final_gap": g, "best_gap": g, "final_grad_nuc": g, "steps_to_target": np.inf})
+                    g = (1.0 if lr == 0.1 else 3.0) * T**p * np.exp(0.02 * rng.standard_normal())
+                    rows.append(
+                        {
+                            "run_id": rid,
+                            "cell_id": 0,
+                            "problem": "power_law_lsq",
+                            "p_m": 4,
+                            "p_n": 4,
+                            "p_alpha": 1.0,
+                            "optimizer": opt,
+                            "optimizer_kind": opt,
+                            "h_lr": lr,
+                            "h_horizon": T,
+                            "seed": seed,
+                            "status": "ok",
+                            "final_gap": g,
+                            "best_gap": g,
+                            "final_grad_nuc": g,
+                            "steps_to_target": np.inf,
+                        }
+                    )
                     rid += 1
     pd.DataFrame(rows).to_csv(tmp_path / "runs.csv", index=False)
-    cfg = {"name": "horizon", "steps": 6400, "seeds": [0, 1, 2, 3], "problem": {"kind": "power_law_lsq", "grid": {}},
-           "optimizers": [{"name": "muon_mvr2", "lr": [0.01, 0.1]}, {"name": "muon", "lr": [0.01, 0.1]}],
-           "analysis": {"rate_horizon": "horizon"}}
+    cfg = {
+        "name": "horizon",
+        "steps": 6400,
+        "seeds": [0, 1, 2, 3],
+        "problem": {"kind": "power_law_lsq", "grid": {}},
+        "optimizers": [{"name": "muon_mvr2", "lr": [0.01, 0.1]}, {"name": "muon", "lr": [0.01, 0.1]}],
+        "analysis": {"rate_horizon": "horizon"},
+    }
     (tmp_path / "manifest.json").write_text(json.dumps({"config": cfg}))
     analysis.report(tmp_path)
     summary = pd.read_csv(tmp_path / "summary.csv")

@@ -3,6 +3,7 @@ seen (A_seen = k L / L_star, k = the max of curves.csv grad_rank over the logged
 the runs of the cell), no winner prediction and no agreement score, and a two-sided trend test
 that comes out "not reproduced" when the advantage falls with A and "partly" when it has no
 trend."""
+
 import json
 
 import numpy as np
@@ -24,25 +25,62 @@ def _write(tmp_path, advantage):
         for opt, fam in (("gd", "euclidean"), ("muon", "spectral")):
             for seed in (0, 1, 2):
                 g = 1e-2 * (1 + 0.01 * seed) * (10.0 ** -advantage[cid] if opt == "muon" else 1.0)
-                runs.append({"run_id": rid, "cell_id": cid, "problem": "quadratic", "p_m": M, "p_n": N, "p_rank": k,
-                             "optimizer": opt, "optimizer_kind": opt, "optimizer_family": fam, "h_lr": 0.1, "seed": seed,
-                             "status": "ok", "final_gap": g, "best_gap": g, "final_grad_nuc": g, "steps_to_target": np.inf,
-                             "c_L": 1.0, "c_L_star": 2.0})
+                runs.append(
+                    {
+                        "run_id": rid,
+                        "cell_id": cid,
+                        "problem": "quadratic",
+                        "p_m": M,
+                        "p_n": N,
+                        "p_rank": k,
+                        "optimizer": opt,
+                        "optimizer_kind": opt,
+                        "optimizer_family": fam,
+                        "h_lr": 0.1,
+                        "seed": seed,
+                        "status": "ok",
+                        "final_gap": g,
+                        "best_gap": g,
+                        "final_grad_nuc": g,
+                        "steps_to_target": np.inf,
+                        "c_L": 1.0,
+                        "c_L_star": 2.0,
+                    }
+                )
                 # step 0 has full rank min(m, n): the seen rank counts steps >= 1 only; one run of the cell
                 # (GD, seed 0) sees rank k at step 10, the others k - 1 at most: the max over runs is k
                 top = k if (opt == "gd" and seed == 0) else max(k - 1, 1)
-                curves.append(pd.DataFrame({"run_id": rid, "step": steps, "gap": [1.0, 0.5, 0.1, g], "grad_fro": 1.0,
-                                            "grad_nuc": 1.0, "grad_op": 1.0, "dist_fro": 1.0,
-                                            "grad_rank": [min(M, N), max(k - 1, 1), top, max(k - 1, 1)]}))
+                curves.append(
+                    pd.DataFrame(
+                        {
+                            "run_id": rid,
+                            "step": steps,
+                            "gap": [1.0, 0.5, 0.1, g],
+                            "grad_fro": 1.0,
+                            "grad_nuc": 1.0,
+                            "grad_op": 1.0,
+                            "dist_fro": 1.0,
+                            "grad_rank": [min(M, N), max(k - 1, 1), top, max(k - 1, 1)],
+                        }
+                    )
+                )
                 rid += 1
     pd.DataFrame(runs).to_csv(tmp_path / "runs.csv", index=False)
     pd.concat(curves).to_csv(tmp_path / "curves.csv", index=False)
-    cfg = {"name": "shen_constructed", "steps": 100, "seeds": [0, 1, 2],
-           "problem": {"kind": "quadratic", "grid": {"rank": list(RANKS)}},
-           "optimizers": [{"name": "gd", "lr": [0.1]}, {"name": "muon", "lr": [0.1]}]}
+    cfg = {
+        "name": "shen_constructed",
+        "steps": 100,
+        "seeds": [0, 1, 2],
+        "problem": {"kind": "quadratic", "grid": {"rank": list(RANKS)}},
+        "optimizers": [{"name": "gd", "lr": [0.1]}, {"name": "muon", "lr": [0.1]}],
+    }
     (tmp_path / "manifest.json").write_text(json.dumps({"config": cfg, "config_hash": "x"}))
     analysis.report(tmp_path)
-    return (tmp_path / "report.md").read_text(), pd.read_csv(tmp_path / "phase.csv"), json.loads((tmp_path / "analysis.json").read_text())
+    return (
+        (tmp_path / "report.md").read_text(),
+        pd.read_csv(tmp_path / "phase.csv"),
+        json.loads((tmp_path / "analysis.json").read_text()),
+    )
 
 
 def _statuses(info):

@@ -1,6 +1,7 @@
 """analysis.results.Results, the one reader of a result directory: options merged with the
 defaults, the grid as run, one tuning per criterion, and one-line errors naming a missing or
 damaged file (exit code 2 in the CLI)."""
+
 import json
 
 import numpy as np
@@ -13,13 +14,28 @@ from analysis.tune import criterion, select
 
 
 def write(tmp_path, analysis=None):
-    rows = [{"run_id": i, "cell_id": c, "p_a": float(c), "optimizer": o, "optimizer_kind": o, "h_lr": lr, "seed": s,
-             "status": "ok", "final_gap": (1 + c) * (1 + abs(np.log10(lr) + 1)) * (1 + 0.01 * s)}
-            for i, (c, o, lr, s) in enumerate((c, o, lr, s) for c in (0, 1) for o in ("gd", "muon") for lr in (0.01, 0.1, 1.0)
-                                              for s in (0, 1, 2))]
+    rows = [
+        {
+            "run_id": i,
+            "cell_id": c,
+            "p_a": float(c),
+            "optimizer": o,
+            "optimizer_kind": o,
+            "h_lr": lr,
+            "seed": s,
+            "status": "ok",
+            "final_gap": (1 + c) * (1 + abs(np.log10(lr) + 1)) * (1 + 0.01 * s),
+        }
+        for i, (c, o, lr, s) in enumerate(
+            (c, o, lr, s) for c in (0, 1) for o in ("gd", "muon") for lr in (0.01, 0.1, 1.0) for s in (0, 1, 2)
+        )
+    ]
     pd.DataFrame(rows).to_csv(tmp_path / "runs.csv", index=False)
-    cfg = {"optimizers": [{"name": "gd", "lr": {"logspace": [-2, 0, 3]}}, {"name": "muon", "lr": [0.01, 0.1, 1.0]}],
-           "problem": {"kind": "k", "grid": {"a": [0.0, 1.0]}}, "analysis": analysis or {}}
+    cfg = {
+        "optimizers": [{"name": "gd", "lr": {"logspace": [-2, 0, 3]}}, {"name": "muon", "lr": [0.01, 0.1, 1.0]}],
+        "problem": {"kind": "k", "grid": {"a": [0.0, 1.0]}},
+        "analysis": analysis or {},
+    }
     (tmp_path / "manifest.json").write_text(json.dumps({"config": cfg}))
     return Results(tmp_path)
 

@@ -1,4 +1,5 @@
 """Bootstrap CIs, the log-ratio helper and the tie rule, against truths known without the code."""
+
 import numpy as np
 
 from analysis.stats import bootstrap_ci, cis_overlap, log10_ratio, log10_ratio_ci, loglog_fit, median_ci
@@ -58,8 +59,8 @@ def test_tie_rule_on_constructed_intervals():
 
 def test_loglog_fit_exact_power_law():
     t = np.geomspace(1, 1000, 20)
-    s, b, n = loglog_fit(t, 3.0 * t ** -0.75)
-    assert np.isclose(s, -0.75) and np.isclose(10 ** b, 3.0) and n == 20
+    s, b, n = loglog_fit(t, 3.0 * t**-0.75)
+    assert np.isclose(s, -0.75) and np.isclose(10**b, 3.0) and n == 20
     assert np.isnan(loglog_fit([1, 2], [1, 2])[0])
 
 

@@ -1,5 +1,6 @@
 """Theory overlays that can come out either way (analysis/trend.py, analysis/rules/advantage.py):
 the seen-rank A of Shen et al. and the two-sided trend test, on constructed data with known answers."""
+
 import itertools
 
 import numpy as np
@@ -38,8 +39,19 @@ def shen_runs(ranks, L=1.0, L_star=(1.0, 3.0, 6.0, 12.0), m=16, n=16):
     cell's rank (it starts lower and rises, as when components switch on)."""
     runs, curves = [], []
     for c, (k, ls) in enumerate(zip(ranks, L_star)):
-        runs.append({"run_id": c, "cell_id": c, "optimizer": "gd", "seed": 0, "status": "ok", "c_L": L, "c_L_star": ls,
-                     "p_m": m, "p_n": n})
+        runs.append(
+            {
+                "run_id": c,
+                "cell_id": c,
+                "optimizer": "gd",
+                "seed": 0,
+                "status": "ok",
+                "c_L": L,
+                "c_L_star": ls,
+                "p_m": m,
+                "p_n": n,
+            }
+        )
         curves.append(pd.DataFrame({"run_id": c, "step": [0, 1, 10, 100], "grad_rank": [m, max(k - 1, 1), k, k]}))
     return pd.DataFrame(runs), pd.concat(curves, ignore_index=True)
 
@@ -78,7 +90,9 @@ def test_trend_test_outcomes(method):
     x = np.arange(10.0)
     wiggle = 0.5 * np.sin(3 * x)
     assert TR.trend_test(x, x + wiggle, sign=1, method=method)["status"] == "reproduced"
-    assert TR.trend_test(x, -x + wiggle, sign=1, method=method)["status"] == "not reproduced"  # the opposite trend fails
+    assert (
+        TR.trend_test(x, -x + wiggle, sign=1, method=method)["status"] == "not reproduced"
+    )  # the opposite trend fails
     assert TR.trend_test(x, -x + wiggle, sign=-1, method=method)["status"] == "reproduced"
     assert TR.trend_test(x[:3], x[:3], sign=1, method=method)["status"] == "not testable"
     assert TR.trend_test(x, np.ones(10), sign=1, method=method)["status"] == "not testable"
@@ -110,8 +124,22 @@ def advantage_sweep(adv_by_cell, ks, seeds=range(3), with_rank=True):
                 for s in seeds:
                     base = (1 + abs(np.log10(lr) + 1)) * np.exp(0.01 * s)
                     v = base * (10.0**-adv if opt == "muon" else 1.0)
-                    runs.append({"run_id": rid, "cell_id": c, "p_k": k, "p_m": 16, "p_n": 16, "optimizer": opt, "h_lr": lr,
-                                 "seed": s, "status": "ok", "final_grad_nuc": v, "c_L": 1.0, "c_L_star": 2.0})
+                    runs.append(
+                        {
+                            "run_id": rid,
+                            "cell_id": c,
+                            "p_k": k,
+                            "p_m": 16,
+                            "p_n": 16,
+                            "optimizer": opt,
+                            "h_lr": lr,
+                            "seed": s,
+                            "status": "ok",
+                            "final_grad_nuc": v,
+                            "c_L": 1.0,
+                            "c_L_star": 2.0,
+                        }
+                    )
                     if with_rank:
                         curves.append(pd.DataFrame({"run_id": rid, "step": [1, 10], "grad_rank": [k, k]}))
                     rid += 1
@@ -131,5 +159,7 @@ def test_advantage_trend_rule():
     assert RULES["advantage_trend"](d_opp, focus="muon", rival="gd", against="A_seen", sign=1)[0] == "not reproduced"
     d_few = advantage_sweep(adv[:3], ks[:3])
     assert RULES["advantage_trend"](d_few, focus="muon", rival="gd", against="k", sign=1)[0] == "not testable"
-    st, text, _ = RULES["advantage_trend"](advantage_sweep(adv, ks, with_rank=False), focus="muon", rival="gd", against="A_seen")
+    st, text, _ = RULES["advantage_trend"](
+        advantage_sweep(adv, ks, with_rank=False), focus="muon", rival="gd", against="A_seen"
+    )
     assert st == "not testable" and "grad_rank" in text

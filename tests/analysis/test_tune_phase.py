@@ -1,4 +1,5 @@
 """Tuning and the phase table on constructed run tables with known answers."""
+
 import numpy as np
 import pandas as pd
 
@@ -13,19 +14,39 @@ def table(scores: dict, seeds=(0, 1, 2, 3, 4), diverged=()):
     for (cell, opt, lr), val in scores.items():
         vals = np.broadcast_to(np.asarray(val, float), (len(seeds),))
         for s, v in zip(seeds, vals):
-            rows.append(dict(run_id=rid, cell_id=cell, p_a=float(cell), optimizer=opt, h_lr=lr, seed=s,
-                             status="diverged" if (cell, opt, lr, s) in diverged else "ok",
-                             final_gap=v, best_gap=v, steps_to_target=np.inf))
+            rows.append(
+                dict(
+                    run_id=rid,
+                    cell_id=cell,
+                    p_a=float(cell),
+                    optimizer=opt,
+                    h_lr=lr,
+                    seed=s,
+                    status="diverged" if (cell, opt, lr, s) in diverged else "ok",
+                    final_gap=v,
+                    best_gap=v,
+                    steps_to_target=np.inf,
+                )
+            )
             rid += 1
     return pd.DataFrame(rows)
 
 
 def test_best_lr_edge_flag_and_divergence_counts_as_inf():
-    runs = table({
-        (0, "a", 0.1): 3.0, (0, "a", 1.0): 1.0, (0, "a", 10.0): 2.0,    # interior best
-        (0, "b", 0.1): 0.5, (0, "b", 1.0): 1.0, (0, "b", 10.0): 2.0,    # best at the small edge
-        (1, "a", 0.1): 3.0, (1, "a", 1.0): 2.0, (1, "a", 10.0): 0.1,    # best at the large edge, but
-    }, diverged={(1, "a", 10.0, s) for s in (0, 1, 2)})                  # 3 of 5 seeds diverged there
+    runs = table(
+        {
+            (0, "a", 0.1): 3.0,
+            (0, "a", 1.0): 1.0,
+            (0, "a", 10.0): 2.0,  # interior best
+            (0, "b", 0.1): 0.5,
+            (0, "b", 1.0): 1.0,
+            (0, "b", 10.0): 2.0,  # best at the small edge
+            (1, "a", 0.1): 3.0,
+            (1, "a", 1.0): 2.0,
+            (1, "a", 10.0): 0.1,  # best at the large edge, but
+        },
+        diverged={(1, "a", 10.0, s) for s in (0, 1, 2)},
+    )  # 3 of 5 seeds diverged there
     s = tune(runs, "final_gap").set_index(["cell_id", "optimizer"])
     assert s.loc[(0, "a"), "h_lr"] == 1.0 and not s.loc[(0, "a"), "lr_at_edge"]
     assert s.loc[(0, "b"), "h_lr"] == 0.1 and s.loc[(0, "b"), "lr_at_edge"]

@@ -1,4 +1,5 @@
 """Small sweep configs and grid comparisons shared by the executor, resume and fault tests."""
+
 from __future__ import annotations
 
 import copy
@@ -20,8 +21,11 @@ MANY_JOBS = {
     "log_points": 6,
     "seeds": [0, 1],
     "memory_budget_mb": 1e-4,
-    "problem": {"kind": "power_law_lsq", "fixed": {"m": 6, "n": 10, "batch_size": 4, "noise": "minibatch", "label_noise": 0.3},
-                "grid": {"alpha": [0.0, 1.0], "beta": [0.5]}},
+    "problem": {
+        "kind": "power_law_lsq",
+        "fixed": {"m": 6, "n": 10, "batch_size": 4, "noise": "minibatch", "label_noise": 0.3},
+        "grid": {"alpha": [0.0, 1.0], "beta": [0.5]},
+    },
     "optimizers": [{"name": "gd", "lr": [0.1, 0.5]}, {"name": "muon", "lr": [0.01, 0.03]}],
     "analysis": {"x": "alpha"},
 }

@@ -1,5 +1,6 @@
 """Malformed configs through the CLI: exit code 2, one line naming the field and what is allowed,
 no traceback, nothing written (no output directory created; an existing one untouched)."""
+
 from __future__ import annotations
 
 import copy
@@ -21,10 +22,15 @@ BASE = {
     "steps": 5,
     "log_points": 3,
     "seeds": [0, 1],
-    "problem": {"kind": "power_law_lsq", "fixed": {"m": 3, "n": 4, "batch_size": 2, "noise": "minibatch"},
-                "grid": {"alpha": [0.0, 1.0], "beta": {"linspace": [0.0, 1.0, 2]}}},
-    "optimizers": [{"name": "gd", "lr": [0.1, 1.0]},
-                   {"name": "muon", "lr": {"logspace": [-2, -1, 2]}, "hparams": {"beta": 0.9}}],
+    "problem": {
+        "kind": "power_law_lsq",
+        "fixed": {"m": 3, "n": 4, "batch_size": 2, "noise": "minibatch"},
+        "grid": {"alpha": [0.0, 1.0], "beta": {"linspace": [0.0, 1.0, 2]}},
+    },
+    "optimizers": [
+        {"name": "gd", "lr": [0.1, 1.0]},
+        {"name": "muon", "lr": {"logspace": [-2, -1, 2]}, "hparams": {"beta": 0.9}},
+    ],
     "analysis": {"x": "alpha", "y": "beta"},
 }
 
@@ -40,17 +46,20 @@ def mutate(fn):
 
 def setp(path: str, value):
     """A config with ``value`` at the dotted ``path`` (list indices as numbers)."""
+
     def fn(cfg):
         *head, last = path.split(".")
         node = cfg
         for p in head:
             node = node[int(p)] if isinstance(node, list) else node.setdefault(p, {})
         node[int(last) if isinstance(node, list) else last] = value
+
     return mutate(fn)
 
 
 def setps(**values):
     """Several setp at once (keys with __ for dots)."""
+
     def fn(cfg):
         for path, value in values.items():
             *head, last = path.split("__")
@@ -58,6 +67,7 @@ def setps(**values):
             for p in head:
                 node = node[int(p)] if isinstance(node, list) else node.setdefault(p, {})
             node[last] = value
+
     return mutate(fn)
 
 
@@ -68,6 +78,7 @@ def delp(path: str):
         for p in head:
             node = node[int(p)] if isinstance(node, list) else node[p]
         del node[last]
+
     return mutate(fn)
 
 
@@ -78,7 +89,11 @@ CASES = {
     "unknown problem key": (setp("problem.grids", {}), "problem.grids", "allowed: kind"),
     "unknown optimizer key": (setp("optimizers.0.lrs", [0.1]), "optimizers.0.lrs", "allowed: name"),
     "unknown analysis key": (setp("analysis.colour", "red"), "analysis.colour", "allowed: focus"),
-    "unknown grid spec key": (setp("problem.grid.alpha", {"linspace": [0, 1, 2], "base": 2}), "problem.grid.alpha", "linspace"),
+    "unknown grid spec key": (
+        setp("problem.grid.alpha", {"linspace": [0, 1, 2], "base": 2}),
+        "problem.grid.alpha",
+        "linspace",
+    ),
     "unknown grid spec": (setp("problem.grid.alpha", {"range": [0, 1]}), "problem.grid.alpha", "linspace"),
     "unknown problem parameter": (setp("problem.fixed.gamma", 1.0), "problem.fixed.gamma", "alpha"),
     "unknown hyperparameter": (setp("optimizers.0.hparams", {"momentum": 0.9}), "optimizers.0.hparams.momentum", "lr"),
@@ -113,9 +128,21 @@ CASES = {
     "no optimizers": (setp("optimizers", []), "optimizers", "at least 1"),
     "empty problem grid": (setp("problem.grid.alpha", []), "problem.grid.alpha", "at least one value"),
     "empty lr grid": (setp("optimizers.0.lr", []), "optimizers.0.lr", "at least one value"),
-    "linspace of zero points": (setp("problem.grid.alpha", {"linspace": [0, 1, 0]}), "problem.grid.alpha", "integer >= 1"),
-    "linspace of two entries": (setp("problem.grid.alpha", {"linspace": [0, 1]}), "problem.grid.alpha", "[start, stop, count]"),
-    "logspace fractional count": (setp("optimizers.0.lr", {"logspace": [-2, 0, 2.5]}), "optimizers.0.lr", "integer >= 1"),
+    "linspace of zero points": (
+        setp("problem.grid.alpha", {"linspace": [0, 1, 0]}),
+        "problem.grid.alpha",
+        "integer >= 1",
+    ),
+    "linspace of two entries": (
+        setp("problem.grid.alpha", {"linspace": [0, 1]}),
+        "problem.grid.alpha",
+        "[start, stop, count]",
+    ),
+    "logspace fractional count": (
+        setp("optimizers.0.lr", {"logspace": [-2, 0, 2.5]}),
+        "optimizers.0.lr",
+        "integer >= 1",
+    ),
     "huge grid": (setp("problem.grid.alpha", {"linspace": [0, 1, 1e9]}), "problem.grid.alpha", "at most"),
     "duplicate grid values": (setp("problem.grid.alpha", [0.5, 0.5]), "problem.grid.alpha", "distinct"),
     "log_points below 2": (setp("log_points", 1), "log_points", "greater than or equal to 2"),
@@ -151,9 +178,16 @@ CASES = {
     "same axis twice": (setp("analysis.y", "alpha"), "analysis.y", "beta"),
     # constraints between parameters that only the problem's constructor knows (caught before
     # anything runs: every cell is built once at validation)
-    "minibatch without noise kind": (setp("problem.fixed.noise", "none"), "problem.fixed.batch_size", "noise = 'minibatch'"),
-    "sigma without noise kind": (setps(problem__fixed__noise="none", problem__fixed__batch_size=0,
-                                       problem__grid__sigma=[0.0, 0.5]), "problem.grid.sigma", "'gaussian'"),
+    "minibatch without noise kind": (
+        setp("problem.fixed.noise", "none"),
+        "problem.fixed.batch_size",
+        "noise = 'minibatch'",
+    ),
+    "sigma without noise kind": (
+        setps(problem__fixed__noise="none", problem__fixed__batch_size=0, problem__grid__sigma=[0.0, 0.5]),
+        "problem.grid.sigma",
+        "'gaussian'",
+    ),
     # not TOML at all
     "bad toml": (lambda: "steps = = 3\n", "config", "TOML"),
 }
@@ -235,12 +269,15 @@ def test_changed_config_refused_unless_forced(tmp_path, capsys, finished):
     assert not old_jobs & {p.name for p in (forced / "parts").iterdir()}  # the old parts were discarded
 
 
-@pytest.mark.parametrize("argv, field", [
-    (["--executor", "spark"], "executor"),
-    (["--scheduler", "tcp://127.0.0.1:1"], "scheduler"),  # only an option of the dask executor
-    (["--executor", "dask", "--workers", "0"], "workers"),
-    (["--executor", "dask", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "workers"),
-])
+@pytest.mark.parametrize(
+    "argv, field",
+    [
+        (["--executor", "spark"], "executor"),
+        (["--scheduler", "tcp://127.0.0.1:1"], "scheduler"),  # only an option of the dask executor
+        (["--executor", "dask", "--workers", "0"], "workers"),
+        (["--executor", "dask", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "workers"),
+    ],
+)
 def test_bad_executor_options(tmp_path, capsys, argv, field):
     cfg = tmp_path / "c.toml"
     cfg.write_text(toml(BASE))
@@ -266,7 +303,11 @@ def test_real_entry_point_exit_code(tmp_path):
     """The installed command (not only main()) exits 2 with one line."""
     cfg = tmp_path / "c.toml"
     cfg.write_text(CASES["unknown problem"][0]())
-    proc = subprocess.run([sys.executable, "-m", "lab.cli", "run", str(cfg), "--out", str(tmp_path / "o")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lab.cli", "run", str(cfg), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()

@@ -1,6 +1,7 @@
 """A claim page a referee can check: the paper version and quoted statement, the assumption checks
 on the instance (flagged when one fails), the per-cell table beside the JSON, the runtime with
 the CPU; and the 5-seed floor for pairwise rules."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ import pytest
 from lab.claims import load_claim, reproduce
 from lab.errors import ConfigError
 
-PRESET = '''
+PRESET = """
 name = "tiny_claim"
 title = "GD reaches a small gap on a PL function"
 source = "a test"
@@ -57,7 +58,7 @@ lr = [0.02, 0.05]
 [[sweep.optimizers]]
 name = "signsgd"
 lr = [0.01, 0.03]
-'''
+"""
 
 
 def preset(tmp_path, seeds, extra=""):
@@ -67,8 +68,11 @@ def preset(tmp_path, seeds, extra=""):
 
 
 def test_pairwise_rules_need_five_seeds_or_a_stated_reason(tmp_path):
-    with pytest.raises(ConfigError, match=r"sweep\.seeds: got 3 seeds for the pairwise rule\(s\) pairwise_better; "
-                                          r"allowed: at least 5"):
+    with pytest.raises(
+        ConfigError,
+        match=r"sweep\.seeds: got 3 seeds for the pairwise rule\(s\) pairwise_better; "
+        r"allowed: at least 5",
+    ):
         load_claim(preset(tmp_path, [0, 1, 2]))
     load_claim(preset(tmp_path, [0, 1, 2], 'few_seeds_reason = "deterministic"'))
     load_claim(preset(tmp_path, [0, 1, 2, 3, 4]))

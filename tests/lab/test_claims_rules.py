@@ -1,5 +1,6 @@
 """The verdict rules of claims 2-5 (analysis/rules/) on constructed sweep tables with known
 answers, and each claim preset's rules on a tiny version of its sweep."""
+
 import json
 from pathlib import Path
 
@@ -16,8 +17,9 @@ STATUSES = set(v.STATUSES)
 STEPS = np.unique(np.round(np.logspace(0, 4, 41)).astype(int))
 
 
-def write_sweep(out: Path, cells: list[dict], opts: dict, lrs, seeds, fn, steps=STEPS, criterion="final_gap",
-                constants=None) -> Results:
+def write_sweep(
+    out: Path, cells: list[dict], opts: dict, lrs, seeds, fn, steps=STEPS, criterion="final_gap", constants=None
+) -> Results:
     """A sweep directory with runs.csv, curves.csv and manifest.json. ``cells``: the p_ values of
     each cell; ``opts``: {label: oracle calls per step}; ``fn(cell, opt, lr, seed, t)`` returns
     {metric: value} at the logged steps t (an array); ``constants(cell)`` the cell's c_ columns."""
@@ -29,8 +31,17 @@ def write_sweep(out: Path, cells: list[dict], opts: dict, lrs, seeds, fn, steps=
             for lr in lrs:
                 for seed in seeds:
                     vals = fn(cell, opt, lr, seed, np.maximum(t, 1.0))
-                    row = {"run_id": rid, "cell_id": cid, **{f"p_{k}": x for k, x in cell.items()}, "optimizer": opt,
-                           "optimizer_kind": opt, "h_lr": lr, "seed": seed, "status": "ok", "oracle_calls": calls * int(t[-1])}
+                    row = {
+                        "run_id": rid,
+                        "cell_id": cid,
+                        **{f"p_{k}": x for k, x in cell.items()},
+                        "optimizer": opt,
+                        "optimizer_kind": opt,
+                        "h_lr": lr,
+                        "seed": seed,
+                        "status": "ok",
+                        "oracle_calls": calls * int(t[-1]),
+                    }
                     row.update({f"c_{k}": x for k, x in (constants(cell) if constants else {}).items()})
                     for k, x in vals.items():
                         row[f"final_{k}"] = float(x[-1])
@@ -41,7 +52,9 @@ def write_sweep(out: Path, cells: list[dict], opts: dict, lrs, seeds, fn, steps=
                     rid += 1
     pd.DataFrame(runs).to_csv(out / "runs.csv", index=False)
     pd.concat(curves).to_csv(out / "curves.csv", index=False)
-    (out / "manifest.json").write_text(json.dumps({"config": {"steps": int(t[-1]), "analysis": {"criterion": criterion}}}))
+    (out / "manifest.json").write_text(
+        json.dumps({"config": {"steps": int(t[-1]), "analysis": {"criterion": criterion}}})
+    )
     return Results(out)
 
 
@@ -59,8 +72,14 @@ def rate_row(opt, s, lo, hi, cell=0):
     return {"cell_id": cell, "p_sigma": 1.0, "optimizer": opt, "slope": s, "slope_ci_low": lo, "slope_ci_high": hi}
 
 
-@pytest.mark.parametrize("slope,ci,expected", [(-0.26, (-0.30, -0.22), "reproduced"), (-0.31, (-0.35, -0.27), "partly"),
-                                               (-0.50, (-0.55, -0.45), "not reproduced")])
+@pytest.mark.parametrize(
+    "slope,ci,expected",
+    [
+        (-0.26, (-0.30, -0.22), "reproduced"),
+        (-0.31, (-0.35, -0.27), "partly"),
+        (-0.50, (-0.55, -0.45), "not reproduced"),
+    ],
+)
 def test_rate_near(tmp_path, slope, ci, expected):
     d = rates_dir(tmp_path, [rate_row("muon", slope, *ci)])
     status, text, nums = v.RULES["rate_near"](d, methods={"muon": -0.25}, tol=0.04)
@@ -90,7 +109,10 @@ def u_shape(lr, best=0.1):
 
 def test_param_trend_recovers_a_known_exponent(tmp_path):
     cells = [{"batch_size": b} for b in (1, 4, 16, 64)]
-    fn = lambda c, o, lr, s, t: {"grad_fro": np.full(t.shape, c["batch_size"] ** -0.5 * u_shape(lr) * noise(s)), "gap": np.ones(t.shape)}
+    fn = lambda c, o, lr, s, t: {
+        "grad_fro": np.full(t.shape, c["batch_size"] ** -0.5 * u_shape(lr) * noise(s)),
+        "gap": np.ones(t.shape),
+    }
     d = write_sweep(tmp_path, cells, {"muon": 1}, LRS, [0, 1, 2], fn)
     status, _, nums = v.RULES["param_trend"](d, methods=["muon"], param="batch_size", sign=-1)
     assert status == "reproduced" and "-0.500" in nums["muon"]
@@ -115,21 +137,31 @@ def test_pairwise_better_and_advantage_tracks(tmp_path):
 
     def fn(c, o, lr, s, t):
         base = 1.0 if o == "gd" else (c["rank"] / 64) ** 0.25
-        return {"grad_nuc": base * u_shape(lr) * noise(s) * t ** -0.5, "gap": base * np.ones(t.shape)}
+        return {"grad_nuc": base * u_shape(lr) * noise(s) * t**-0.5, "gap": base * np.ones(t.shape)}
 
     d = write_sweep(tmp_path, cells, {"gd": 1, "muon": 1}, LRS, [0, 1, 2], fn)
-    status, text, nums = v.RULES["advantage_tracks"](d, focus="muon", rival="gd", against="rank", sign=-1, within="kappa")
+    status, text, nums = v.RULES["advantage_tracks"](
+        d, focus="muon", rival="gd", against="rank", sign=-1, within="kappa"
+    )
     assert status == "reproduced", nums
     assert nums["spearman"].count("rho = -1.00") == 2 and {"table", "cells_focus_better", "metric"} <= set(nums)
     assert v.RULES["advantage_tracks"](d, focus="muon", rival="gd", against="rank", sign=1)[0] == "not reproduced"
     # against the theory's A = r L / L_star from phase.csv: A falls with rank here, so the sign is +
-    pd.DataFrame({"cell_id": range(len(cells)), "theory_advantage": [64.0 / c["rank"] for c in cells]}).to_csv(tmp_path / "phase.csv", index=False)
+    pd.DataFrame({"cell_id": range(len(cells)), "theory_advantage": [64.0 / c["rank"] for c in cells]}).to_csv(
+        tmp_path / "phase.csv", index=False
+    )
     status, _, nums = v.RULES["advantage_tracks"](d, focus="muon", rival="gd", against="theory_advantage", sign=1)
     assert status == "reproduced" and "slope d adv / d log A = +0.25" in nums["spearman"]
     status, _, nums = v.RULES["pairwise_better"](d, focus="muon", rival="gd", metric="best_grad_nuc")
     assert status == "partly" and nums["cells_focus_better"] == 8 and nums["cells_tie"] == 2
-    assert v.RULES["pairwise_better"](d, focus="muon", rival="gd", metric="best_grad_nuc", where={"rank": 2})[0] == "reproduced"
-    assert v.RULES["pairwise_better"](d, focus="gd", rival="muon", metric="best_grad_nuc", where={"rank": 2})[0] == "not reproduced"
+    assert (
+        v.RULES["pairwise_better"](d, focus="muon", rival="gd", metric="best_grad_nuc", where={"rank": 2})[0]
+        == "reproduced"
+    )
+    assert (
+        v.RULES["pairwise_better"](d, focus="gd", rival="muon", metric="best_grad_nuc", where={"rank": 2})[0]
+        == "not reproduced"
+    )
 
 
 def test_equal_oracle(tmp_path):
@@ -137,7 +169,10 @@ def test_equal_oracle(tmp_path):
     # (mvr2 at step T/2) it is 0.8 * 2^(1/3) = 1.008 x muon's for t^-1/3 curves: no advantage left
     def fn(c, o, lr, s, t):
         k = 0.8 if o == "mvr2" else 1.0
-        return {"grad_nuc": k * u_shape(lr) * noise(s, 0.001) * t ** (-1 / 3), "gap": k * u_shape(lr) * np.ones(t.shape)}
+        return {
+            "grad_nuc": k * u_shape(lr) * noise(s, 0.001) * t ** (-1 / 3),
+            "gap": k * u_shape(lr) * np.ones(t.shape),
+        }
 
     d = write_sweep(tmp_path, [{"sigma": 1.0}], {"muon": 1, "mvr2": 2}, LRS, [0, 1, 2], fn)
     status, text, nums = v.RULES["equal_oracle"](d, focus="mvr2", rival="muon")
@@ -154,13 +189,20 @@ def test_eps_floor_stalls_and_converges(tmp_path):
 
     def fn(c, o, lr, s, t):
         g0, fl = D + c["eps"] * S, c["eps"] * S
-        g = np.maximum(g0 * t ** -1.0, 0.8 * fl) if o == "sign" else np.minimum(g0, 0.05 * fl * (t / t[-1]) ** -0.5)
+        g = np.maximum(g0 * t**-1.0, 0.8 * fl) if o == "sign" else np.minimum(g0, 0.05 * fl * (t / t[-1]) ** -0.5)
         g = g * u_shape(lr)
         g[0] = g0
         return {"gap": g}
 
-    d = write_sweep(tmp_path, [{"eps": 0.01}, {"eps": 0.03}], {"sign": 1, "ef": 1}, LRS, [0, 1, 2], fn,
-                    constants=lambda c: {"eps_floor": c["eps"] * S})
+    d = write_sweep(
+        tmp_path,
+        [{"eps": 0.01}, {"eps": 0.03}],
+        {"sign": 1, "ef": 1},
+        LRS,
+        [0, 1, 2],
+        fn,
+        constants=lambda c: {"eps_floor": c["eps"] * S},
+    )
     assert v.RULES["stalls"](d, methods=["sign"], frac=0.5)[0] == "reproduced"
     assert v.RULES["stalls"](d, methods=["sign"], frac=0.9)[0] == "not reproduced"
     assert v.RULES["stalls"](d, methods=["ef"])[0] == "not reproduced"
@@ -191,7 +233,9 @@ def shrink(sweep: dict) -> dict:
     s["seeds"] = s["seeds"][:2]
     s.get("analysis", {}).pop("rate_window", None)
     fixed, grid = s["problem"].setdefault("fixed", {}), s["problem"].get("grid", {})
-    if fixed.get("m", 0) > 8 and fixed.get("n", 0) > 8:  # 8 x 8: the L_star ascents of the quadratics dominate otherwise
+    if (
+        fixed.get("m", 0) > 8 and fixed.get("n", 0) > 8
+    ):  # 8 x 8: the L_star ascents of the quadratics dominate otherwise
         fixed["m"] = fixed["n"] = 8
         if "blocks" in grid:
             grid["blocks"] = [b for b in grid["blocks"] if 8 % b == 0]
@@ -208,11 +252,21 @@ def shrink(sweep: dict) -> dict:
 
 
 # numbers each rule writes when it could test something
-KEYS = {"advantage_tracks": {"metric", "spearman", "table"}, "rate_order": {"exponents"}, "equal_oracle": {"comparison"},
-        "param_trend": {"metric"}, "pairwise_better": {"table", "cells"}, "lr_tradeoff": {"per_cell"}, "stalls": {"per_cell"},
-        "converges": {"per_cell"}, "envelope_slope": {"per_cell"}, "advantage_trend": {"p_value", "reason", "table"},
-        "ratio_bound": {"max_abs_log10_ratio", "factor"}, "winner_regions": {"map", "cells"},
-        "mode_exponent": {"median_exponent", "runs_fitted"}}
+KEYS = {
+    "advantage_tracks": {"metric", "spearman", "table"},
+    "rate_order": {"exponents"},
+    "equal_oracle": {"comparison"},
+    "param_trend": {"metric"},
+    "pairwise_better": {"table", "cells"},
+    "lr_tradeoff": {"per_cell"},
+    "stalls": {"per_cell"},
+    "converges": {"per_cell"},
+    "envelope_slope": {"per_cell"},
+    "advantage_trend": {"p_value", "reason", "table"},
+    "ratio_bound": {"max_abs_log10_ratio", "factor"},
+    "winner_regions": {"map", "cells"},
+    "mode_exponent": {"median_exponent", "runs_fitted"},
+}
 
 
 def test_presets_found():
@@ -251,11 +305,36 @@ def test_theory_agreement_rule_is_gone():
 
 
 def test_rules_draw_their_figures_through_evaluate(tmp_path):
-    fn = lambda c, o, lr, s, t: {"gap": (1 + c["eps"] * 2) * u_shape(lr) * t ** -0.5, "grad_nuc": u_shape(lr) * (2.0 if o == "a" else 1.0) * np.ones(t.shape)}
-    write_sweep(tmp_path, [{"eps": 0.01}, {"eps": 0.03}], {"a": 1, "b": 1}, LRS, [0, 1], fn, constants=lambda c: {"eps_floor": 2 * c["eps"]})
-    rules = [{"claim": "s", "kind": "stalls", "params": {"methods": ["a"], "figure": {"name": "env.png", "methods": ["a", "b"]}}},
-             {"claim": "e", "kind": "envelope_slope", "params": {"methods": ["a"], "metric": "gap", "figure": {"name": "env2.png", "methods": ["a", "b"]}}},
-             {"claim": "a", "kind": "advantage_tracks", "params": {"focus": "b", "rival": "a", "against": "eps", "figure": "adv.png"}}]
+    fn = lambda c, o, lr, s, t: {
+        "gap": (1 + c["eps"] * 2) * u_shape(lr) * t**-0.5,
+        "grad_nuc": u_shape(lr) * (2.0 if o == "a" else 1.0) * np.ones(t.shape),
+    }
+    write_sweep(
+        tmp_path,
+        [{"eps": 0.01}, {"eps": 0.03}],
+        {"a": 1, "b": 1},
+        LRS,
+        [0, 1],
+        fn,
+        constants=lambda c: {"eps_floor": 2 * c["eps"]},
+    )
+    rules = [
+        {
+            "claim": "s",
+            "kind": "stalls",
+            "params": {"methods": ["a"], "figure": {"name": "env.png", "methods": ["a", "b"]}},
+        },
+        {
+            "claim": "e",
+            "kind": "envelope_slope",
+            "params": {"methods": ["a"], "metric": "gap", "figure": {"name": "env2.png", "methods": ["a", "b"]}},
+        },
+        {
+            "claim": "a",
+            "kind": "advantage_tracks",
+            "params": {"focus": "b", "rival": "a", "against": "eps", "figure": "adv.png"},
+        },
+    ]
     out = v.evaluate(tmp_path, rules)
     assert [o.claim for o in out] == ["s", "e", "a"]
     for name in ("env.png", "env2.png", "adv.png"):

@@ -1,4 +1,5 @@
 """Bad input through the CLI: exit code 2, one line naming the field, no traceback, nothing written."""
+
 import subprocess
 import sys
 import textwrap
@@ -33,8 +34,12 @@ def run_cli(tmp_path, text):
     cfg = tmp_path / "c.toml"
     cfg.write_text(textwrap.dedent(text))
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "lab.cli", "run", str(cfg), "--out", str(out), "--quiet"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lab.cli", "run", str(cfg), "--out", str(out), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return proc, out
 
 
@@ -51,6 +56,10 @@ def test_bad_config_exits_2_with_one_line(tmp_path, case):
 
 
 def test_missing_config_file(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "lab.cli", "run", str(tmp_path / "none.toml"), "--out", str(tmp_path / "o")],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lab.cli", "run", str(tmp_path / "none.toml"), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "no such file" in proc.stderr and "Traceback" not in proc.stderr

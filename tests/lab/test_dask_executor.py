@@ -1,5 +1,6 @@
 """The dask executor: a real LocalCluster of two worker processes gives the local executor's
 grids byte for byte, and a worker killed mid-sweep costs no run and duplicates none."""
+
 from __future__ import annotations
 
 import os
@@ -71,8 +72,9 @@ def test_worker_killed_mid_sweep(tmp_path, monkeypatch, local_result):
         KillAfterFirstJob.client = client
         # the workers run without dask's MALLOC_TRIM_THRESHOLD_ (it makes the jobs ~2.5x slower)
         assert set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == {None}
-        got = run_sweep(parse_config(MANY_JOBS), out_dir=tmp_path / "dask", executor="dask", client=client,
-                        progress=False)
+        got = run_sweep(
+            parse_config(MANY_JOBS), out_dir=tmp_path / "dask", executor="dask", client=client, progress=False
+        )
         alive = set(client.scheduler_info()["workers"])
     assert killed and killed[0] not in alive  # the worker really died (its nanny started a new one)
     assert got["complete"] and got["failed_jobs"] == 0

@@ -1,4 +1,5 @@
 """Numerical and job faults, determinism, and the status / presets commands."""
+
 from __future__ import annotations
 
 import json
@@ -27,11 +28,16 @@ SMALL = {
     "steps": 60,
     "log_points": 6,
     "seeds": [0, 1],
-    "problem": {"kind": "power_law_lsq", "fixed": {"m": 4, "n": 6, "batch_size": 3, "noise": "minibatch", "label_noise": 0.2},
-                "grid": {"alpha": [0.0, 1.0]}},
-    "optimizers": [{"name": "gd", "lr": [0.05, 0.3]},
-                   {"name": "signsgd", "lr": [0.001, 0.01], "hparams": {"beta": 0.5}},
-                   {"name": "muon", "lr": [0.01, 0.05]}],
+    "problem": {
+        "kind": "power_law_lsq",
+        "fixed": {"m": 4, "n": 6, "batch_size": 3, "noise": "minibatch", "label_noise": 0.2},
+        "grid": {"alpha": [0.0, 1.0]},
+    },
+    "optimizers": [
+        {"name": "gd", "lr": [0.05, 0.3]},
+        {"name": "signsgd", "lr": [0.001, 0.01], "hparams": {"beta": 0.5}},
+        {"name": "muon", "lr": [0.01, 0.05]},
+    ],
 }
 HUGE_LR = 1e4
 RUN_KEY = ["optimizer", "cell_id", "seed", "h_lr"]
@@ -75,8 +81,9 @@ def test_diverging_runs_leave_their_neighbours_bit_identical(tmp_path, calm):
     cw = keyed_curves(tmp_path / "wild", runs_w[~huge])
     cc = keyed_curves(calm_dir, runs_c)
     order = [*RUN_KEY, "step"]
-    pd.testing.assert_frame_equal(cw.sort_values(order).reset_index(drop=True),
-                                  cc.sort_values(order).reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        cw.sort_values(order).reset_index(drop=True), cc.sort_values(order).reset_index(drop=True)
+    )
     # the frozen runs hold finite values (their last good parameters)
     assert np.isfinite(runs_w.loc[huge, "final_gap"].astype(float)).all()
 
@@ -115,7 +122,11 @@ def test_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch, ca
     out = tmp_path / "out"
     assert main(["run", str(cfg), "--out", str(out), "--quiet"]) == 1
     err = capsys.readouterr().err
-    assert f"1 of {len(keys)} jobs failed" in err and "muonlab status" in err and "Traceback" not in err.split("failed:")[0]
+    assert (
+        f"1 of {len(keys)} jobs failed" in err
+        and "muonlab status" in err
+        and "Traceback" not in err.split("failed:")[0]
+    )
     assert not (out / "runs.csv").exists()  # grids only from complete sweeps
     assert json.loads((out / "manifest.json").read_text())["status"] == "incomplete"
     assert len(list((out / "parts").glob("*.runs.csv"))) == len(keys) - 1  # the others all ran

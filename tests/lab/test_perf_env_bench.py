@@ -1,10 +1,10 @@
 """lab.perf_env decisions and the entry point's ordering; lab.bench on tiny inputs (no timings
 are asserted)."""
+
 import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 import runners
@@ -29,12 +29,15 @@ def test_coretype_set_only_when_unset_on_amd_avx512_before_numpy(fresh):
     assert perf_env.settings() is got  # once per process
 
 
-@pytest.mark.parametrize("case,env,cpu", [
-    ("user value kept", {"OPENBLAS_CORETYPE": "Haswell"}, AMD),
-    ("intel", {}, {**AMD, "vendor": "GenuineIntel"}),
-    ("no avx512", {}, {**AMD, "flags": {"avx2"}}),
-    ("numpy loaded", {}, AMD),
-])
+@pytest.mark.parametrize(
+    "case,env,cpu",
+    [
+        ("user value kept", {"OPENBLAS_CORETYPE": "Haswell"}, AMD),
+        ("intel", {}, {**AMD, "vendor": "GenuineIntel"}),
+        ("no avx512", {}, {**AMD, "flags": {"avx2"}}),
+        ("numpy loaded", {}, AMD),
+    ],
+)
 def test_coretype_left_alone(fresh, case, env, cpu):
     fresh.setattr(perf_env, "cpu", lambda: cpu)
     before = dict(env)
@@ -51,8 +54,10 @@ def test_switch_off(fresh):
 def test_cli_sets_coretype_before_numpy_loads():
     """In a fresh process without the variable, importing the CLI decides before NumPy loads:
     on an AMD CPU with AVX-512 OpenBLAS then runs its SkylakeX kernels."""
-    code = ("import os, json, lab.cli; from lab import perf_env; from threadpoolctl import threadpool_info; "
-            "print(json.dumps([perf_env.settings(), [i.get('architecture') for i in threadpool_info()]]))")
+    code = (
+        "import os, json, lab.cli; from lab import perf_env; from threadpoolctl import threadpool_info; "
+        "print(json.dumps([perf_env.settings(), [i.get('architecture') for i in threadpool_info()]]))"
+    )
     env = {k: v for k, v in __import__("os").environ.items() if k != "OPENBLAS_CORETYPE"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     settings, archs = json.loads(out.stdout.strip().splitlines()[-1])
@@ -73,16 +78,35 @@ def test_step_flops_formula():
 
 def test_bench_pieces_run_and_render(monkeypatch):
     monkeypatch.setitem(bench.CASES, "tiny", (6, 10, 12, 4))
-    rows = [dict(bench.workload("tiny", name, repeats=1, steps=3, log_points=2), fraction_of_peak=0.5)
-            for name in ("muon", "gd")]
+    rows = [
+        dict(bench.workload("tiny", name, repeats=1, steps=3, log_points=2), fraction_of_peak=0.5)
+        for name in ("muon", "gd")
+    ]
     assert all(r["problem_steps_per_s"] > 0 and r["gflops"] > 0 for r in rows)
     peak = bench.matmul_peak(repeats=1, seconds=1e-4)
     assert peak["peak"] == max(r["gflops"] for r in peak["rows"]) > 0
-    res = {"machine": bench.machine(), "backend": "numpy", "repeats": 1, "log_points": 2, "matmul": peak, "workload": rows,
-           "demo": {"config": "demo.toml", "runs": 1, "steps": 1, "jobs": 1, "wall_s": 1.0, "run_loop_s": 0.9,
-                    "overhead_share": 0.1, "run_steps_per_s": 1.0},
-           "code_levers": [{"lever": "lanes", "case": "tiny", "off": 1.0, "on": 2.0}],
-           "env_levers": {"a": {"peak_512": 1.0, "small": 2.0}}}
+    res = {
+        "machine": bench.machine(),
+        "backend": "numpy",
+        "repeats": 1,
+        "log_points": 2,
+        "matmul": peak,
+        "workload": rows,
+        "demo": {
+            "config": "demo.toml",
+            "runs": 1,
+            "steps": 1,
+            "jobs": 1,
+            "wall_s": 1.0,
+            "run_loop_s": 0.9,
+            "overhead_share": 0.1,
+            "run_steps_per_s": 1.0,
+        },
+        "code_levers": [{"lever": "lanes", "case": "tiny", "off": 1.0, "on": 2.0}],
+        "env_levers": {"a": {"peak_512": 1.0, "small": 2.0}},
+    }
     md = bench.markdown(res)
-    assert "| **peak** |" in md and "| tiny 6x10, N = 12 | muon | 4 |" in md and "overhead (everything else) 10.0%" in md
+    assert (
+        "| **peak** |" in md and "| tiny 6x10, N = 12 | muon | 4 |" in md and "overhead (everything else) 10.0%" in md
+    )
     assert "lanes" in md and bench.text(res).startswith("matmul peak")

@@ -1,6 +1,7 @@
 """Adaptive lr refinement ([refine], lab/refine.py) against independent truth: GD on a 2 x 1
 quadratic, whose final gap after T steps is the closed form 1/2 sum_i lambda_i (1 - eta
 lambda_i)^(2T) x*_i^2 (from X0 = 0), minimized by brute force on a fine eta grid."""
+
 from __future__ import annotations
 
 import logging
@@ -27,9 +28,15 @@ QUAD = {"m": 2, "n": 1, "hessian": "kronecker", "basis": "aligned", "kappa": 10.
 
 
 def gd_config(lr, refine=None, **over):
-    cfg = {"name": "refine_gd", "steps": T, "log_points": 6, "seeds": SEEDS, "dtype": "float64",
-           "problem": {"kind": "quadratic", "fixed": dict(QUAD)},
-           "optimizers": [{"name": "gd", "lr": lr}]}
+    cfg = {
+        "name": "refine_gd",
+        "steps": T,
+        "log_points": 6,
+        "seeds": SEEDS,
+        "dtype": "float64",
+        "problem": {"kind": "quadratic", "fixed": dict(QUAD)},
+        "optimizers": [{"name": "gd", "lr": lr}],
+    }
     if refine is not None:
         cfg["refine"] = refine
     cfg.update(over)
@@ -46,9 +53,13 @@ def sweep(cfg, out):
 
 def brute_force_optimum() -> float:
     """argmin over eta (1e-4-decade grid) of the median over seeds of the closed-form final gap."""
-    p = problems.make("quadratic", runs=len(SEEDS), seed=np.array(SEEDS), backend=get_backend("numpy", "float64"), **QUAD)
+    p = problems.make(
+        "quadratic", runs=len(SEEDS), seed=np.array(SEEDS), backend=get_backend("numpy", "float64"), **QUAD
+    )
     xs = p.xstar_host.reshape(len(SEEDS), 2)
-    lam = np.array([p.op.apply(np.eye(2)[None, i].reshape(1, 2, 1).repeat(len(SEEDS), 0))[0].ravel()[i] for i in range(2)])
+    lam = np.array(
+        [p.op.apply(np.eye(2)[None, i].reshape(1, 2, 1).repeat(len(SEEDS), 0))[0].ravel()[i] for i in range(2)]
+    )
     eta = 10 ** np.arange(-1.0, 0.5, 1e-4)
     gaps = 0.5 * ((lam * (1 - eta[:, None, None] * lam) ** (2 * T)) * xs[None] ** 2).sum(-1)  # (eta, seed)
     return float(eta[np.argmin(np.median(gaps, axis=1))])
@@ -92,11 +103,19 @@ NOISY = {"m": 4, "n": 4, "hessian": "kronecker", "basis": "rotated", "kappa": 10
 
 
 def two_methods(res):
-    cfg = {"name": "refine_pair", "steps": 200, "log_points": 6, "seeds": SEEDS, "dtype": "float64",
-           "problem": {"kind": "quadratic", "fixed": NOISY},
-           "optimizers": [{"name": "gd", "lr": {"logspace": [-2.0, 0.5, 6]}},
-                          {"name": "signsgd", "lr": {"logspace": [-4.0, -0.5, 8]}}],
-           "refine": {"resolution": res}}
+    cfg = {
+        "name": "refine_pair",
+        "steps": 200,
+        "log_points": 6,
+        "seeds": SEEDS,
+        "dtype": "float64",
+        "problem": {"kind": "quadratic", "fixed": NOISY},
+        "optimizers": [
+            {"name": "gd", "lr": {"logspace": [-2.0, 0.5, 6]}},
+            {"name": "signsgd", "lr": {"logspace": [-4.0, -0.5, 8]}},
+        ],
+        "refine": {"resolution": res},
+    }
     return parse_config(cfg)
 
 

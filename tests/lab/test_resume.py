@@ -1,6 +1,7 @@
 """Resume: a sweep killed with SIGKILL at random moments, several times, then re-run to completion,
 gives the grids of an uninterrupted run, every run id exactly once; status reports the partial
 sweep in between."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,11 @@ from sweep_helpers import MANY_JOBS, assert_every_run_once, assert_same_grids, r
 
 
 def start(cfg: Path, out: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "lab.cli", "run", str(cfg), "--out", str(out), "--quiet"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "lab.cli", "run", str(cfg), "--out", str(out), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def finished_parts(out: Path) -> int:
@@ -68,8 +72,12 @@ def test_kill9_at_random_moments_then_resume(tmp_path, reference):
             assert st["runs"]["total"] == ref["n_runs"] and st["jobs"]["failed"] == 0
     partial = finished_parts(out)
 
-    final = subprocess.run([sys.executable, "-m", "lab.cli", "run", str(cfg), "--out", str(out), "--quiet"],
-                           capture_output=True, text=True, timeout=300)
+    final = subprocess.run(
+        [sys.executable, "-m", "lab.cli", "run", str(cfg), "--out", str(out), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert final.returncode == 0, final.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete"

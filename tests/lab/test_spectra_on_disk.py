@@ -1,6 +1,7 @@
 """The lab writes each instance's spectra (spectra.csv) and constants (runs.csv c_*), and they
 are the problem's own: checked against the problem object and against an independent closed
 form (diagonal_abs' eps floor from the gap at X0 = 0, which is linear in eps)."""
+
 import numpy as np
 import pandas as pd
 
@@ -8,7 +9,11 @@ import problems
 from problems.backend import get_backend
 
 TINY = {
-    "name": "spectra", "steps": 4, "log_points": 2, "seeds": [0, 3], "dtype": "float64",
+    "name": "spectra",
+    "steps": 4,
+    "log_points": 2,
+    "seeds": [0, 3],
+    "dtype": "float64",
     "problem": {"kind": "power_law_lsq", "fixed": {"m": 3, "n": 5}, "grid": {"alpha": [0.5, 1.5]}},
     "optimizers": [{"name": "gd", "lr": [0.01, 0.1]}, {"name": "muon", "lr": [0.01]}],
 }
@@ -31,7 +36,9 @@ def test_spectra_csv_holds_each_instance_once(tmp_path):
             got = g[g.name == name].sort_values("index")["value"].to_numpy()
             np.testing.assert_array_equal(got, arr[0])
         # power_law_lsq's covariance spectrum is lambda_j = j^-alpha (problems/power_law_lsq.py)
-        np.testing.assert_allclose(g[g.name == "cov"].sort_values("index")["value"], np.arange(1, 6) ** -alpha, rtol=1e-12)
+        np.testing.assert_allclose(
+            g[g.name == "cov"].sort_values("index")["value"], np.arange(1, 6) ** -alpha, rtol=1e-12
+        )
     assert set(zip(spec.cell_id, spec.seed)) == set(zip(runs.cell_id, runs.seed))
 
 
@@ -43,7 +50,9 @@ def test_diagonal_abs_eps_floor_is_the_eps_slope_of_the_initial_gap():
         pb = problems.make("diagonal_abs", runs=3, seed=seeds, backend=bk, m=7, n=9, coupled=True, eps=eps)
         gaps[eps] = np.asarray(pb.gap(pb.init(None)))
         floors[eps] = pb.constants()["eps_floor"]
-    slope = (gaps[0.3] - gaps[0.02]) / (0.3 - 0.02)  # gap(X0 = 0) = sum |d_2j - d_2j+1| + |d_k| + eps sum |d_2j + d_2j+1|
+    slope = (gaps[0.3] - gaps[0.02]) / (
+        0.3 - 0.02
+    )  # gap(X0 = 0) = sum |d_2j - d_2j+1| + |d_k| + eps sum |d_2j + d_2j+1|
     np.testing.assert_allclose(floors[0.02], 0.02 * slope, rtol=1e-10)
     np.testing.assert_allclose(floors[0.3], 0.3 * slope, rtol=1e-10)
     pb = problems.make("diagonal_abs", runs=3, seed=seeds, backend=bk, m=4, n=4, coupled=False)

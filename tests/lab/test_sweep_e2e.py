@@ -1,4 +1,5 @@
 """A tiny sweep end to end: all five files, with exactly the columns docs/results.md documents."""
+
 import json
 import re
 from pathlib import Path
@@ -17,8 +18,11 @@ TINY = {
     "log_points": 5,
     "seeds": [0, 1],
     "accumulate": ["gap", "grad_fro", "grad_nuc"],  # so that every documented column is written
-    "problem": {"kind": "power_law_lsq", "fixed": {"m": 4, "n": 6, "batch_size": 3, "noise": "minibatch", "label_noise": 0.5},
-                "grid": {"alpha": [0.0, 1.5], "beta": {"linspace": [0.0, 1.0, 2]}}},
+    "problem": {
+        "kind": "power_law_lsq",
+        "fixed": {"m": 4, "n": 6, "batch_size": 3, "noise": "minibatch", "label_noise": 0.5},
+        "grid": {"alpha": [0.0, 1.5], "beta": {"linspace": [0.0, 1.0, 2]}},
+    },
     "optimizers": [
         {"name": "gd", "lr": {"logspace": [-2, 0, 3]}},
         {"name": "signsgd", "lr": [1e-3, 1e-2, 1e-1]},

@@ -4,6 +4,7 @@
 of ``problems.make`` and asserts a property that must hold for every valid instance; none uses a
 value computed by the code under test as its expectation except through an identity (the gap is
 the loss minus f*, the gradient is the derivative of the loss, ...)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -56,6 +57,7 @@ def sample_points(P, rng) -> list[tuple]:
 
 
 # --- the checks --------------------------------------------------------------------------------------
+
 
 def check_finite_data(P) -> None:
     """Shapes and finiteness of what a kind generates: X0, X*, f*, losses and gradients, spectra;
@@ -120,7 +122,7 @@ def check_constants(P) -> None:
     tol = 1 + TOL
     present = [k for k in CHAIN if k in c]
     for i, a in enumerate(present):
-        for b in present[i + 1:]:
+        for b in present[i + 1 :]:
             ok = np.isfinite(c[a]) & np.isfinite(c[b])
             assert np.all(c[a][ok] <= c[b][ok] * tol + TOL), (a, b, c[a], c[b])
     if len(P.layer_shapes) > 1:
@@ -146,8 +148,9 @@ def check_unbiased(kind, params, backend="numpy", draws=12000, level=1e-4) -> No
     # stream, ``draws / runs`` successive draws each
     runs = 200
     P = build(kind, params, np.full(runs, 7), backend)
-    pt = tuple(np.broadcast_to(np.random.default_rng(2).standard_normal((1, *s)), (runs, *s)).copy()
-               for s in P.layer_shapes)
+    pt = tuple(
+        np.broadcast_to(np.random.default_rng(2).standard_normal((1, *s)), (runs, *s)).copy() for s in P.layer_shapes
+    )
     x = dev(P, pt)
     exact = host(P, P.grad(x))
     rng = RunRNG(np.arange(runs), P.backend, stream=1)
@@ -202,11 +205,17 @@ def check_batching(kind, params, backend="numpy", seeds=(11, 4, 11)) -> None:
 
     together = everything(Pb, pt)
     for r, s in enumerate(seeds):
-        alone = everything(build(kind, params, [s], backend), tuple(x[r:r + 1] for x in pt))
+        alone = everything(build(kind, params, [s], backend), tuple(x[r : r + 1] for x in pt))
         assert set(alone) == set(together)
         for k in together:
-            np.testing.assert_allclose(np.asarray(together[k])[r], np.asarray(alone[k])[0], rtol=1e-10, atol=1e-12,
-                                       equal_nan=True, err_msg=f"{kind}: {k}")
+            np.testing.assert_allclose(
+                np.asarray(together[k])[r],
+                np.asarray(alone[k])[0],
+                rtol=1e-10,
+                atol=1e-12,
+                equal_nan=True,
+                err_msg=f"{kind}: {k}",
+            )
 
 
 def check_instance(kind, params, seeds=(3, 8, 3), backend="numpy") -> None:

@@ -1,4 +1,5 @@
 """assoc_memory against finite differences, a per-item closed form and its stated equivariance."""
+
 import numpy as np
 import scipy.special
 
@@ -47,7 +48,9 @@ def test_muon_first_step_is_even_across_items():
     """From W = 0 the gradient is (1/N) 1 p^T - diag(p): GD's step on item i is proportional to
     p_i (spread p_1/p_N = N^alpha = 16), while the exact polar step spreads far less across items."""
     P = make(runs=1, seed=0, alpha=1.0, items=16)
-    mu = runners.run(P, runners.make("muon", lr=0.1, beta=0.0, nesterov=False, orth="svd"), steps=1, seed=0).params[0][0]
+    mu = runners.run(P, runners.make("muon", lr=0.1, beta=0.0, nesterov=False, orth="svd"), steps=1, seed=0).params[0][
+        0
+    ]
     gd = runners.run(P, runners.make("gd", lr=0.1), steps=1, seed=0).params[0][0]
     spread = lambda d: d.max() / d.min()
     assert spread(np.diag(gd)) > 10

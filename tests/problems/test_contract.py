@@ -4,6 +4,7 @@ contract_checks.py: finite data; gap >= 0 at sampled points, gap = loss - f*, ga
 gradient is the loss's derivative; the stochastic gradient is unbiased (z-test at family-wise
 level 1e-4 over 4000 draws); batching invariance; mu <= L <= L_* <= min(m, n) L where defined.
 Each runs on every backend (the ``backend`` fixture)."""
+
 from __future__ import annotations
 
 import sys

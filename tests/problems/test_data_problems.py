@@ -1,5 +1,6 @@
 """two_sided_lsq, linear_net, pl_sine and the extended power_law_lsq: gradients against finite
 differences, ground truth against dense / brute-force / optimizer-found truth."""
+
 import numpy as np
 import pytest
 from scipy.optimize import minimize
@@ -28,8 +29,19 @@ def random_point(P, seed=0, scale=1.0):
 
 # --- two_sided_lsq ------------------------------------------------------------------------------
 def test_two_sided_population_loss_and_gradient():
-    P = problems.make("two_sided_lsq", runs=2, seed=[1, 2], dtype="float64", m=3, n=4, alpha_in=1.0, alpha_out=0.5,
-                      beta=1.0, rotate=True, label_noise=0.3)
+    P = problems.make(
+        "two_sided_lsq",
+        runs=2,
+        seed=[1, 2],
+        dtype="float64",
+        m=3,
+        n=4,
+        alpha_in=1.0,
+        alpha_out=0.5,
+        beta=1.0,
+        rotate=True,
+        label_noise=0.3,
+    )
     x = random_point(P)
     fd_check(P, x)
     # independent: Monte Carlo of 1/2 E (x_out^T W x_in - y)^2 with the covariances built here
@@ -65,8 +77,19 @@ def test_two_sided_constants_and_spectra():
 
 # --- power_law_lsq --------------------------------------------------------------------------------
 def test_power_law_lsq_constants_and_gradient():
-    P = problems.make("power_law_lsq", runs=2, seed=[0, 1], dtype="float64", m=3, n=5, alpha=[0.0, 1.0], rotate=True,
-                      noise="gaussian", sigma=0.2, label_noise=0.5)
+    P = problems.make(
+        "power_law_lsq",
+        runs=2,
+        seed=[0, 1],
+        dtype="float64",
+        m=3,
+        n=5,
+        alpha=[0.0, 1.0],
+        rotate=True,
+        noise="gaussian",
+        sigma=0.2,
+        label_noise=0.5,
+    )
     fd_check(P, random_point(P))
     c = P.constants()
     lam = np.arange(1, 6.0) ** -1.0
@@ -85,12 +108,14 @@ def test_power_law_lsq_minibatch_requires_noise_minibatch():
 
 # --- linear_net -------------------------------------------------------------------------------------
 def test_linear_net_gradient_and_hessian():
-    P = problems.make("linear_net", runs=2, seed=[0, 1], dtype="float64", m=3, n=4, hidden=2, alpha=0.7,
-                      teacher_rank=[0, 2])
+    P = problems.make(
+        "linear_net", runs=2, seed=[0, 1], dtype="float64", m=3, n=4, hidden=2, alpha=0.7, teacher_rank=[0, 2]
+    )
     x = random_point(P)
     fd_check(P, x)
     # Hessian-vector products = finite differences of the gradient (away from the optimum)
     from problems.linear_net import hvp
+
     w1, w2 = x[0][0], x[1][0]
     d = w2 @ w1 - P.mstar_host[0]
     v1, v2 = np.random.default_rng(5).standard_normal((2, 4)), np.random.default_rng(6).standard_normal((3, 2))
@@ -123,17 +148,25 @@ def dense_fd_hessian(P, b, point):
 
 @pytest.mark.parametrize("hidden,rank", [(3, 2), (2, 3), (3, 3)])
 def test_linear_net_optimum_and_constants(hidden, rank):
-    P = problems.make("linear_net", runs=1, seed=4, dtype="float64", m=3, n=4, hidden=hidden, teacher_rank=rank,
-                      alpha=0.5, beta=0.5)
+    P = problems.make(
+        "linear_net", runs=1, seed=4, dtype="float64", m=3, n=4, hidden=hidden, teacher_rank=rank, alpha=0.5, beta=0.5
+    )
     xs, fstar = P.optimum()
     np.testing.assert_allclose(P.loss(xs), fstar, atol=1e-12)
     for g in P.grad(xs):
         np.testing.assert_allclose(g, 0.0, atol=1e-10)
     # f* is the global minimum: no local search from random starts does better
-    flat = lambda v: (v[:hidden * 4].reshape(1, hidden, 4), v[hidden * 4:].reshape(1, 3, hidden))  # noqa: E731
-    best = min(minimize(lambda v: P.loss(flat(v))[0], np.random.default_rng(s).standard_normal(hidden * 7),
-                        jac=lambda v: np.concatenate([g.reshape(-1) for g in P.grad(flat(v))]),
-                        method="BFGS", options={"gtol": 1e-10}).fun for s in range(4))
+    flat = lambda v: (v[: hidden * 4].reshape(1, hidden, 4), v[hidden * 4 :].reshape(1, 3, hidden))  # noqa: E731
+    best = min(
+        minimize(
+            lambda v: P.loss(flat(v))[0],
+            np.random.default_rng(s).standard_normal(hidden * 7),
+            jac=lambda v: np.concatenate([g.reshape(-1) for g in P.grad(flat(v))]),
+            method="BFGS",
+            options={"gtol": 1e-10},
+        ).fun
+        for s in range(4)
+    )
     np.testing.assert_allclose(best, fstar[0], atol=1e-8)
     c = P.constants()
     H = dense_fd_hessian(P, 0, xs)

@@ -1,5 +1,6 @@
 """diagonal_abs: the loss against its definition written here, subgradient = finite differences
 away from kinks, convexity, Lipschitz bound, optimum, determinism, parameter errors."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,17 @@ from problems import ParamError
 
 
 def make(**kw):
-    base = dict(runs=3, seed=[0, 1, 2], m=5, n=7, coupled=True, eps=[0.05, 0.5, 1.0], offdiag=[0.0, 0.3, 1.0],
-                dist=[1.0, 2.0, 0.5], dtype="float64")
+    base = dict(
+        runs=3,
+        seed=[0, 1, 2],
+        m=5,
+        n=7,
+        coupled=True,
+        eps=[0.05, 0.5, 1.0],
+        offdiag=[0.0, 0.3, 1.0],
+        dist=[1.0, 2.0, 0.5],
+        dtype="float64",
+    )
     return problems.make("diagonal_abs", **{**base, **kw})
 
 

@@ -1,6 +1,7 @@
 """diagonal_abs at exact kinks: the adversarial subgradient (+1 where a residual is exactly 0)
 against sign(0) = 0, and a sign-descent run that returns to a kink every other step: under the
 adversarial oracle it never moves the pair sum (stays at the floor), under sign(0) = 0 it escapes."""
+
 import numpy as np
 import pytest
 
@@ -32,7 +33,7 @@ def _run_from_the_kink(kink, opt, **hp):
     x0 = np.zeros((1, 2, 2))
     x0[0, 0, 0] = c[0]
     P.init = lambda rng: (x0.copy(),)
-    res = runners.run(P, runners.make(opt, lr=2.0 ** -10, **hp), steps=3000, log_points=10, lanes=1)
+    res = runners.run(P, runners.make(opt, lr=2.0**-10, **hp), steps=3000, log_points=10, lanes=1)
     floor = abs(P.a[0, 1, 0] * c[0] - c[1])  # |eps (d1 + d2) - c_1| at the starting sum d1 + d2 = c_0
     d = np.diagonal(res.params[0][0])
     return res, floor, d, c

@@ -1,5 +1,6 @@
 """The oracle-noise layer: moments within confidence intervals, the same draw at two points,
 minibatch unbiasedness and the calibration of sigma at the optimum."""
+
 import numpy as np
 import pytest
 
@@ -69,15 +70,18 @@ def test_student_t_entries_have_unit_variance_and_t_tails():
     assert abs(z.var() - 1.0) < 0.15
     # P(|z| > 3) for unit-variance t_4 (= P(|t_4| > 3 sqrt 2)) matches scipy; a normal's is ~10x smaller
     from scipy import stats
+
     thr = 3.0
     emp = (np.abs(z) > thr).mean()
     want = 2 * stats.t.sf(thr * np.sqrt(4 / 2), df=4)
     assert abs(emp - want) < 5 * np.sqrt(want / len(z)) and emp > 5 * 2 * stats.norm.sf(thr) * 0.8
 
 
-@pytest.mark.parametrize("kind,kw", CASES + [("two_sided_lsq", dict(m=3, n=4, batch_size=2)),
-                                             ("power_law_lsq", dict(m=3, n=4, batch_size=2))],
-                         ids=[c[0] for c in CASES] + ["two_sided_lsq", "power_law_lsq"])
+@pytest.mark.parametrize(
+    "kind,kw",
+    CASES + [("two_sided_lsq", dict(m=3, n=4, batch_size=2)), ("power_law_lsq", dict(m=3, n=4, batch_size=2))],
+    ids=[c[0] for c in CASES] + ["two_sided_lsq", "power_law_lsq"],
+)
 def test_same_draw_at_two_points_adds_the_same_noise(kind, kw):
     """For additive noise, g(X1; xi) - g(X2; xi) = grad f(X1) - grad f(X2) (minibatches aside)."""
     P = problems.make(kind, runs=2, seed=[0, 1], backend=BK, noise="gaussian", sigma=3.0, **kw)
@@ -105,8 +109,17 @@ MB = [
 @pytest.mark.parametrize("kind,kw", MB, ids=[c[0] for c in MB])
 def test_minibatch_is_unbiased_and_sigma_is_the_std_at_the_optimum(kind, kw):
     sigma = np.array([0.7, 0.0, 1.5])
-    P = problems.make(kind, runs=3, seed=[5, 6, 7], backend=BK, noise="minibatch", sigma=sigma, batch_size=4,
-                      label_noise=[0.0, 0.3, 0.0], **kw)
+    P = problems.make(
+        kind,
+        runs=3,
+        seed=[5, 6, 7],
+        backend=BK,
+        noise="minibatch",
+        sigma=sigma,
+        batch_size=4,
+        label_noise=[0.0, 0.3, 0.0],
+        **kw,
+    )
     k = 1500
     # unbiased away from the optimum
     x = tuple(np.random.default_rng(2).standard_normal((3, *s)) for s in P.layer_shapes)
@@ -131,8 +144,19 @@ def test_minibatch_is_unbiased_and_sigma_is_the_std_at_the_optimum(kind, kw):
 def test_linear_net_model_variance_when_misspecified():
     """hidden < teacher rank: the minibatch is noisy at X* even without label noise; the exact
     (Isserlis) formula in noise_var_opt matches the empirical second moment."""
-    P = problems.make("linear_net", runs=2, seed=[1, 2], backend=BK, m=4, n=4, hidden=1, alpha=0.5, beta=0.0,
-                      noise="minibatch", batch_size=3)
+    P = problems.make(
+        "linear_net",
+        runs=2,
+        seed=[1, 2],
+        backend=BK,
+        m=4,
+        n=4,
+        hidden=1,
+        alpha=0.5,
+        beta=0.0,
+        noise="minibatch",
+        batch_size=3,
+    )
     c = P.constants()["noise_var_opt"]
     sq = sq_norm(draws(P, P.optimum()[0], 4000))
     for b in range(2):

@@ -1,4 +1,5 @@
 """power_law_lsq against closed forms, Monte Carlo and finite differences."""
+
 import numpy as np
 import pytest
 
@@ -37,7 +38,7 @@ def test_gradient_equals_finite_differences():
     x = rng.standard_normal((2, 4, 6))
     g = P.grad((x,))[0]
     h = 1e-6
-    for (i, k) in [(0, 0), (1, 3), (3, 5), (2, 2)]:
+    for i, k in [(0, 0), (1, 3), (3, 5), (2, 2)]:
         e = np.zeros_like(x)
         e[:, i, k] = h
         fd = (P.loss((x + e,)) - P.loss((x - e,))) / (2 * h)

@@ -3,6 +3,7 @@ random quadratics over the whole structural space (sizes, Hessian structure, bas
 grid: where the L_* estimators' inequalities are hardest), and random instances of every
 registered kind around its declared EXAMPLES (random seeds, per-run numbers drawn within the
 declared ranges). Values a kind rejects with a documented parameter error are not instances."""
+
 import sys
 from pathlib import Path
 

@@ -1,5 +1,6 @@
 """quadratic: Hessian structure against dense truth, gradients against finite differences,
 ground-truth constants against dense eigendecompositions, L_* against brute force."""
+
 import numpy as np
 import pytest
 
@@ -112,8 +113,18 @@ def test_kronecker_is_the_dense_kron_product_with_power_law_factors():
 
 
 def test_aligned_kronecker_is_diagonal_and_kappa_sets_the_condition_number():
-    P = make(runs=2, seed=0, m=3, n=5, hessian="kronecker", basis="aligned", alpha=[1.0, 2.0], kappa=[10.0, 100.0],
-             alpha_right=1.0, kappa_right=[0.0, 4.0])
+    P = make(
+        runs=2,
+        seed=0,
+        m=3,
+        n=5,
+        hessian="kronecker",
+        basis="aligned",
+        alpha=[1.0, 2.0],
+        kappa=[10.0, 100.0],
+        alpha_right=1.0,
+        kappa_right=[0.0, 4.0],
+    )
     for b, (ka, kc) in enumerate([(10.0, 5.0), (100.0, 4.0)]):
         H = dense_hessian(P, b)
         np.testing.assert_allclose(H, np.diag(np.diag(H)), atol=1e-14)
@@ -178,15 +189,18 @@ def test_block_tiles_and_cols_layouts():
     assert np.abs(dense_hessian(P)[c[:, None] != c[None, :]]).max() == 0.0
 
 
-@pytest.mark.parametrize("kw,shape", [
-    (dict(hessian="kronecker", basis="rotated", alpha=0.7, alpha_right=1.3, mu=0.1), (2, 2)),
-    (dict(hessian="low_rank", basis="random", rank=2, alpha=0.0), (2, 2)),
-    (dict(hessian="low_rank", basis="aligned", rank=3, alpha=0.5), (2, 2)),
-    (dict(hessian="dense", basis="random", rank=0, alpha=1.0), (2, 3)),
-    (dict(hessian="low_rank", basis="rotated", rank=4, alpha=0.3), (3, 2)),
-    (dict(hessian="block", blocks=2, layout="rows", coupling=0.5, alpha=0.5, alpha_right=0.5), (2, 2)),
-    (dict(hessian="block", blocks=3, layout="cols", coupling=0.2, alpha=1.0, alpha_right=0.0), (2, 3)),
-])
+@pytest.mark.parametrize(
+    "kw,shape",
+    [
+        (dict(hessian="kronecker", basis="rotated", alpha=0.7, alpha_right=1.3, mu=0.1), (2, 2)),
+        (dict(hessian="low_rank", basis="random", rank=2, alpha=0.0), (2, 2)),
+        (dict(hessian="low_rank", basis="aligned", rank=3, alpha=0.5), (2, 2)),
+        (dict(hessian="dense", basis="random", rank=0, alpha=1.0), (2, 3)),
+        (dict(hessian="low_rank", basis="rotated", rank=4, alpha=0.3), (3, 2)),
+        (dict(hessian="block", blocks=2, layout="rows", coupling=0.5, alpha=0.5, alpha_right=0.5), (2, 2)),
+        (dict(hessian="block", blocks=3, layout="cols", coupling=0.2, alpha=1.0, alpha_right=0.0), (2, 3)),
+    ],
+)
 def test_lstar_bounds_bracket_brute_force(kw, shape):
     m, n = shape
     rng = np.random.default_rng(0)
@@ -224,27 +238,30 @@ def test_seed_gives_the_same_instance_on_every_dtype_and_batch():
     assert np.abs(other.xstar[0] - alone.xstar[0]).max() > 1e-3
 
 
-@pytest.mark.parametrize("kw,name", [
-    (dict(hessian="low_rank", rank=17, m=4, n=4), "rank"),
-    (dict(hessian="block", coupling=1.5), "coupling"),
-    (dict(hessian="block", coupling=-0.1), "coupling"),
-    (dict(noise="gaussian", sigma=-1.0), "sigma"),
-    (dict(hessian="dense", m=40, n=40), "hessian"),
-    (dict(kappa=0.5), "kappa"),
-    (dict(alpha=1e-3, kappa=1e300), "kappa"),
-    (dict(alpha=0.0, kappa=10.0), "kappa"),
-    (dict(hessian="block", blocks=3, m=4), "blocks"),
-    (dict(hessian="block", blocks=3, layout="tiles"), "blocks"),
-    (dict(hessian="kronecker", basis="random"), "basis"),
-    (dict(hessian="block", basis="aligned"), "basis"),
-    (dict(hessian="kronecker", coupling=0.5), "coupling"),
-    (dict(hessian="kronecker", rank=3), "rank"),
-    (dict(hessian="low_rank", alpha_right=2.0), "alpha_right"),
-    (dict(sigma=0.5), "sigma"),
-    (dict(noise="minibatch"), "noise"),
-    (dict(noise="student_t", df=2), "df"),
-    (dict(m=0), "m"),
-])
+@pytest.mark.parametrize(
+    "kw,name",
+    [
+        (dict(hessian="low_rank", rank=17, m=4, n=4), "rank"),
+        (dict(hessian="block", coupling=1.5), "coupling"),
+        (dict(hessian="block", coupling=-0.1), "coupling"),
+        (dict(noise="gaussian", sigma=-1.0), "sigma"),
+        (dict(hessian="dense", m=40, n=40), "hessian"),
+        (dict(kappa=0.5), "kappa"),
+        (dict(alpha=1e-3, kappa=1e300), "kappa"),
+        (dict(alpha=0.0, kappa=10.0), "kappa"),
+        (dict(hessian="block", blocks=3, m=4), "blocks"),
+        (dict(hessian="block", blocks=3, layout="tiles"), "blocks"),
+        (dict(hessian="kronecker", basis="random"), "basis"),
+        (dict(hessian="block", basis="aligned"), "basis"),
+        (dict(hessian="kronecker", coupling=0.5), "coupling"),
+        (dict(hessian="kronecker", rank=3), "rank"),
+        (dict(hessian="low_rank", alpha_right=2.0), "alpha_right"),
+        (dict(sigma=0.5), "sigma"),
+        (dict(noise="minibatch"), "noise"),
+        (dict(noise="student_t", df=2), "df"),
+        (dict(m=0), "m"),
+    ],
+)
 def test_invalid_parameters_name_the_parameter(kw, name):
     with pytest.raises(ParamError) as err:
         make(runs=2, seed=0, **kw)

@@ -1,6 +1,7 @@
 """The one Registry type: every registry below analysis (found by walking the modules of
 problems, runners and lab, not listed by hand) rejects a second entry under a taken name and
 answers an unknown name with the house error 'field: got X; allowed: a, b, c'."""
+
 from __future__ import annotations
 
 import importlib
@@ -37,8 +38,14 @@ REGISTRIES = all_registries()
 
 def test_the_registries_of_the_house_are_found():
     names = set(REGISTRIES)
-    for expected in ("problems.registry.REGISTRY", "runners.registry.REGISTRY", "runners.orth.ORTH",
-                     "runners.orth.COEFFICIENTS", "problems.quadratic.HESSIANS", "lab.executors.EXECUTORS"):
+    for expected in (
+        "problems.registry.REGISTRY",
+        "runners.registry.REGISTRY",
+        "runners.orth.ORTH",
+        "runners.orth.COEFFICIENTS",
+        "problems.quadratic.HESSIANS",
+        "lab.executors.EXECUTORS",
+    ):
         assert expected in names
     assert problems.REGISTRY is REGISTRIES["problems.registry.REGISTRY"]
     assert runners.REGISTRY is REGISTRIES["runners.registry.REGISTRY"]

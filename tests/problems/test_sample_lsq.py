@@ -1,4 +1,5 @@
 """sample_lsq (the benchmark's workload W) against its definition: f = ||X A - Y||^2 / 2N."""
+
 import numpy as np
 
 import problems
@@ -26,7 +27,7 @@ def test_loss_gap_and_gradient_match_the_definition():
     np.testing.assert_allclose(P.gap(xhat), 0, atol=1e-14)
     g = P.grad((x,))[0]
     eps = 1e-6
-    for (i, j) in [(0, 0), (3, 5), (1, 2)]:
+    for i, j in [(0, 0), (3, 5), (1, 2)]:
         e = np.zeros_like(x)
         e[:, i, j] = eps
         fd = (direct_loss(P, x + e) - direct_loss(P, x - e)) / (2 * eps)

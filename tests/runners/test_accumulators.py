@@ -2,6 +2,7 @@
 optimizer one step at a time on each run alone and keeps the history of every iterate's gap,
 sqrt(gap), ||grad f||_F and ||grad f||_* (the nuclear norm from NumPy's SVD, not from the loop's
 Gram eigenvalues), then takes min and mean itself."""
+
 import math
 
 import numpy as np
@@ -52,8 +53,15 @@ def _reference_history(kind, kw, opt_name, hp, lr, seed, steps):
 def test_accumulators_match_a_per_step_reference(kind, lanes):
     kw, opt_name, hp, lrs = CASES[kind]
     seeds, steps = [0, 1, 2], 25
-    res = runners.run(_problem(kind, kw, seeds), runners.make(opt_name, lr=np.array(lrs), **hp), steps=steps,
-                      seed=seeds, log_points=6, lanes=lanes, accumulate=ALL)
+    res = runners.run(
+        _problem(kind, kw, seeds),
+        runners.make(opt_name, lr=np.array(lrs), **hp),
+        steps=steps,
+        seed=seeds,
+        log_points=6,
+        lanes=lanes,
+        accumulate=ALL,
+    )
     assert (res.status == "ok").all()
     for b, (lr, seed) in enumerate(zip(lrs, seeds)):
         hist = _reference_history(kind, kw, opt_name, hp, lr, seed, steps)
@@ -65,7 +73,9 @@ def test_accumulators_match_a_per_step_reference(kind, lanes):
             for j, q in enumerate(("gap", "sqrt_gap", "grad_fro", "grad_nuc")):
                 vals = [h[j] for h in seen]
                 np.testing.assert_allclose(res.curves[f"min_{q}"][k, b], min(vals), rtol=1e-9, err_msg=f"min_{q} t={t}")
-                np.testing.assert_allclose(res.curves[f"avg_{q}"][k, b], sum(vals) / t, rtol=1e-9, err_msg=f"avg_{q} t={t}")
+                np.testing.assert_allclose(
+                    res.curves[f"avg_{q}"][k, b], sum(vals) / t, rtol=1e-9, err_msg=f"avg_{q} t={t}"
+                )
         for c in runners.accumulate.columns(ALL):
             assert res.final[c][b] == res.curves[c][-1, b]
 
@@ -73,8 +83,15 @@ def test_accumulators_match_a_per_step_reference(kind, lanes):
 def test_every_step_min_is_below_every_logged_value():
     """The every-step min at step t bounds every logged gap before t (same arithmetic)."""
     kw, opt_name, hp, lrs = CASES["linear_net"]
-    res = runners.run(_problem("linear_net", kw, [0, 1, 2]), runners.make(opt_name, lr=np.array(lrs), **hp), steps=40,
-                      seed=[0, 1, 2], log_points=8, lanes=1, accumulate=["gap"])
+    res = runners.run(
+        _problem("linear_net", kw, [0, 1, 2]),
+        runners.make(opt_name, lr=np.array(lrs), **hp),
+        steps=40,
+        seed=[0, 1, 2],
+        log_points=8,
+        lanes=1,
+        accumulate=["gap"],
+    )
     for k in range(1, len(res.steps)):
         assert np.all(res.curves["min_gap"][k] <= res.curves["gap"][:k].min(axis=0))
 
@@ -92,8 +109,17 @@ def test_diverged_run_accumulates_up_to_its_divergence_step(sync):
 
     def go(sel):
         seeds = np.zeros(len(sel), np.int64)
-        return _run_batch(_problem(kind, kw, seeds), runners.make("gd", lr=lrs[sel]), seeds, steps=steps, log_points=6,
-                          divergence_factor=1e6, target=1e-2, accumulate=tuple(ALL), sync_every_step=sync)
+        return _run_batch(
+            _problem(kind, kw, seeds),
+            runners.make("gd", lr=lrs[sel]),
+            seeds,
+            steps=steps,
+            log_points=6,
+            divergence_factor=1e6,
+            target=1e-2,
+            accumulate=tuple(ALL),
+            sync_every_step=sync,
+        )
 
     res, base = go(np.arange(3)), go(np.arange(2))
     assert list(res.status) == ["ok", "ok", "diverged"]
@@ -113,8 +139,12 @@ def test_accumulate_off_changes_nothing_and_on_only_adds_columns():
     kw, opt_name, hp, lrs = CASES["linear_net"]
     args = dict(steps=20, seed=[0, 1, 2], log_points=5, lanes=1)
     off = runners.run(_problem("linear_net", kw, [0, 1, 2]), runners.make(opt_name, lr=np.array(lrs), **hp), **args)
-    on = runners.run(_problem("linear_net", kw, [0, 1, 2]), runners.make(opt_name, lr=np.array(lrs), **hp),
-                     accumulate=["grad_fro"], **args)
+    on = runners.run(
+        _problem("linear_net", kw, [0, 1, 2]),
+        runners.make(opt_name, lr=np.array(lrs), **hp),
+        accumulate=["grad_fro"],
+        **args,
+    )
     assert set(on.curves) - set(off.curves) == {"min_grad_fro", "avg_grad_fro"}
     for k in off.curves:
         assert np.array_equal(on.curves[k], off.curves[k])
@@ -134,5 +164,6 @@ def test_config_field_is_off_by_default_and_leaves_the_hash_alone():
     assert plain.accumulate == [] and "accumulate" not in plain.model_dump()
     assert on.digest() != plain.digest()
     from lab.errors import ConfigError
+
     with pytest.raises(ConfigError, match="accumulate"):
         parse_config({**base, "accumulate": ["gap", "gap"]})

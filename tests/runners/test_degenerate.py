@@ -2,6 +2,7 @@
 ParamError, exit 2 in the CLI) unless ``allow_degenerate``; each refused setting really does
 collapse (checked here on a noisy problem, so that no exact-oracle identity hides a difference),
 and the non-degenerate neighbours really differ."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,8 +17,17 @@ PL_MVR1 = dict(lr_schedule="power", lr_p=0.3333, beta=0.0, beta_q=0.6667)  # the
 
 
 def _noisy(runs=2):
-    return problems.make("power_law_lsq", runs=runs, seed=list(range(runs)), m=4, n=6, batch_size=3,
-                         noise="minibatch", label_noise=0.5, dtype="float64")
+    return problems.make(
+        "power_law_lsq",
+        runs=runs,
+        seed=list(range(runs)),
+        m=4,
+        n=6,
+        batch_size=3,
+        noise="minibatch",
+        label_noise=0.5,
+        dtype="float64",
+    )
 
 
 def _final(name, **hp):
@@ -50,17 +60,20 @@ def test_mvr1_at_gamma_one_and_beta1_zero_is_momentum_free_muon():
     np.testing.assert_array_equal(b, _momentum_free_muon()[0])
 
 
-@pytest.mark.parametrize("name,hp,field", [
-    ("muon_mvr1", dict(gamma=1.0, **PL_MVR1), "gamma"),
-    ("muon_mvr1", dict(gamma=1.0, beta=0.0), "beta"),  # beta = 0 throughout: degenerate whatever gamma
-    ("muon_mvr1", dict(gamma=0.0), "gamma"),
-    ("muon_mvr2", dict(gamma=0.0), "gamma"),
-    ("muon_mvr2", dict(beta=0.0), "beta"),
-    ("storm", dict(beta=0.0), "beta"),
-    ("gluon_mvr1", dict(beta=0.0), "beta"),
-    ("gluon_mvr2", dict(q=1.0), "q"),
-    ("gluon_mvr2", dict(beta=0.0), "beta"),
-])
+@pytest.mark.parametrize(
+    "name,hp,field",
+    [
+        ("muon_mvr1", dict(gamma=1.0, **PL_MVR1), "gamma"),
+        ("muon_mvr1", dict(gamma=1.0, beta=0.0), "beta"),  # beta = 0 throughout: degenerate whatever gamma
+        ("muon_mvr1", dict(gamma=0.0), "gamma"),
+        ("muon_mvr2", dict(gamma=0.0), "gamma"),
+        ("muon_mvr2", dict(beta=0.0), "beta"),
+        ("storm", dict(beta=0.0), "beta"),
+        ("gluon_mvr1", dict(beta=0.0), "beta"),
+        ("gluon_mvr2", dict(q=1.0), "q"),
+        ("gluon_mvr2", dict(beta=0.0), "beta"),
+    ],
+)
 def test_degenerate_settings_are_refused_unless_allowed(name, hp, field):
     with pytest.raises(ParamError, match=rf"^{field}: got .*; allowed: .*allow_degenerate = true") as e:
         runners.make(name, **hp)
@@ -81,13 +94,21 @@ def test_neighbours_of_the_refused_settings_are_allowed():
     runners.make("gluon_mvr2", q=0.9, beta=0.0, beta_q=0.5)
 
 
-@pytest.mark.parametrize("name,hp,other,other_hp", [
-    ("storm", dict(lr=0.3, beta=0.0), "gd", dict(lr=0.3)),
-    ("gluon_mvr2", dict(lr=0.05, q=1.0, beta=0.9, orth="svd"), "gluon", dict(lr=0.05, beta=0.9, orth="svd")),
-    ("gluon_mvr2", dict(lr=0.05, q=0.25, beta=0.0, orth="svd"), "gluon_mvr1", dict(lr=0.05, beta=0.75, orth="svd")),
-    ("gluon_mvr1", dict(lr=0.05, beta=0.0, orth="svd"), "gluon", dict(lr=0.05, beta=0.0, orth="svd")),
-    ("muon_mvr2", dict(lr=0.02, beta=0.0, gamma=0.5, orth="svd"), "muon", dict(lr=0.02, beta=0.0, nesterov=False, orth="svd")),
-])
+@pytest.mark.parametrize(
+    "name,hp,other,other_hp",
+    [
+        ("storm", dict(lr=0.3, beta=0.0), "gd", dict(lr=0.3)),
+        ("gluon_mvr2", dict(lr=0.05, q=1.0, beta=0.9, orth="svd"), "gluon", dict(lr=0.05, beta=0.9, orth="svd")),
+        ("gluon_mvr2", dict(lr=0.05, q=0.25, beta=0.0, orth="svd"), "gluon_mvr1", dict(lr=0.05, beta=0.75, orth="svd")),
+        ("gluon_mvr1", dict(lr=0.05, beta=0.0, orth="svd"), "gluon", dict(lr=0.05, beta=0.0, orth="svd")),
+        (
+            "muon_mvr2",
+            dict(lr=0.02, beta=0.0, gamma=0.5, orth="svd"),
+            "muon",
+            dict(lr=0.02, beta=0.0, nesterov=False, orth="svd"),
+        ),
+    ],
+)
 def test_each_refused_setting_is_exactly_the_other_method(name, hp, other, other_hp):
     a = _final(name, allow_degenerate=True, **hp)[0]
     np.testing.assert_array_equal(a, _final(other, **other_hp)[0])
@@ -99,11 +120,23 @@ def test_gluon_mvr1_radius_step_is_muon_mvr2_at_gamma_one_to_rounding():
     gluon_mvr1. The starts differ (MVR2: M_1 = (1 - beta_1) G_1; gluon_mvr1: M_1 = G_1), so they
     coincide where beta_1 = 0, as in the nonconvex preset's schedule; equal up to rounding there
     (square layers: Muon's shape scale is 1), and different with beta_1 > 0."""
-    P = problems.make("power_law_lsq", runs=2, seed=[0, 1], m=5, n=5, batch_size=3, noise="minibatch",
-                      label_noise=0.5, dtype="float64")
+    P = problems.make(
+        "power_law_lsq",
+        runs=2,
+        seed=[0, 1],
+        m=5,
+        n=5,
+        batch_size=3,
+        noise="minibatch",
+        label_noise=0.5,
+        dtype="float64",
+    )
+
     def pair(**hp):
         a = runners.run(P, runners.make("gluon_mvr1", lr=0.02, orth="svd", **hp), steps=STEPS, seed=[0, 1]).params[0]
-        b = runners.run(P, runners.make("muon_mvr2", lr=0.02, gamma=1.0, orth="svd", **hp), steps=STEPS, seed=[0, 1]).params[0]
+        b = runners.run(
+            P, runners.make("muon_mvr2", lr=0.02, gamma=1.0, orth="svd", **hp), steps=STEPS, seed=[0, 1]
+        ).params[0]
         return a, b
 
     np.testing.assert_allclose(*pair(**PL_MVR1), rtol=1e-8, atol=1e-11)
@@ -114,8 +147,10 @@ def test_a_degenerate_config_is_a_one_line_cli_error(tmp_path, capsys):
     from lab.cli import main
 
     cfg = tmp_path / "c.toml"
-    cfg.write_text('steps = 3\nseeds = [0]\n[problem]\nkind = "quadratic"\nfixed = { m = 3, n = 3 }\n'
-                   '[[optimizers]]\nname = "muon_mvr1"\nlr = 0.01\nhparams = { gamma = 1.0, beta = 0.0, beta_q = 0.5 }\n')
+    cfg.write_text(
+        'steps = 3\nseeds = [0]\n[problem]\nkind = "quadratic"\nfixed = { m = 3, n = 3 }\n'
+        '[[optimizers]]\nname = "muon_mvr1"\nlr = 0.01\nhparams = { gamma = 1.0, beta = 0.0, beta_q = 0.5 }\n'
+    )
     assert main(["run", str(cfg), "--out", str(tmp_path / "out"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("muonlab: error: optimizers.0.hparams.gamma: got 1.0; allowed: ") and "\n" not in err

@@ -5,6 +5,7 @@ bit-identical to a batch without it, with the finiteness flags synced every step
 on the device (the GPU path), and with lanes. The SVD (polar factor, nuclear norm) of the
 non-finite momentum would raise in LAPACK and end the whole batch; runners.orth.finite_runs
 gives that run NaN instead (since 475f82e), and this test pins the behaviour at the loop level."""
+
 import numpy as np
 import pytest
 
@@ -21,15 +22,27 @@ GOOD = np.array([1e-2, 3e-3, 3e-2])
 def _batch(opt, hp, lrs, seeds, sync, accumulate=()):
     seeds = np.asarray(seeds)
     P = problems.make("linear_net", runs=len(lrs), seed=seeds, backend=BK, **KW)
-    return _run_batch(P, runners.make(opt, lr=np.asarray(lrs), **hp), seeds.astype(np.int64), steps=200, log_points=5,
-                      divergence_factor=1e6, target=1e-2, accumulate=accumulate, sync_every_step=sync)
+    return _run_batch(
+        P,
+        runners.make(opt, lr=np.asarray(lrs), **hp),
+        seeds.astype(np.int64),
+        steps=200,
+        log_points=5,
+        divergence_factor=1e6,
+        target=1e-2,
+        accumulate=accumulate,
+        sync_every_step=sync,
+    )
 
 
-@pytest.mark.parametrize("opt,hp,bad_lr", [
-    ("spectral_sd", dict(beta=0.9), 1.0),
-    ("ef_muon", dict(beta=0.9), 1.0),
-    ("muon", dict(beta=0.9, orth="svd"), 1e3),
-])
+@pytest.mark.parametrize(
+    "opt,hp,bad_lr",
+    [
+        ("spectral_sd", dict(beta=0.9), 1.0),
+        ("ef_muon", dict(beta=0.9), 1.0),
+        ("muon", dict(beta=0.9, orth="svd"), 1e3),
+    ],
+)
 @pytest.mark.parametrize("sync", [True, False])
 def test_one_huge_lr_run_is_flagged_and_leaves_its_neighbours_bit_identical(opt, hp, bad_lr, sync):
     lrs = np.insert(GOOD, 1, bad_lr)  # the bad run sits between good ones
@@ -50,9 +63,17 @@ def test_one_huge_lr_run_is_flagged_and_leaves_its_neighbours_bit_identical(opt,
 def test_lanes_do_not_change_a_batch_with_a_diverging_run():
     lrs = np.insert(GOOD, 1, 1.0)
     seeds = np.arange(4) % 2
-    res = [runners.run(problems.make("linear_net", runs=4, seed=seeds, backend=BK, **KW),
-                       runners.make("spectral_sd", lr=lrs, beta=0.9), steps=200, seed=seeds, log_points=5, lanes=lanes)
-           for lanes in (1, 2)]
+    res = [
+        runners.run(
+            problems.make("linear_net", runs=4, seed=seeds, backend=BK, **KW),
+            runners.make("spectral_sd", lr=lrs, beta=0.9),
+            steps=200,
+            seed=seeds,
+            log_points=5,
+            lanes=lanes,
+        )
+        for lanes in (1, 2)
+    ]
     assert list(res[1].status) == ["ok", "diverged", "ok", "ok"]
     assert np.array_equal(res[0].diverged_step, res[1].diverged_step)
     for k in res[0].curves:

@@ -1,6 +1,7 @@
 """curves.csv ``grad_rank``: the numerical rank of the exact gradient (singular values > 1e-6 x
 the largest), checked against np.linalg.matrix_rank (an SVD, with the same absolute tolerance)
 and against analysis.trend.numerical_rank, the definition the analysis reads it with."""
+
 import numpy as np
 import pytest
 
@@ -50,8 +51,17 @@ def test_low_rank_quadratic_gradient_rank_is_bounded_by_the_hessian_rank(k):
     """Rank-k Hessian with rank-one eigen-matrices (basis "rotated"): the gradient H[X - X*] is a
     sum of k rank-one matrices, so grad_rank <= k at every logged step; at the last step it is
     the SVD rank of the gradient at the returned parameters. Logged only: no final_ column."""
-    p = problems.make("quadratic", runs=3, seed=np.array([0, 1, 2]), m=8, n=6, hessian="low_rank", basis="rotated",
-                      rank=k, dtype="float64")
+    p = problems.make(
+        "quadratic",
+        runs=3,
+        seed=np.array([0, 1, 2]),
+        m=8,
+        n=6,
+        hessian="low_rank",
+        basis="rotated",
+        rank=k,
+        dtype="float64",
+    )
     r = runners.run(p, runners.make("muon", lr=0.02), steps=40, log_points=6)
     rank = r.curves["grad_rank"]
     assert rank.shape == r.curves["gap"].shape and (rank >= 1).all() and (rank <= k).all()
@@ -66,5 +76,7 @@ def test_multi_layer_rank_is_the_max_over_layers():
     r = runners.run(p, runners.make("gd", lr=0.05), steps=5, log_points=3)
     grads = p.grad(tuple(get_backend("numpy").asarray(x) for x in r.params))
     assert len(grads) > 1
-    per_layer = [[np.linalg.matrix_rank(x, tol=loop.RANK_RTOL * np.linalg.norm(x, 2)) for x in np.asarray(g)] for g in grads]
+    per_layer = [
+        [np.linalg.matrix_rank(x, tol=loop.RANK_RTOL * np.linalg.norm(x, 2)) for x in np.asarray(g)] for g in grads
+    ]
     assert list(r.curves["grad_rank"][-1]) == list(np.max(per_layer, axis=0))

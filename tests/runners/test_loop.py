@@ -1,4 +1,5 @@
 """The run loop: batching invariance, divergence isolation, random-stream properties."""
+
 import numpy as np
 import pytest
 
@@ -12,8 +13,20 @@ SEEDS = np.array([0, 1, 2, 1])
 
 
 def _problem(idx, **kw):
-    return problems.make("power_law_lsq", runs=len(idx), seed=SEEDS[idx], alpha=ALPHAS[idx], beta=1.0,
-                         m=6, n=10, batch_size=4, noise="minibatch", label_noise=0.2, rotate=True, **kw)
+    return problems.make(
+        "power_law_lsq",
+        runs=len(idx),
+        seed=SEEDS[idx],
+        alpha=ALPHAS[idx],
+        beta=1.0,
+        m=6,
+        n=10,
+        batch_size=4,
+        noise="minibatch",
+        label_noise=0.2,
+        rotate=True,
+        **kw,
+    )
 
 
 @pytest.mark.parametrize("name", ["gd", "signsgd", "muon"])
@@ -23,7 +36,9 @@ def test_batching_invariance(name):
     idx = np.arange(4)
     together = runners.run(_problem(idx), runners.make(name, lr=lrs), steps=40, seed=SEEDS, log_points=10)
     for b in range(4):
-        alone = runners.run(_problem(idx[b:b + 1]), runners.make(name, lr=lrs[b]), steps=40, seed=SEEDS[b], log_points=10)
+        alone = runners.run(
+            _problem(idx[b : b + 1]), runners.make(name, lr=lrs[b]), steps=40, seed=SEEDS[b], log_points=10
+        )
         for metric in ("gap", "grad_fro", "dist_fro"):
             np.testing.assert_allclose(together.curves[metric][:, b], alone.curves[metric][:, 0], rtol=2e-5, atol=1e-7)
         np.testing.assert_allclose(together.params[0][b], alone.params[0][0], rtol=2e-5, atol=1e-7)
@@ -38,8 +53,19 @@ def test_divergent_run_is_flagged_and_isolated(name):
     base = runners.run(_problem(idx), runners.make(name, lr=lrs), steps=30, seed=SEEDS, log_points=8)
     idx5 = np.array([0, 1, 2, 3, 1])
     lrs5 = np.append(lrs, 1e12)
-    P5 = problems.make("power_law_lsq", runs=5, seed=SEEDS[idx5], alpha=ALPHAS[idx5], beta=1.0, m=6, n=10,
-                       batch_size=4, noise="minibatch", label_noise=0.2, rotate=True)
+    P5 = problems.make(
+        "power_law_lsq",
+        runs=5,
+        seed=SEEDS[idx5],
+        alpha=ALPHAS[idx5],
+        beta=1.0,
+        m=6,
+        n=10,
+        batch_size=4,
+        noise="minibatch",
+        label_noise=0.2,
+        rotate=True,
+    )
     with_bad = runners.run(P5, runners.make(name, lr=lrs5), steps=30, seed=SEEDS[idx5], log_points=8)
     assert list(with_bad.status) == ["ok"] * 4 + ["diverged"]
     assert with_bad.diverged_step[4] >= 1 and (with_bad.diverged_step[:4] == -1).all()

@@ -1,5 +1,6 @@
 """The run loop's speed paths change no value: lanes (sub-batches in threads), the device-side
 divergence flags (the GPU path, exercised here on NumPy) and the per-run finiteness reduction."""
+
 import numpy as np
 import pytest
 
@@ -12,8 +13,19 @@ SEEDS = np.array([0, 1, 2, 1, 0, 3, 2])
 
 def _problem(kind="power_law_lsq"):
     if kind == "power_law_lsq":
-        return problems.make(kind, runs=7, seed=SEEDS, alpha=np.linspace(0, 2, 7), beta=1.0, m=6, n=10,
-                             batch_size=4, noise="minibatch", label_noise=0.2, rotate=True)
+        return problems.make(
+            kind,
+            runs=7,
+            seed=SEEDS,
+            alpha=np.linspace(0, 2, 7),
+            beta=1.0,
+            m=6,
+            n=10,
+            batch_size=4,
+            noise="minibatch",
+            label_noise=0.2,
+            rotate=True,
+        )
     return problems.make(kind, runs=7, seed=SEEDS, m=5, n=12, samples=20, alpha=np.linspace(0, 2, 7), label_noise=0.3)
 
 
@@ -59,8 +71,16 @@ def test_device_side_divergence_flags_equal_host_flags(name):
 
 def test_nan_between_logged_steps_freezes_on_the_device_path():
     P = problems.make("power_law_lsq", runs=2, seed=0, m=3, n=4, dtype="float64")
-    res = loop._run_batch(P, runners.make("gd", lr=np.array([0.5, 1e200])), seeds=np.zeros(2, np.int64), steps=50,
-                          log_points=3, divergence_factor=1e6, target=1e-2, sync_every_step=False)
+    res = loop._run_batch(
+        P,
+        runners.make("gd", lr=np.array([0.5, 1e200])),
+        seeds=np.zeros(2, np.int64),
+        steps=50,
+        log_points=3,
+        divergence_factor=1e6,
+        target=1e-2,
+        sync_every_step=False,
+    )
     assert list(res.status) == ["ok", "diverged"] and 1 <= res.diverged_step[1] < 50
     assert np.all(np.isfinite(res.params[0]))
 

@@ -1,4 +1,5 @@
 """Orthogonalization kernels against scipy's polar decomposition and the documented NS band."""
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -71,7 +72,9 @@ def test_ns_keller_band_and_singular_vectors(shape):
 def test_ns_runs_on_the_smaller_gram_side_same_answer_transposed():
     rng = np.random.default_rng(3)
     a = rng.standard_normal((4, 6, 15))
-    np.testing.assert_allclose(ORTH["ns_keller"](a), ORTH["ns_keller"](a.transpose(0, 2, 1)).transpose(0, 2, 1), atol=1e-12)
+    np.testing.assert_allclose(
+        ORTH["ns_keller"](a), ORTH["ns_keller"](a.transpose(0, 2, 1)).transpose(0, 2, 1), atol=1e-12
+    )
 
 
 def test_tiny_input_is_not_shrunk():

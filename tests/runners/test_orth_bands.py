@@ -2,6 +2,7 @@
 composition applied to the normalized input singular values (checked against a float64 scalar
 iteration written here), lie in the documented bands (docs/optimizers.md) over condition numbers
 1..1e4, and Polar Express's worst error is at most Keller's at equal step counts >= 5."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,11 +11,13 @@ import pytest
 from runners import orth
 
 KELLER = [(3.4445, -4.7750, 2.0315)]
-PE = [(8.156554524902461, -22.48329292557795, 15.878769915207462),
-      (4.042929935166739, -2.808917465908714, 0.5000178451051316),
-      (3.8916678022926607, -2.772484153217685, 0.5060648178503393),
-      (3.285753657755655, -2.3681294933425376, 0.46449024233003106),
-      (2.3465413258596377, -1.7097828382687081, 0.42323551169305323)]
+PE = [
+    (8.156554524902461, -22.48329292557795, 15.878769915207462),
+    (4.042929935166739, -2.808917465908714, 0.5000178451051316),
+    (3.8916678022926607, -2.772484153217685, 0.5060648178503393),
+    (3.285753657755655, -2.3681294933425376, 0.46449024233003106),
+    (2.3465413258596377, -1.7097828382687081, 0.42323551169305323),
+]
 KINDS = {"ns_keller": (KELLER, 1.0), "polar_express": (PE, 1.02)}
 # documented bands at 5 steps: (lower, upper, sigma/||U||_F above which the lower bound holds)
 BANDS = {"ns_keller": (0.68, 1.21, 2e-3), "polar_express": (0.84, 1.15, 1.1e-3)}

@@ -2,6 +2,7 @@
 rectangular inputs) against the plain iteration written out below, on every backend (the
 ``backend`` fixture of tests/conftest.py): float64 to rounding, float32 within what the plain
 iteration itself deviates from float64."""
+
 import numpy as np
 import pytest
 
@@ -38,8 +39,11 @@ SHAPES = [(24, 24), (48, 12), (12, 48), (20, 40), (37, 5), (5, 37)]
 
 @pytest.mark.parametrize("dtype,atol", [("float64", 1e-12), ("float32", 3e-5)])
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
-@pytest.mark.parametrize("coeffs,scale", [(orth.KELLER, 1.0), (orth.POLAR_EXPRESS, 1.02), (CUBIC, 1.0)],
-                         ids=["keller", "polar_express", "cubic_then_quintic"])
+@pytest.mark.parametrize(
+    "coeffs,scale",
+    [(orth.KELLER, 1.0), (orth.POLAR_EXPRESS, 1.02), (CUBIC, 1.0)],
+    ids=["keller", "polar_express", "cubic_then_quintic"],
+)
 def test_newton_schulz_equals_plain_iteration(backend, dtype, atol, shape, coeffs, scale):
     bk = get_backend(backend, dtype)
     rng = np.random.default_rng(sum(shape))
@@ -83,4 +87,4 @@ def test_non_contiguous_input_and_batch_invariance():
     together = orth.newton_schulz(view, orth.KELLER)
     np.testing.assert_array_equal(together, orth.newton_schulz(np.ascontiguousarray(view), orth.KELLER))
     for b in range(3):
-        np.testing.assert_array_equal(together[b], orth.newton_schulz(view[b:b + 1], orth.KELLER)[0])
+        np.testing.assert_array_equal(together[b], orth.newton_schulz(view[b : b + 1], orth.KELLER)[0])

@@ -1,4 +1,5 @@
 """Schedule values at hand-computed points (runners.schedules; docs/optimizers.md)."""
+
 from __future__ import annotations
 
 import math

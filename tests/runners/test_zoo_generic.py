@@ -2,13 +2,14 @@
 gradient gives a zero step and no NaN; batching invariance; per-run hyperparameter arrays equal
 separate runs; convergence on a well-conditioned quadratic under the class's own TEST_HPARAMS;
 determinism by seed; the declared ORACLE_CALLS is the measured number of oracle calls per step."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 import runners
-from problems.backend import RunRNG, get_backend, host_rng
+from problems.backend import get_backend, host_rng
 from problems import Param, Problem
 
 NAMES = sorted(runners.REGISTRY)

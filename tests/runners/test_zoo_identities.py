@@ -1,5 +1,6 @@
 """Identities between methods that the update rules imply (PAPERS.md), oracle-call counts, the
 error-feedback invariant, the LMO table, tiny and huge gradients, and parameter errors."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,12 +22,22 @@ def _final(name, prob, steps, seed=0, **hp):
 
 # --- Muon on diagonal objectives is signed momentum (arXiv 2605.08980) -----------------------
 
+
 @pytest.mark.parametrize("nesterov", [False, True])
 @pytest.mark.parametrize("shape", [(6, 6), (5, 7)])
 def test_muon_svd_on_a_diagonal_objective_is_signum(nesterov, shape):
     m, n = shape
-    prob = problems.make("diagonal_abs", runs=3, seed=[0, 1, 2], m=m, n=n, coupled=True, eps=[0.05, 0.3, 1.0],
-                         offdiag=[0.0, 0.5, 1.0], dtype="float64")
+    prob = problems.make(
+        "diagonal_abs",
+        runs=3,
+        seed=[0, 1, 2],
+        m=m,
+        n=n,
+        coupled=True,
+        eps=[0.05, 0.3, 1.0],
+        offdiag=[0.0, 0.5, 1.0],
+        dtype="float64",
+    )
     for steps in (1, 7, 40):
         mu = _final("muon", prob, steps, lr=0.03, beta=0.9, orth="svd", scale="none", nesterov=nesterov)[0]
         si = _final("signum", prob, steps, lr=0.03, beta=0.9, nesterov=nesterov)[0]
@@ -44,8 +55,19 @@ def test_muon_and_signum_differ_off_the_diagonal_class():
 
 # --- MVR, STORM -------------------------------------------------------------------------------
 
+
 def _noisy_lsq(runs=2):
-    return problems.make("power_law_lsq", runs=runs, seed=list(range(runs)), m=4, n=6, batch_size=3, noise="minibatch", label_noise=0.5, dtype="float64")
+    return problems.make(
+        "power_law_lsq",
+        runs=runs,
+        seed=list(range(runs)),
+        m=4,
+        n=6,
+        batch_size=3,
+        noise="minibatch",
+        label_noise=0.5,
+        dtype="float64",
+    )
 
 
 @pytest.mark.parametrize("name", ["muon_mvr1", "muon_mvr2"])
@@ -92,18 +114,30 @@ def test_muon_sum_momentum_is_ema_up_to_scale():
 def test_gluon_special_cases():
     prob = _noisy_lsq()
     # sign norm, radius 1: Signum
-    np.testing.assert_allclose(_final("gluon", prob, 8, lr=0.01, beta=0.7, norms="sign")[0],
-                               _final("signum", prob, 8, lr=0.01, beta=0.7)[0], rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(
+        _final("gluon", prob, 8, lr=0.01, beta=0.7, norms="sign")[0],
+        _final("signum", prob, 8, lr=0.01, beta=0.7)[0],
+        rtol=1e-13,
+        atol=1e-15,
+    )
     # Frobenius norm on one layer: normalized GD with EMA momentum
-    np.testing.assert_allclose(_final("gluon", prob, 8, lr=0.01, beta=0.7, norms="frobenius")[0],
-                               _final("normalized_gd", prob, 8, lr=0.01, beta=0.7)[0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        _final("gluon", prob, 8, lr=0.01, beta=0.7, norms="frobenius")[0],
+        _final("normalized_gd", prob, 8, lr=0.01, beta=0.7)[0],
+        rtol=1e-12,
+        atol=1e-14,
+    )
     # (L0, L1) step with L1 = 0, L0 = 1/eta, lr = 1: spectral steepest descent eta ||M||_* UV^T
     np.testing.assert_allclose(
         _final("gluon", prob, 8, lr=1.0, beta=0.5, norms="spectral", step="l0l1", l0=1 / 0.05, l1=0.0, orth="svd")[0],
-        _final("spectral_sd", prob, 8, lr=0.05, beta=0.5, orth="svd", scale="none")[0], rtol=1e-10, atol=1e-12)
+        _final("spectral_sd", prob, 8, lr=0.05, beta=0.5, orth="svd", scale="none")[0],
+        rtol=1e-10,
+        atol=1e-12,
+    )
 
 
 # --- error feedback ---------------------------------------------------------------------------
+
 
 class RecordingOracle:
     def __init__(self, seed):
@@ -173,6 +207,7 @@ def test_lmo_direction_is_unit_and_attains_the_dual_norm(name):
 
 # --- tiny and huge gradients: same direction, no NaN (float32) --------------------------------
 
+
 class FixedOracle:
     def __init__(self, g):
         self.g, self.xp, self.calls = g, np, 0
@@ -182,11 +217,20 @@ class FixedOracle:
         return self.g
 
 
-@pytest.mark.parametrize("name,hp", [
-    ("muon", {"orth": "svd"}), ("muon", {"orth": "ns_keller"}), ("muon", {"orth": "polar_express"}),
-    ("normalized_gd", {}), ("signum", {}), ("gluon", {"norms": "row"}), ("gluon", {"norms": "column"}),
-    ("gluon", {"norms": "frobenius"}), ("gluon", {"norms": "spectral"}),
-])
+@pytest.mark.parametrize(
+    "name,hp",
+    [
+        ("muon", {"orth": "svd"}),
+        ("muon", {"orth": "ns_keller"}),
+        ("muon", {"orth": "polar_express"}),
+        ("normalized_gd", {}),
+        ("signum", {}),
+        ("gluon", {"norms": "row"}),
+        ("gluon", {"norms": "column"}),
+        ("gluon", {"norms": "frobenius"}),
+        ("gluon", {"norms": "spectral"}),
+    ],
+)
 @pytest.mark.parametrize("scale", [1e-30, 1e-20, 1e20, 1e30])
 def test_tiny_and_huge_gradients_keep_their_direction(name, hp, scale):
     bk = get_backend("numpy", "float32")
@@ -202,6 +246,7 @@ def test_tiny_and_huge_gradients_keep_their_direction(name, hp, scale):
 
 
 # --- orth specs, parameter errors -------------------------------------------------------------
+
 
 def test_user_coefficients_match_the_named_sets():
     u = np.random.default_rng(5).standard_normal((3, 4, 7))
@@ -219,19 +264,22 @@ def test_user_coefficients_match_the_named_sets():
     assert not np.allclose(orth.orthogonalize(u, "polar_express", 3), orth.orthogonalize(u, "polar_express", 5))
 
 
-@pytest.mark.parametrize("name,hp,field", [
-    ("muon", {"orth": "nope"}, "orth"),
-    ("muon", {"orth": "ns:1,2"}, "orth"),
-    ("muon", {"orth": "ns:scale=-1;1,2,3"}, "orth"),
-    ("muon", {"lr_schedule": "cosine"}, "horizon"),
-    ("muon", {"lr_schedule": "linear", "horizon": 10, "warmup": 10}, "warmup"),
-    ("muon", {"scale": "big"}, "scale"),
-    ("gluon", {"norms": "spectral,nuclear"}, "norms"),
-    ("gluon", {"radii": "1,-2"}, "radii"),
-    ("gluon", {"constrained": True, "step": "l0l1"}, "constrained"),
-    ("gluon", {"constrained": True, "lr": 2.0}, "lr"),
-    ("gd", {"beta": 0.9}, "beta"),
-])
+@pytest.mark.parametrize(
+    "name,hp,field",
+    [
+        ("muon", {"orth": "nope"}, "orth"),
+        ("muon", {"orth": "ns:1,2"}, "orth"),
+        ("muon", {"orth": "ns:scale=-1;1,2,3"}, "orth"),
+        ("muon", {"lr_schedule": "cosine"}, "horizon"),
+        ("muon", {"lr_schedule": "linear", "horizon": 10, "warmup": 10}, "warmup"),
+        ("muon", {"scale": "big"}, "scale"),
+        ("gluon", {"norms": "spectral,nuclear"}, "norms"),
+        ("gluon", {"radii": "1,-2"}, "radii"),
+        ("gluon", {"constrained": True, "step": "l0l1"}, "constrained"),
+        ("gluon", {"constrained": True, "lr": 2.0}, "lr"),
+        ("gd", {"beta": 0.9}, "beta"),
+    ],
+)
 def test_bad_hyperparameters_name_the_field(name, hp, field):
     with pytest.raises(ParamError, match=rf"^{field}:"):
         runners.make(name, **hp)

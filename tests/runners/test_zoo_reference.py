@@ -4,6 +4,7 @@ over runs and layers; exact polar factors from np.linalg.svd; its own schedule f
 
 The oracle is a fake with a known gradient G_l = H_l * (X_l - S_l) + N_{t,l}: N_t is the step's
 draw, the same at every point of that step, so two-point methods see the same draw."""
+
 from __future__ import annotations
 
 import math
@@ -42,6 +43,7 @@ def _data(seed=0):
 
 # --- the reference, one run at a time ------------------------------------------------------
 
+
 def polar(a):
     u, _, vt = np.linalg.svd(a, full_matrices=False)
     return u @ vt
@@ -63,11 +65,13 @@ def ns_ref(a, triples, norm_scale):
 
 
 KELLER = [(3.4445, -4.7750, 2.0315)] * 5
-PE = [(8.156554524902461, -22.48329292557795, 15.878769915207462),
-      (4.042929935166739, -2.808917465908714, 0.5000178451051316),
-      (3.8916678022926607, -2.772484153217685, 0.5060648178503393),
-      (3.285753657755655, -2.3681294933425376, 0.46449024233003106),
-      (2.3465413258596377, -1.7097828382687081, 0.42323551169305323)]
+PE = [
+    (8.156554524902461, -22.48329292557795, 15.878769915207462),
+    (4.042929935166739, -2.808917465908714, 0.5000178451051316),
+    (3.8916678022926607, -2.772484153217685, 0.5060648178503393),
+    (3.285753657755655, -2.3681294933425376, 0.46449024233003106),
+    (2.3465413258596377, -1.7097828382687081, 0.42323551169305323),
+]
 
 
 def orth_ref(a, h):
@@ -112,9 +116,23 @@ def beta_at(h, t, default):
     return 1 - (1 - b) * t ** (-q) if q > 0 else b
 
 
-DEFAULT_BETA = {"sgd": 0.9, "normalized_gd": 0.0, "signsgd": 0.0, "signum": 0.9, "lion": 0.9, "adam": 0.9,
-                "muon": 0.95, "spectral_sd": 0.95, "ef_muon": 0.95, "muon_mvr1": 0.95, "muon_mvr2": 0.95,
-                "storm": 0.9, "gluon": 0.9, "gluon_mvr1": 0.9, "gluon_mvr2": 0.9}
+DEFAULT_BETA = {
+    "sgd": 0.9,
+    "normalized_gd": 0.0,
+    "signsgd": 0.0,
+    "signum": 0.9,
+    "lion": 0.9,
+    "adam": 0.9,
+    "muon": 0.95,
+    "spectral_sd": 0.95,
+    "ef_muon": 0.95,
+    "muon_mvr1": 0.95,
+    "muon_mvr2": 0.95,
+    "storm": 0.9,
+    "gluon": 0.9,
+    "gluon_mvr1": 0.9,
+    "gluon_mvr2": 0.9,
+}
 
 
 def lmo_ref(name, a, h):
@@ -175,7 +193,10 @@ def ref_step(name, h, xs, st, grad, t):
         m = [b * mo + (1 - b) * gi for mo, gi in zip(st.get("m", zeros), g)]
         v = [b2 * vo + (1 - b2) * gi**2 for vo, gi in zip(st.get("v", zeros), g)]
         st["m"], st["v"] = m, v
-        return [x * (1 - lr * wd) - lr * (mi / (1 - b**t)) / (np.sqrt(vi / (1 - b2**t)) + eps) for x, mi, vi in zip(xs, m, v)]
+        return [
+            x * (1 - lr * wd) - lr * (mi / (1 - b**t)) / (np.sqrt(vi / (1 - b2**t)) + eps)
+            for x, mi, vi in zip(xs, m, v)
+        ]
     if name in ("muon", "spectral_sd", "ef_muon"):
         nest = h.get("nesterov", name != "spectral_sd")
         if h.get("momentum", "ema") == "ema":
@@ -189,7 +210,9 @@ def ref_step(name, h, xs, st, grad, t):
         if name == "muon":
             return [x * (1 - lr * wd) - lr * shape_scale(rule, *x.shape) * orth_ref(ui, h) for x, ui in zip(xs, u)]
         if name == "spectral_sd":
-            return [x * (1 - lr * wd) - lr * shape_scale(rule, *x.shape) * nuc(ui) * orth_ref(ui, h) for x, ui in zip(xs, u)]
+            return [
+                x * (1 - lr * wd) - lr * shape_scale(rule, *x.shape) * nuc(ui) * orth_ref(ui, h) for x, ui in zip(xs, u)
+            ]
         p = [e + lr * ui for e, ui in zip(st.get("e", zeros), u)]
         if h.get("compressor", "scaled") == "scaled":
             d = [nuc(pi) / min(pi.shape) * orth_ref(pi, h) for pi in p]
@@ -263,8 +286,19 @@ CASES = [
     ("adam", {"lr": LR, "beta": BETA, "beta2": [0.5, 0.9, 0.999], "eps": [1e-8, 1e-3, 0.1], "weight_decay": WD}),
     ("muon", {"lr": LR, "beta": BETA, "orth": "svd", "weight_decay": WD}),
     ("muon", {"lr": LR, "beta": BETA, "orth": "svd", "momentum": "sum", "nesterov": False, "scale": "rms"}),
-    ("muon", {"lr": LR, "beta": [0.5, 0.8, 0.95], "orth": "svd", "lr_schedule": "cosine", "horizon": 5,
-              "warmup": [0, 1, 2], "lr_final": 0.1, "beta_q": [0.0, 0.5, 1.0]}),
+    (
+        "muon",
+        {
+            "lr": LR,
+            "beta": [0.5, 0.8, 0.95],
+            "orth": "svd",
+            "lr_schedule": "cosine",
+            "horizon": 5,
+            "warmup": [0, 1, 2],
+            "lr_final": 0.1,
+            "beta_q": [0.0, 0.5, 1.0],
+        },
+    ),
     ("muon", {"lr": LR, "beta": BETA, "orth": "ns_keller"}),
     ("muon", {"lr": LR, "beta": BETA, "orth": "polar_express", "ns_steps": 7}),
     ("muon", {"lr": LR, "beta": BETA, "orth": "ns:scale=1.1;3.0,-3.2,1.2;2.0,-1.5,0.5", "ns_steps": 4}),
@@ -273,14 +307,47 @@ CASES = [
     ("ef_muon", {"lr": LR, "beta": BETA, "compressor": "unit", "scale": "original", "nesterov": False}),
     ("muon_mvr1", {"lr": LR, "beta": [0.5, 0.8, 0.95], "gamma": [0.1, 0.5, 1.0], "orth": "svd", "clip": True}),
     ("muon_mvr2", {"lr": LR, "beta": [0.5, 0.8, 0.95], "gamma": [0.1, 0.5, 1.0], "orth": "svd", "weight_decay": WD}),
-    ("storm", {"lr": LR, "beta": BETA, "beta_q": [0.0, 0.5, 0.7], "allow_degenerate": True}),  # beta = 0: = SGD, on purpose
+    (
+        "storm",
+        {"lr": LR, "beta": BETA, "beta_q": [0.0, 0.5, 0.7], "allow_degenerate": True},
+    ),  # beta = 0: = SGD, on purpose
     ("gluon", {"lr": LR, "beta": BETA, "norms": "spectral,row", "radii": "1,0.5", "orth": "svd"}),
-    ("gluon", {"lr": LR, "beta": BETA, "norms": "sign,column", "step": "l0l1", "l0": [0.5, 1.0, 2.0],
-               "l1": [0.0, 0.5, 1.0], "l0_layers": "1,2", "l1_layers": "1,0.5"}),
-    ("gluon", {"lr": [0.1, 0.2, 0.5], "beta": BETA, "norms": "frobenius,spectral", "radii": "2,1", "constrained": True, "orth": "svd"}),
+    (
+        "gluon",
+        {
+            "lr": LR,
+            "beta": BETA,
+            "norms": "sign,column",
+            "step": "l0l1",
+            "l0": [0.5, 1.0, 2.0],
+            "l1": [0.0, 0.5, 1.0],
+            "l0_layers": "1,2",
+            "l1_layers": "1,0.5",
+        },
+    ),
+    (
+        "gluon",
+        {
+            "lr": [0.1, 0.2, 0.5],
+            "beta": BETA,
+            "norms": "frobenius,spectral",
+            "radii": "2,1",
+            "constrained": True,
+            "orth": "svd",
+        },
+    ),
     ("gluon_mvr1", {"lr": LR, "beta": BETA, "norms": "spectral,sign", "orth": "svd", "allow_degenerate": True}),
-    ("gluon_mvr2", {"lr": LR, "beta": BETA, "q": [0.1, 0.5, 1.0], "norms": "row,spectral", "orth": "svd",
-                    "allow_degenerate": True}),  # q = 1 (= gluon) on purpose: the reference covers the edge
+    (
+        "gluon_mvr2",
+        {
+            "lr": LR,
+            "beta": BETA,
+            "q": [0.1, 0.5, 1.0],
+            "norms": "row,spectral",
+            "orth": "svd",
+            "allow_degenerate": True,
+        },
+    ),  # q = 1 (= gluon) on purpose: the reference covers the edge
 ]
 
 
@@ -302,9 +369,12 @@ def test_first_three_steps_equal_the_per_run_reference(name, hp):
         hr = {k: (v[r] if isinstance(v, list) else v) for k, v in hp.items()}
         xs, st = [x[r] for x in x0], {}
         for t in range(1, STEPS + 1):
+
             def grad(points, t=t):
                 return [h[l][r] * (p - s[l][r]) + noise[t - 1][l][r] for l, p in enumerate(points)]
+
             xs = ref_step(name, hr, xs, st, grad, t)
             for l in range(len(SHAPES)):
-                np.testing.assert_allclose(got[t - 1][l][r], xs[l], rtol=1e-9, atol=1e-11,
-                                           err_msg=f"{name} run {r} step {t} layer {l}")
+                np.testing.assert_allclose(
+                    got[t - 1][l][r], xs[l], rtol=1e-9, atol=1e-11, err_msg=f"{name} run {r} step {t} layer {l}"
+                )
