@@ -1,5 +1,6 @@
 """The bound rules (docs/protocol.md, "Bound rules"): ``bound_rate`` (one-sided: the tuned
-quantity decays no slower than T^bound) and ``bound_tight`` (two-sided: its exponent is the
+quantity decays no slower than T^bound), ``bound_lower`` (one-sided the other way: a lower bound,
+the quantity decays no faster than T^bound) and ``bound_tight`` (two-sided: its exponent is the
 bound's, within a tolerance). Adapters from a sweep's tables to :mod:`analysis.bounds`; every
 threshold is a parameter a claim preset states. Rules never draw: the figure is
 :func:`analysis.bounds_figures.horizon_scan_figure` of the tables :func:`scan_tables` returns."""
@@ -306,5 +307,86 @@ def bound_tight(
     return status, text, nums
 
 
+@register("bound_lower", figure="horizon_scan")
+def bound_lower(
+    data,
+    optimizer,
+    bound: float,
+    quantity: str = "gap",
+    tol: float = B.TOL,
+    max_ci_width: float = MAX_CI_WIDTH,
+    min_seeds: int = MIN_SEEDS,
+    horizon: str = "logged",
+    horizons=None,
+    t_min=None,
+    t_max=None,
+    per_decade: int = B.PER_DECADE,
+    window=None,
+    exclude_edge: bool = True,
+    min_horizons: int = B.MIN_HORIZONS,
+    level: float = LEVEL,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+    where: dict | None = None,
+    windows=None,
+) -> tuple[str, str, dict]:
+    """A lower bound Q(T) = Omega(T^bound) on the tuned method, tested one-sided on the exponent's
+    CI [lo, hi] (the mirror of ``bound_rate``, same :func:`analysis.bounds.bound_verdict`):
+    "faster than the bound" (hi < bound - tol: even tuned per horizon the method beats the lower
+    bound) -> not reproduced; "slower than the bound" (lo > bound + tol: consistent, the lower
+    bound is not tight here) -> reproduced; "consistent" -> reproduced if the CI is at most
+    ``max_ci_width`` wide, else not testable; too few seeds or horizons, edge-only optima -> not
+    testable. A finite instance reaches only finite horizons: a lower bound stated for T -> inf
+    (or for an infinite spectrum) can be met early and broken late, so the horizon range is part of
+    the verdict. ``quantity`` default "gap"; ``tol`` default 0.05."""
+
+    def judge(r, ms, mh):
+        why = _common_reason(r, ms, mh)
+        if why:
+            return "not testable", why
+        v = B.bound_verdict(r["slope_ci_low"], r["slope_ci_high"], bound, tol)
+        if v == B.FASTER:
+            return "not reproduced", f"faster than the lower bound (CI below {bound:+.3f} - {tol})"
+        if v == B.SLOWER:
+            return "reproduced", "slower than the lower bound: consistent (the bound is not tight here)"
+        if v == B.CONSISTENT:
+            width = r["slope_ci_high"] - r["slope_ci_low"]
+            if width > max_ci_width:
+                return "not testable", f"consistent but the CI is {width:.2f} wide (> {max_ci_width})"
+            return "reproduced", "consistent with the lower bound"
+        return "not testable", "no finite CI"
+
+    params = dict(
+        quantity=quantity,
+        horizon=horizon,
+        horizons=horizons,
+        t_min=t_min,
+        t_max=t_max,
+        per_decade=per_decade,
+        window=window,
+        exclude_edge=exclude_edge,
+        min_horizons=min_horizons,
+        level=level,
+        n_resamples=n_resamples,
+        seed=seed,
+        where=where,
+        windows=windows,
+        min_seeds=min_seeds,
+    )
+    text = (
+        f"{quantity} of the tuned {optimizer} (tuned separately at each horizon T) decays no faster than "
+        f"T^{bound:+.3f}: "
+        f"the {level:.0%} bootstrap CI over seeds of the exponent of log Q vs log T reaches {bound:+.3f} - {tol} or "
+        "above "
+        f"(one-sided; slower decay is consistent with a lower bound)"
+    )
+    out = _run(data, optimizer, bound, tol, judge, params)
+    if out is None:
+        return "not testable", text + ": no run of the selected optimizer and cells", {}
+    status, nums, _ = out
+    return status, text, nums
+
+
 bound_rate.__doc__ += _SCAN_DOC
+bound_lower.__doc__ += _SCAN_DOC
 bound_tight.__doc__ += _SCAN_DOC

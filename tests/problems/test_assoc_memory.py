@@ -2,6 +2,7 @@
 
 import numpy as np
 import scipy.special
+import scipy.stats
 
 import problems
 import runners
@@ -66,3 +67,34 @@ def test_mode_errors_and_no_minimizer():
         np.testing.assert_allclose(v, 1 - 1 / 6)
     xs, fstar = P.optimum()
     assert np.isnan(xs[0]).all() and np.all(fstar == 0)
+
+
+def test_label_flip_loss_is_cross_entropy_against_the_noisy_answer():
+    """With label_flip e the target of item i is (1 - e) e_i + e / N (scipy's log_softmax)."""
+    P = make(label_flip=[0.1, 0.3])
+    w = np.random.default_rng(2).standard_normal((2, 6, 6))
+    for b, (a, e) in enumerate([(0.5, 0.1), (1.5, 0.3)]):
+        p = np.arange(1, 7) ** -a
+        p /= p.sum()
+        ce = [-np.dot((1 - e) * np.eye(6)[i] + e / 6, scipy.special.log_softmax(w[b][:, i])) for i in range(6)]
+        np.testing.assert_allclose(P.loss((w,))[b], np.dot(p, ce), rtol=1e-12)
+        q = (1 - e) * np.eye(6) + e / 6
+        fstar = np.dot(p, [scipy.stats.entropy(q[:, i]) for i in range(6)])
+        np.testing.assert_allclose(P.gap((w,))[b], P.loss((w,))[b] - fstar, rtol=1e-12)
+
+
+def test_label_flip_gradient_and_attained_minimum():
+    P = make(label_flip=0.2)
+    w = np.random.default_rng(3).standard_normal((2, 6, 6))
+    g = P.grad((w,))[0]
+    h = 1e-6
+    for i, j in [(0, 0), (3, 1)]:
+        e = np.zeros_like(w)
+        e[:, i, j] = h
+        np.testing.assert_allclose(g[:, i, j], (P.loss((w + e,)) - P.loss((w - e,))) / (2 * h), rtol=1e-6, atol=1e-10)
+    (xs,), fstar = P.optimum()
+    np.testing.assert_allclose(P.gap((xs,)), 0.0, atol=1e-12)
+    np.testing.assert_allclose(P.grad((xs,))[0], 0.0, atol=1e-12)
+    assert np.all(P.gap((w,)) > 0)  # the minimum: any other point is worse (strictly, off the column shifts)
+    (x0,), _ = make().optimum()
+    assert np.isnan(x0).all()  # without label noise there is no minimizer
