@@ -296,6 +296,12 @@ def test_preset_rules_on_a_tiny_sweep(path, tmp_path, monkeypatch):
         assert isinstance(verdict.numbers, dict)
         json.dumps(verdict.numbers)  # the page's JSON must stay serializable
     assert v.overall(out) in STATUSES
+    from analysis import assumptions
+
+    checks = assumptions.check_all(tmp_path, [a.model_dump() for a in claim.assumptions])
+    assert [c.name for c in checks] == [a.name for a in claim.assumptions]
+    assert all(c.status in assumptions.STATUSES and c.text for c in checks)
+    json.dumps([c.numbers for c in checks])
 
 
 def test_theory_agreement_rule_is_gone():
