@@ -162,6 +162,34 @@ _SCAN_DOC = """
     re-tunes at every T and refits (:func:`analysis.bounds.exponents`)."""
 
 
+def _one_sided_judge(bound: float, tol: float, max_ci_width: float, lower: bool):
+    """The per-group judgement of a one-sided bound test on the exponent's CI: an upper bound
+    fails when the decay is slower than T^(bound + tol), a lower bound when it is faster than
+    T^(bound - tol); the other side is consistent (the bound is not tight there); a CI that meets
+    the band counts only when it is at most ``max_ci_width`` wide."""
+    fail, loose = (B.FASTER, B.SLOWER) if lower else (B.SLOWER, B.FASTER)
+    what = "the lower bound" if lower else "the bound"
+
+    def judge(r, ms, mh):
+        why = _common_reason(r, ms, mh)
+        if why:
+            return "not testable", why
+        v = B.bound_verdict(r["slope_ci_low"], r["slope_ci_high"], bound, tol)
+        if v == fail:
+            side = f"below {bound:+.3f} - {tol}" if lower else f"above {bound:+.3f} + {tol}"
+            return "not reproduced", f"{v.split()[0]} than {what} (CI {side})"
+        if v == loose:
+            return "reproduced", f"{v.split()[0]} than {what}: consistent ({what} is not tight here)"
+        if v == B.CONSISTENT:
+            width = r["slope_ci_high"] - r["slope_ci_low"]
+            if width > max_ci_width:
+                return "not testable", f"consistent but the CI is {width:.2f} wide (> {max_ci_width})"
+            return "reproduced", f"consistent with {what}"
+        return "not testable", "no finite CI"
+
+    return judge
+
+
 @register("bound_rate", figure="horizon_scan")
 def bound_rate(
     data,
@@ -193,21 +221,7 @@ def bound_rate(
     cannot tell); too few seeds or horizons, edge-only optima, no finite CI -> not testable.
     ``tol`` default 0.05. Several cells / optimizers: the common status, else partly."""
 
-    def judge(r, ms, mh):
-        why = _common_reason(r, ms, mh)
-        if why:
-            return "not testable", why
-        v = B.bound_verdict(r["slope_ci_low"], r["slope_ci_high"], bound, tol)
-        if v == B.SLOWER:
-            return "not reproduced", f"slower than the bound (CI above {bound:+.3f} + {tol})"
-        if v == B.FASTER:
-            return "reproduced", "faster than the bound: consistent (the bound is not tight here)"
-        if v == B.CONSISTENT:
-            width = r["slope_ci_high"] - r["slope_ci_low"]
-            if width > max_ci_width:
-                return "not testable", f"consistent but the CI is {width:.2f} wide (> {max_ci_width})"
-            return "reproduced", "consistent with the bound"
-        return "not testable", "no finite CI"
+    judge = _one_sided_judge(bound, tol, max_ci_width, lower=False)
 
     params = dict(
         quantity=quantity,
@@ -340,21 +354,7 @@ def bound_lower(
     (or for an infinite spectrum) can be met early and broken late, so the horizon range is part of
     the verdict. ``quantity`` default "gap"; ``tol`` default 0.05."""
 
-    def judge(r, ms, mh):
-        why = _common_reason(r, ms, mh)
-        if why:
-            return "not testable", why
-        v = B.bound_verdict(r["slope_ci_low"], r["slope_ci_high"], bound, tol)
-        if v == B.FASTER:
-            return "not reproduced", f"faster than the lower bound (CI below {bound:+.3f} - {tol})"
-        if v == B.SLOWER:
-            return "reproduced", "slower than the lower bound: consistent (the bound is not tight here)"
-        if v == B.CONSISTENT:
-            width = r["slope_ci_high"] - r["slope_ci_low"]
-            if width > max_ci_width:
-                return "not testable", f"consistent but the CI is {width:.2f} wide (> {max_ci_width})"
-            return "reproduced", "consistent with the lower bound"
-        return "not testable", "no finite CI"
+    judge = _one_sided_judge(bound, tol, max_ci_width, lower=True)
 
     params = dict(
         quantity=quantity,
