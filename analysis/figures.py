@@ -100,11 +100,6 @@ def draw_standard(an) -> None:
 
     if an.x is not None:
         blabel = None
-        if an.theory_rival:
-            blabel = f"theory boundary: r*L/L_star = {an.agreement.get('threshold', 1):g} (Shen et al.)"
-            if phase["predicted_winner"].nunique() <= 1:
-                an.note("info", f"theory (Shen et al.): predicted winner is {phase['predicted_winner'].iloc[0]!r} in every cell; "
-                        "no boundary inside the map")
         title = f"winner by {an.crit} (tuned lr, median over seeds, {100 * an.level:.0f}% bootstrap CIs)"
         for q in heatmaps.winner_map(phase, an.x, an.y, an.labels, out / "phase_winner.png", title, an.extra, blabel):
             keep(q)

@@ -34,7 +34,6 @@ class AnalysisOptions(BaseModel):
     rate_metric: Literal[RATE_METRICS] = "gap"  # type: ignore[valid-type]
     rate_window: Optional[tuple[float, float]] = None  # steps [t0, t1] of the vs-step fit (default: last decade)
     rate_horizon: Optional[str] = None  # a p_/h_ parameter that is the horizon T: fit final metric vs T across runs
-    theory_threshold: float = Field(1.0, gt=0)  # Shen et al.: predict the focus method wins where r*L/L_star > this
 
     @field_validator("rate_window", mode="before")
     @classmethod
@@ -47,7 +46,7 @@ class AnalysisOptions(BaseModel):
         """The options added after the first release appear in a dump only when they differ from
         their defaults, so that they leave the config hash of existing sweeps unchanged."""
         out = handler(self)
-        for k in ("level", "cells", "rate_metric", "rate_window", "rate_horizon", "theory_threshold"):
+        for k in ("level", "cells", "rate_metric", "rate_window", "rate_horizon"):
             if k in out and getattr(self, k) == type(self).model_fields[k].default:
                 del out[k]
         return out

@@ -38,6 +38,40 @@ def _ci(m, lo, hi) -> str:
     return f"{_cell(m)} [{_cell(lo)}, {_cell(hi)}]"
 
 
+def _trend_numbers(t: dict) -> str:
+    stat = {"spearman": "rho", "kendall": "tau"}[t["method"]]
+    return (f"{stat} = {_cell(t['statistic'])}, two-sided p = {_cell(t['p_value'])}, {100 * t['level']:.0f}% CI "
+            f"[{_cell(t['ci_low'])}, {_cell(t['ci_high'])}], {t['n']} cells")
+
+
+def _shen_blocks(res: Analysis) -> list[tuple]:
+    """Shen et al.'s A per cell (with the bound's r and with the gradient rank seen) next to the
+    measured advantage, and the trend tests: what :func:`analysis.pipeline._shen` computed."""
+    sh = res.shen
+    seen = sh["predictor"] == "A_seen"
+    B = [("p", f"{theory.SHEN}; {theory.SHEN_STATUS}. GD's bound scales with r*L and Muon's with L_star; the r enters through "
+               f"||G||_* <= sqrt(rank G) ||G||_F, so it is the rank of the gradients seen. With r = min(m, n) (`theory_advantage`), "
+               f"L <= L_star <= r L gives A >= 1 in every cell, so 'Muon wins where A > 1' cannot fail and is not used. "
+               + (f"`A_seen` = k L / L_star with k (`seen_rank`) the numerical rank of the exact gradient (singular values > "
+                  f"{sh['rank_rtol']:g} x the largest; curves.csv `grad_rank`), the maximum over the logged steps >= 1 and the runs "
+                  f"of the cell. " if seen else "curves.csv has no `grad_rank`, so A uses the bound's r here (see the warning). ")
+               + f"A ranges over [{_cell(sh['A_min'])}, {_cell(sh['A_max'])}]. The measured advantage is log10({sh['rival']} / "
+               f"{sh['focus']}) of the tuned medians (positive = {sh['focus']} better): on {sh['criterion']}, and on the theory's own "
+               "quantity final_grad_nuc at the same tuned points where runs.csv has it. Per cell (also in phase.csv):")]
+    B.append(("table", sh["table"]))
+    t0 = sh["tests"][0]
+    B.append(("p", f"Two-sided trend test of the measured advantage against log {sh['predictor']} (the prediction: it rises with A). "
+                   f"Statistic {t0['method']} (Spearman: permutation p-value; a rank statistic, so the log changes nothing), "
+                   f"{100 * t0['level']:.0f}% bootstrap CI over cells. It is **reproduced** where the statistic is positive with "
+                   f"p < {t0['alpha']:g}. It **fails** (not reproduced) where the statistic is negative with p < {t0['alpha']:g}, or its CI "
+                   "lies entirely below 0; it is **partly** (no trend) where neither sign is significant, and not testable with "
+                   "fewer than 4 cells with finite values or a constant A."))
+    B.append(("table", pd.DataFrame([{"quantity": t["quantity"], "predictor": f"log {t['predictor']}", "status": t["status"],
+                                      "statistic": t["statistic"], "p_value": t["p_value"], "ci_low": t["ci_low"],
+                                      "ci_high": t["ci_high"], "cells": t["n"], "reason": t["reason"]} for t in sh["tests"]])))
+    return B
+
+
 def _blocks(res: Analysis) -> list[tuple]:
     cfg, man, ph, s = res.config, res.manifest, res.phase, res.summary
     B: list[tuple] = [("h1", f"muonlab report: {cfg.get('name', 'sweep')}")]
@@ -51,16 +85,9 @@ def _blocks(res: Analysis) -> list[tuple]:
     counts = ph["winner"].where(~ph["tie"], "tie").value_counts()
     B.append(("table", pd.DataFrame({"outcome": counts.index, "cells": counts.to_numpy()})))
     B.append(("p", "A method is called the winner of a cell only where its CI does not overlap the runner-up's; otherwise the cell is a tie."))
-    if res.agreement:
-        ag = res.agreement
-        B.append(("p", f"**Theory agreement score: {_cell(ag['score'])}** ({ag['n_agree']}/{ag['n']} cells): predicted winner of "
-                       f"{ag['focus']} vs {ag['rival']} from {ag['source']} (threshold {ag['threshold']:g}) against the measured pairwise "
-                       f"verdict (`vs_{ag['rival']}`: {ag['focus']} / {ag['rival']} / tie). Over the {ag['n_decisive']} cells where neither "
-                       f"is a tie: {_cell(ag['decisive_score'])}. Spearman correlation of log10 A with the measured advantage of "
-                       f"{ag['focus']} (-log10 ratio): {_cell(ag['spearman'])} (p = {_cell(ag['spearman_p'])}). "
-                       f"A ranges over [{_cell(ag['advantage_min'])}, {_cell(ag['advantage_max'])}]. Status: {ag['status']}."
-                       + (f" On the theory's own quantity (final nuclear gradient norm at the tuned points): {_cell(ag['grad_nuc']['score'])}."
-                          if "grad_nuc" in ag else "")))
+    for t in res.shen.get("tests", []):
+        B.append(("p", f"Shen et al. trend ({res.shen['focus']} over {res.shen['rival']} on {t['quantity']} against log {t['predictor']}): "
+                       f"**{t['status']}** ({_trend_numbers(t)}); see Theory."))
     B.append(("h2", "Warnings and notes"))
     B.append(("list", [("**warning**: " if lv == "warning" else "") + t for lv, t in res.notes] or ["none"]))
 
@@ -68,7 +95,7 @@ def _blocks(res: Analysis) -> list[tuple]:
     for k in sorted(res.paths):
         if k.startswith("phase_winner"):
             B.append(("fig", res.paths[k], "Winner per cell. Grey hatched: tie. '*': the winner's tuned lr at its grid edge; "
-                                          "black corner: some method's lr at its edge; black line: theory boundary."))
+                                          "black corner: some method's lr at its edge."))
     for k in sorted(res.paths):
         if k.startswith("phase_ratio"):
             B.append(("fig", res.paths[k], f"log10 ratio of {res.focus}'s criterion to {k.removeprefix('phase_ratio_')}'s, "
@@ -77,26 +104,8 @@ def _blocks(res: Analysis) -> list[tuple]:
         B.append(("fig", res.paths["performance_profile"], "Performance profiles over the cells."))
 
     B.append(("h2", "Theory"))
-    if res.theory_rival:
-        B.append(("p", f"{theory.SHEN}. GD's bound scales with r*L and Muon's with L_star (nuclear-norm stationarity), so A > 1 "
-                       f"predicts an advantage for Muon. {theory.SHEN_STATUS}. The prediction is about gradient-norm "
-                       f"complexity bounds, the map about {res.crit}; read agreement as a check of the bound's ranking, not of the metric."))
-        rv = res.theory_rival
-        conf = pd.crosstab(ph["predicted_winner"].rename("predicted"), ph[f"vs_{rv}"].rename(f"measured vs_{rv} ({res.crit})"))
-        B.append(("p", f"Predicted (rows) against measured pairwise verdicts (columns), cell counts; per cell in phase.csv "
-                       f"(`theory_advantage`, `predicted_winner`, `vs_{rv}`):"))
-        B.append(("table", conf.reset_index()))
-        if "grad_nuc" in res.agreement:
-            g = res.agreement["grad_nuc"]
-            conf = pd.crosstab(ph["predicted_winner"].rename("predicted"), ph[f"vs_{rv}_grad_nuc"].rename(f"measured vs_{rv} (final_grad_nuc)"))
-            B.append(("p", f"On the theory's own quantity, the nuclear norm of the gradient at the same tuned points "
-                           f"(`vs_{rv}_grad_nuc`): agreement {_cell(g['score'])} ({g['n_agree']}/{g['n']} cells), "
-                           f"{_cell(g['decisive_score'])} over the {g['n_decisive']} decisive cells."))
-            B.append(("table", conf.reset_index()))
-        by_a = ph.groupby("theory_advantage").agg(cells=("cell_id", "size"), predicted=("predicted_winner", "first"),
-                                                  median_log10_ratio=(f"log10_ratio_{rv}", "median")).reset_index()
-        B.append(("p", f"Predicted advantage A against the measured median log10({res.crit} {res.focus} / {rv}) over the cells with that A:"))
-        B.append(("table", by_a))
+    if res.shen:
+        B.extend(_shen_blocks(res))
     B.append(("p", "Reference rates (exponents of T in the upper bounds), drawn on the rate figure:"))
     B.append(("table", theory.REFERENCE_RATES))
     if not res.modes.empty:
@@ -228,7 +237,7 @@ def report(out_dir: "str | Path", criterion: str | None = None, focus: str | Non
            refine_edges: bool = False) -> dict[str, Path]:
     """:func:`analyze`, then ``report.md`` and a self-contained ``report.html`` (figures embedded
     as base64) with the config, provenance, figures, tuned tables, warnings and the theory
-    agreement score."""
+    overlays (Shen et al.'s A with the gradient rank seen and the trend test of the advantage)."""
     res = _analyze(out_dir, criterion, focus, refine_edges)
     blocks = _blocks(res)
     out = res.out

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from . import rates, theory
+from . import rates, theory, trend
 from .options import CRITERIA, NEEDS_CURVES
 from .phase import NONE, pairwise_verdicts, performance_profile, phase_table, rivals
 from .results import Results
+from .stats import log10_ratio
 from .tune import refine_edges, to_toml
 
 log = logging.getLogger("analysis")
@@ -49,7 +49,7 @@ class Analysis:
     rate_table: pd.DataFrame
     horizon_table: pd.DataFrame
     modes: pd.DataFrame
-    agreement: dict
+    shen: dict  # Shen et al.'s overlay: A per cell, the measured advantage, the trend tests (pipeline._shen)
     theory_rival: str | None
     curve_cells: list
     rate_metric: str
@@ -126,49 +126,71 @@ def _pick_cells(phase: pd.DataFrame, cells: pd.DataFrame, x: str | None, y: str 
     return list(dict.fromkeys(int(p) for p in pick))[:6]
 
 
+def _tuned_medians(chosen: pd.DataFrame, runs: pd.DataFrame, column: str, optimizer: str) -> pd.Series:
+    """Per cell_id: the median over seeds of the runs.csv ``column`` at ``optimizer``'s tuned
+    points (diverged runs +inf)."""
+    v = chosen[chosen["optimizer"] == optimizer].merge(runs[["run_id", column]], on="run_id")
+    v = v[column].astype(float).where(v["status"] == "ok", np.inf).groupby(v["cell_id"]).median()
+    return v
+
+
 def _shen(data: Results, notes: list, labels: list[str], focus: str, crit: str, level: float, chosen: pd.DataFrame,
           phase_all: pd.DataFrame, phase: pd.DataFrame):
-    """Shen et al.'s predicted winner per cell and its agreement with the measured verdicts;
-    returns (phase_all, phase, agreement, rival)."""
+    """Shen et al.'s bound ratio per cell, A = r L / L_star with the bound's r (``theory_advantage``)
+    and with the rank of the gradients seen (``A_seen``, :func:`analysis.trend.seen_rank_advantage`:
+    curves.csv ``grad_rank``, max over the logged steps >= 1 and the runs of the cell), next to the
+    measured advantage of the focus over the GD rival, and the two-sided trend test
+    (:func:`analysis.trend.trend_test`, sign +1) of that advantage against log A. No winner is
+    predicted. Returns (phase_all, phase, overlay dict for the page, rival)."""
     runs, kinds = data.runs, data.kinds
     adv = theory.shen_advantage(runs)
     gd_like = [lab for lab in labels if kinds.get(lab) in theory.SHEN_GD_KINDS and lab != focus]
     if adv.empty:
-        _note(notes, "info", "theory (Shen et al.): the problem reports no L / L_star constants; no prediction")
+        _note(notes, "info", "theory (Shen et al.): the problem reports no L / L_star constants; no overlay")
         return phase_all, phase, {}, None
     if data.families.get(focus) not in theory.SHEN_FOCUS_FAMILIES:
         _note(notes, "info", f"theory (Shen et al.): the focus {focus!r} is not a {'/'.join(theory.SHEN_FOCUS_FAMILIES)} "
-              "(Muon-type) method by runs.csv's optimizer_family; no prediction")
+              "(Muon-type) method by runs.csv's optimizer_family; no overlay")
         return phase_all, phase, {}, None
     if not gd_like:
-        _note(notes, "info", "theory (Shen et al.): no GD optimizer in the sweep; no prediction")
+        _note(notes, "info", "theory (Shen et al.): no GD optimizer in the sweep; no overlay")
         return phase_all, phase, {}, None
     rival = gd_like[0]
-    thr = float(data.options.theory_threshold)
-    adv = adv.assign(predicted_winner=theory.predict_winner(adv, focus, rival, thr).to_numpy(),
-                     theory_rival=rival, theory_source=theory.SHEN)
+    adv = adv.assign(theory_rival=rival, theory_source=theory.SHEN)
+    predictor = "theory_advantage"
+    if data.has("curves") and trend.RANK_COLUMN in data.curves:
+        seen = trend.seen_rank_advantage(runs, data.curves)
+        adv = adv.merge(seen[["cell_id", "theory_rank", "theory_advantage"]].rename(
+            columns={"theory_rank": "seen_rank", "theory_advantage": "A_seen"}), on="cell_id", how="left")
+        predictor = "A_seen"
+    else:
+        _note(notes, "warning", f"theory (Shen et al.): curves.csv has no {trend.RANK_COLUMN} column (a sweep older than it, or "
+              "no curves): A with the seen gradient rank is not computed; the trend test uses A with the bound's rank r, "
+              "which gives A >= 1 in every cell")
     phase_all = phase_all.merge(adv, on="cell_id", how="left")
     phase = phase.merge(adv, on="cell_id", how="left")
-    agreement = theory.agreement(phase["predicted_winner"], phase[f"vs_{rival}"])
-    lr = phase[f"log10_ratio_{rival}"].astype(float)
-    la = np.log10(phase["theory_advantage"].astype(float))
-    ok = np.isfinite(lr) & np.isfinite(la)
-    if ok.sum() >= 3 and la[ok].nunique() > 1 and lr[ok].nunique() > 1:
-        rho, pval = stats.spearmanr(la[ok], -lr[ok])
-        agreement.update(spearman=float(rho), spearman_p=float(pval))
-    else:
-        agreement.update(spearman=np.nan, spearman_p=np.nan)
+    measured = {crit: -phase[f"log10_ratio_{rival}"].astype(float).to_numpy()}
     if "final_grad_nuc" in runs:  # the theory's own quantity: nuclear norm of the gradient at the tuned points
         v = chosen.merge(runs[["run_id", "final_grad_nuc"]], on="run_id")
         v["value"] = v["final_grad_nuc"].where(v["status"] == "ok", np.inf)
         vn = pairwise_verdicts(v, focus, rival, level).rename(f"vs_{rival}_grad_nuc")
         phase_all = phase_all.merge(vn, left_on="cell_id", right_index=True, how="left")
         phase = phase.merge(vn, left_on="cell_id", right_index=True, how="left")
-        agreement["grad_nuc"] = theory.agreement(phase["predicted_winner"], phase[vn.name])
-    agreement.update(threshold=thr, focus=focus, rival=rival, source=theory.SHEN, status=theory.SHEN_STATUS,
-                     criterion=crit, advantage_min=float(adv["theory_advantage"].min()),
-                     advantage_max=float(adv["theory_advantage"].max()))
-    return phase_all, phase, agreement, rival
+        f, r = (_tuned_medians(chosen, runs, "final_grad_nuc", o).reindex(phase["cell_id"]).to_numpy() for o in (focus, rival))
+        measured["final_grad_nuc"] = -log10_ratio(f, r)
+    log_a = np.log10(phase[predictor].astype(float).to_numpy())
+    tests = [{"quantity": q, "predictor": predictor, **trend.trend_test(log_a, y, sign=1)} for q, y in measured.items()]
+    keep = ["cell_id", *[c for c in phase.columns if c.startswith("p_") and phase[c].nunique() > 1],
+            *(["seen_rank"] if predictor == "A_seen" else []), "theory_rank", "theory_advantage",
+            *(["A_seen"] if predictor == "A_seen" else [])]
+    table = phase[keep].copy()
+    for q, y in measured.items():
+        table[f"advantage_{q}"] = y
+    table[f"vs_{rival}"] = phase[f"vs_{rival}"].to_numpy()
+    overlay = {"focus": focus, "rival": rival, "source": theory.SHEN, "status": theory.SHEN_STATUS, "criterion": crit,
+               "predictor": predictor, "rank_rtol": trend.RANK_RTOL, "tests": tests, "table": table,
+               "A_min": float(np.nanmin(phase[predictor].astype(float))), "A_max": float(np.nanmax(phase[predictor].astype(float)))}
+    return phase_all, phase, overlay, rival
 
 
 def _rates(data: Results, notes: list, chosen: pd.DataFrame, kinds: dict, level: float, by: tuple):
@@ -314,14 +336,14 @@ def run(out_dir, criterion: str | None = None, focus: str | None = None, refine:
         summ_map = summary[summary[by[0]] == top[1]]
     else:
         phase, summ_map = phase_all, summary
-    phase_all, phase, agreement, rival = _shen(data, notes, labels, focus, crit, level, chosen, phase_all, phase)
+    phase_all, phase, shen, rival = _shen(data, notes, labels, focus, crit, level, chosen, phase_all, phase)
     profile = performance_profile(summ_map, keys=("cell_id",))
     rate_fits, rate_tab, horizon_tab = _rates(data, notes, chosen, data.kinds, level, by)
     modes = _modes(data, notes, chosen)
     swept, x, y = _axes(data)
     extra = [s for s in swept if s not in (x, y)]
     an = Analysis(data, crit, focus, level, labels, data.kinds, swept, x, y, extra, cells, summary, sens, chosen, phase_all,
-                  phase, profile, rate_fits, rate_tab, horizon_tab, modes, agreement, rival,
+                  phase, profile, rate_fits, rate_tab, horizon_tab, modes, shen, rival,
                   _pick_cells(phase, cells, x, y, a.cells), a.rate_metric, top, notes)
     _warnings(an)
     _write_tables(an)
@@ -334,7 +356,7 @@ def run(out_dir, criterion: str | None = None, focus: str | None = None, refine:
     an.paths["analysis"] = an.out / "analysis.json"
     an.paths["analysis"].write_text(json.dumps(_json_safe({
         "criterion": crit, "criterion_definition": CRITERIA[crit], "focus": focus, "level": level,
-        "agreement": agreement, "winner_counts": phase["winner"].value_counts().to_dict(),
+        "theory_trend": shen.get("tests", []), "winner_counts": phase["winner"].value_counts().to_dict(),
         "n_ties": int(phase["tie"].sum()), "n_cells": int(len(phase)), "notes": [{"level": lv, "text": t} for lv, t in notes],
     }), indent=1))
     return an

@@ -7,11 +7,12 @@ each with its source and how far it was verified (see ../shared/PAPERS.md).
    norm, ||G||_* <= sqrt(r) ||G||_F turns GD's bound into one scaling with r L while Muon's scales
    with L_*; the secondary summary in PAPERS.md gives the stochastic complexities
    O(r^2 L sigma^2 Delta eps^-4) (GD) and O(r L_* sigma^2 Delta eps^-4) (Muon) -- **unverified**
-   (secondary source). Both give the predicted advantage A = r L / L_* (GD bound / Muon bound);
-   since L_* <= r L, A >= 1, with A = 1 for an isotropic Hessian. Here r = rank bound of the
-   gradient, min(m, n) unless the problem reports ``c_rank``. Prediction: the focus (Muon) beats
-   GD where A > threshold (default 1), GD where A < threshold, tie where A = threshold or where the
-   bounds on L_* (``c_L_star_low`` / ``c_L_star_high``) straddle it.
+   (secondary source). Both give the bound ratio A = r L / L_* (GD bound / Muon bound), where r
+   bounds the rank of the gradients. :func:`shen_advantage` takes r = ``c_rank`` when the problem
+   reports it, else min(m, n); with r = min(m, n), L_* <= r L gives A >= 1 in every cell (A = 1 for an isotropic
+   Hessian), so no winner is predicted from it. The analysis uses A with the rank of the
+   gradients seen (:func:`analysis.trend.seen_rank_advantage`) and a two-sided trend test of the
+   measured advantage against it (:func:`analysis.trend.trend_test`; docs/protocol.md section 7).
 2. Paquette et al., "Phases of Muon" (arXiv 2605.09552; cited in seed 001): at large batch SignSVD
    (which Muon approximates) does a square-root preconditioning of the data covariance, so mode j
    of the error decays at a rate ~ lambda_j^(1/2), against ~ lambda_j for SGD; SignSGD does no
@@ -119,33 +120,6 @@ def shen_advantage(runs: pd.DataFrame) -> pd.DataFrame:
     out["theory_advantage_low"] = (rl / hi_star).to_numpy()
     out["theory_advantage_high"] = (rl / lo_star).to_numpy()
     return out.reset_index(drop=True)
-
-
-def predict_winner(adv: pd.DataFrame, focus: str, rival: str, threshold: float = 1.0, rtol: float = 1e-6) -> pd.Series:
-    """``focus`` where the whole range of A lies above ``threshold``, ``rival`` where it lies
-    below, ``"tie"`` otherwise (A equal to the threshold within ``rtol``, or bounds straddling it)."""
-    lo = adv["theory_advantage_low"].to_numpy(float)
-    hi = adv["theory_advantage_high"].to_numpy(float)
-    pred = np.where(lo > threshold * (1 + rtol), focus, np.where(hi < threshold * (1 - rtol), rival, "tie"))
-    return pd.Series(pred, index=adv.index, name="predicted_winner")
-
-
-def agreement(predicted, measured) -> dict:
-    """How often the prediction matches the measurement, cell by cell. Both are labels
-    (a method or ``"tie"``); NaN/empty entries are left out.
-
-    ``score``: fraction of cells where the labels are equal (a predicted tie must be measured as a
-    tie); ``decisive_score``: the same over cells where neither label is a tie (NaN if none);
-    ``n``, ``n_agree``, ``n_decisive``, ``n_measured_tie``."""
-    p = pd.Series(np.asarray(predicted, object))
-    m = pd.Series(np.asarray(measured, object))
-    keep = p.notna() & m.notna() & (p.astype(str) != "") & (m.astype(str) != "")
-    p, m = p[keep].astype(str), m[keep].astype(str)
-    eq = p == m
-    dec = (p != "tie") & (m != "tie")
-    return {"score": float(eq.mean()) if len(p) else np.nan, "n": int(len(p)), "n_agree": int(eq.sum()),
-            "decisive_score": float(eq[dec].mean()) if dec.any() else np.nan, "n_decisive": int(dec.sum()),
-            "n_measured_tie": int((m == "tie").sum())}
 
 
 # --- per-mode (per-component) decay exponents ------------------------------------------------------

@@ -24,6 +24,11 @@ from problems.backend import RunRNG, blas_threads, limit_blas_threads
 from . import accumulate as _acc
 
 METRICS = ("gap", "grad_fro", "grad_nuc", "grad_op", "dist_fro")
+# Logged (curves.csv) only, not a final_ column of runs.csv: the numerical rank of the exact
+# gradient, the number of singular values > RANK_RTOL x the largest (0 for a zero gradient, NaN
+# for a non-finite one; the max over layers). analysis.trend.numerical_rank is the same count.
+LOGGED_ONLY = ("grad_rank",)
+RANK_RTOL = 1e-6
 OK, DIVERGED = "ok", "diverged"
 
 # Wall seconds spent inside run() and its calls, accumulated per process (the benchmark's
@@ -77,24 +82,33 @@ def _singular_values(g, xp):
     return xp.where(ok, xp.sqrt(xp.maximum(ev[..., ::-1], 0)), xp.nan)
 
 
+def _numerical_rank(s, xp, rtol: float = RANK_RTOL):
+    """(B,) float64: the number of entries of each row of ``s`` (singular values, descending,
+    (B, k)) above ``rtol`` x the row's largest; 0 for a zero row, NaN for a non-finite one."""
+    top = s[..., :1]
+    count = ((s > rtol * top) & (top > 0)).sum(axis=-1).astype(xp.float64)
+    return xp.where(xp.isfinite(top[..., 0]), count, xp.nan)
+
+
 def _measure(problem, params, xstar, xp, names=METRICS) -> dict:
     """Device values (problem dtype, (B,)) of the standard metrics ``names`` at ``params``: the
     one definition of each, shared by the logged metrics and the every-step accumulators."""
     need_grad = any(k.startswith("grad") for k in names)
     grads = problem.grad(params) if need_grad else None
-    sv = [_singular_values(g, xp) for g in grads] if {"grad_nuc", "grad_op"} & set(names) else None
+    sv = [_singular_values(g, xp) for g in grads] if {"grad_nuc", "grad_op", "grad_rank"} & set(names) else None
     make = {
         "gap": lambda: problem.gap(params),
         "grad_fro": lambda: xp.sqrt(sum((g * g).sum(axis=(1, 2)) for g in grads)),
         "grad_nuc": lambda: sum(s.sum(axis=-1) for s in sv),
         "grad_op": lambda: xp.max(xp.stack([s[..., 0] for s in sv]), axis=0),
+        "grad_rank": lambda: xp.max(xp.stack([_numerical_rank(s, xp) for s in sv]), axis=0),
         "dist_fro": lambda: xp.sqrt(sum(((x - xs) ** 2).sum(axis=(1, 2)) for x, xs in zip(params, xstar))),
     }
     return {k: make[k]() for k in names}
 
 
 def _metrics(problem, params, xstar, backend):
-    out = _measure(problem, params, xstar, backend.xp)
+    out = _measure(problem, params, xstar, backend.xp, METRICS + LOGGED_ONLY)
     out.update(problem.extra_metrics(params))
     return {k: backend.to_host(v).astype(np.float64) for k, v in out.items()}
 

@@ -1,15 +1,15 @@
 """Rules on the tuned medians, cell by cell: ratio bounds, winner regions, pairwise wins, the
-advantage tracking a claim's variable, and Shen et al.'s predicted winner against the measured one."""
+advantage tracking a claim's variable. (Shen et al.'s A > 1 winner prediction is gone: A = r L / L_star >= 1
+for r = min(m, n), so it could not fail; the rule ``advantage_trend`` in ``advantage.py`` tests the
+trend of the advantage against A with the gradient rank seen.)"""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
-from .. import theory
 from ..results import Results
 from ..stats import loglog_fit
 from . import register
-from .common import advantage_against, advantage_table, combine, pairwise, rnd, select, spearman
+from .common import advantage_against, advantage_table, combine, pairwise, select, spearman
 
 
 @register("ratio_bound", pairwise=True)
@@ -103,28 +103,3 @@ def advantage_tracks(data: Results, focus: str, rival: str, against: str, sign: 
     text = (f"the measured advantage log10({rival}/{focus}) of the tuned {metric} {direction} with {xname}"
             f"{'' if not within else ' within each ' + ' x '.join(within)}: Spearman rho of sign {'+' if sign > 0 else '-'} with p < {alpha}")
     return combine(states), text, nums
-
-
-@register("theory_agreement")
-def theory_agreement(data: Results, min_score: float = 0.75, on: str = "grad_nuc", where: dict | None = None) -> tuple[str, str, dict]:
-    """Shen et al.'s predicted winner (phase.csv ``predicted_winner``: Muon where A = r L / L_star
-    exceeds the threshold, GD below, tie at it) against the measured pairwise verdict of the tuned
-    runs, ``vs_<gd>`` on the criterion (``on = "criterion"``) or ``vs_<gd>_grad_nuc`` on the final
-    nuclear gradient norm (``on = "grad_nuc"``). Score = fraction of decisive cells (neither label a
-    tie) where they agree: reproduced at >= ``min_score``, partly at >= 0.5, not reproduced below."""
-
-    ph = select(data.table("phase"), where)
-    if "predicted_winner" not in ph or "theory_rival" not in ph or ph["theory_rival"].isna().all():
-        return "not testable", "phase.csv has no Shen et al. prediction (no L / L_star, or no GD rival)", {}
-    rival = ph["theory_rival"].dropna().iloc[0]
-    col = f"vs_{rival}" if on == "criterion" else f"vs_{rival}_grad_nuc"
-    if col not in ph:
-        return "not testable", f"phase.csv has no {col}", {}
-    a = theory.agreement(ph["predicted_winner"], ph[col])
-    counts = pd.crosstab(ph["predicted_winner"].rename("predicted"), ph[col].rename("measured"))
-    nums = {"measured_on": col, "decisive_cells": a["n_decisive"], "agree": rnd(a["decisive_score"]), "score_all_cells": rnd(a["score"]),
-            "measured_ties": a["n_measured_tie"], "A_range": f"{ph['theory_advantage'].min():.3g} .. {ph['theory_advantage'].max():.3g}",
-            "predicted_vs_measured": counts.to_string()}
-    s = a["decisive_score"]
-    status = "not testable" if not np.isfinite(s) else "reproduced" if s >= min_score else "partly" if s >= 0.5 else "not reproduced"
-    return status, f"the predicted winner (A = r L / L_star vs 1) matches the measured one ({col}) in >= {min_score:.0%} of the decisive cells", nums

@@ -44,7 +44,7 @@ def test_tiny_sweep_figures_and_tables(sweep):
     phase = pd.read_csv(sweep / "phase.csv")
     assert len(phase) == 8
     for col in ("winner", "runner_up", "margin", "margin_ci_low", "margin_ci_high", "tie", "tied_with", "winner_lr_at_edge",
-                "log10_ratio_gd", "log10_ratio_gd_ci_low", "vs_gd", "vs_signsgd", "theory_advantage", "predicted_winner",
+                "log10_ratio_gd", "log10_ratio_gd_ci_low", "vs_gd", "vs_signsgd", "theory_advantage", "seen_rank", "A_seen",
                 "vs_gd_grad_nuc"):
         assert col in phase, col
     summary = pd.read_csv(sweep / "summary.csv")
@@ -54,7 +54,11 @@ def test_tiny_sweep_figures_and_tables(sweep):
     sens = pd.read_csv(sweep / "sensitivity.csv")
     assert len(sens) == 8 * 3 * 3
     info = json.loads((sweep / "analysis.json").read_text())
-    assert 0.0 <= info["agreement"]["score"] <= 1.0 and info["criterion"] == "final_gap"
+    assert "predicted_winner" not in phase and "agreement" not in info and info["criterion"] == "final_gap"
+    # the exact gradient of a 4 x 8 problem has rank <= 4; A_seen = k L / L_star <= min(m, n) L / L_star = theory_advantage
+    assert phase["seen_rank"].between(1, 4).all() and (phase["A_seen"] <= phase["theory_advantage"] * (1 + 1e-12)).all()
+    assert {t["quantity"] for t in info["theory_trend"]} == {"final_gap", "final_grad_nuc"}
+    assert all(t["status"] in ("reproduced", "not reproduced", "partly", "not testable") for t in info["theory_trend"])
 
 
 def test_report_cli_with_refine_edges(sweep, capsys):
@@ -67,7 +71,7 @@ def test_report_cli_with_refine_edges(sweep, capsys):
     assert "refine_edges.toml" in capsys.readouterr().out
     assert json.loads((sweep / "analysis.json").read_text())["criterion"] == "best_gap"
     md = (sweep / "report.md").read_text()
-    assert "Theory agreement score" in md and "gd: tuned lr at the edge of its grid in 8/8 cells" in md
+    assert "agreement score" not in md.lower() and "Two-sided trend test" in md and "gd: tuned lr at the edge of its grid in 8/8 cells" in md
     html = (sweep / "report.html").read_text()
     imgs = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
     assert len(imgs) >= 5 and 'src="phase' not in html  # self-contained

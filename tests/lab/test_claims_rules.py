@@ -210,7 +210,7 @@ def shrink(sweep: dict) -> dict:
 # numbers each rule writes when it could test something
 KEYS = {"advantage_tracks": {"metric", "spearman", "table"}, "rate_order": {"exponents"}, "equal_oracle": {"comparison"},
         "param_trend": {"metric"}, "pairwise_better": {"table", "cells"}, "lr_tradeoff": {"per_cell"}, "stalls": {"per_cell"},
-        "converges": {"per_cell"}, "envelope_slope": {"per_cell"}, "theory_agreement": {"agree", "decisive_cells"},
+        "converges": {"per_cell"}, "envelope_slope": {"per_cell"}, "advantage_trend": {"p_value", "reason", "table"},
         "ratio_bound": {"max_abs_log10_ratio", "factor"}, "winner_regions": {"map", "cells"},
         "mode_exponent": {"median_exponent", "runs_fitted"}}
 
@@ -244,17 +244,10 @@ def test_preset_rules_on_a_tiny_sweep(path, tmp_path, monkeypatch):
     assert v.overall(out) in STATUSES
 
 
-def test_theory_agreement(tmp_path):
-    ph = pd.DataFrame({"cell_id": range(4), "theory_advantage": [4.0, 8.0, 0.5, 1.0], "theory_rival": "gd",
-                       "predicted_winner": ["muon", "muon", "gd", "tie"],
-                       "vs_gd": ["muon", "muon", "gd", "tie"], "vs_gd_grad_nuc": ["gd", "gd", "muon", "tie"]})
-    ph.to_csv(tmp_path / "phase.csv", index=False)
-    d = Results(tmp_path)
-    status, _, nums = v.RULES["theory_agreement"](d, on="criterion")
-    assert status == "reproduced" and nums["agree"] == 1.0 and nums["decisive_cells"] == 3
-    assert v.RULES["theory_agreement"](d, on="grad_nuc")[0] == "not reproduced"
-    pd.DataFrame({"cell_id": [0], "theory_rival": [None]}).to_csv(tmp_path / "phase.csv", index=False)
-    assert v.RULES["theory_agreement"](Results(tmp_path))[0] == "not testable"
+def test_theory_agreement_rule_is_gone():
+    """The A > 1 winner prediction cannot fail (A >= 1 for r = min(m, n)): no rule scores it."""
+    assert "theory_agreement" not in v.RULES
+    assert not any("theory_agreement" in p.read_text() for p in MINE)
 
 
 def test_rules_draw_their_figures_through_evaluate(tmp_path):
