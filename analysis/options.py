@@ -9,6 +9,8 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
 
 CRITERIA = {
+    "min_grad_nuc": "smallest exact nuclear gradient norm ||grad f(X_t)||_* over every step t < T (the every-step "
+    "accumulator; needs accumulate = ['grad_nuc'])",
     "final_gap": "loss gap f - f* after the last step",
     "best_gap": "smallest loss gap over the logged steps",
     "auc_log_gap": "area under the log10-gap curve over [0, T] (trapezoid on the logged steps) divided by T, "
@@ -16,6 +18,7 @@ CRITERIA = {
     "steps_to_target": "first logged step with gap <= target x initial gap; a miss or a divergence counts as +inf "
     "(as in AlgoPerf's time-to-target)",
 }
+ACCUMULATED = {"min_grad_nuc": "grad_nuc"}  # criteria read from an every-step accumulator -> the one they need
 NEEDS_CURVES = frozenset({"auc_log_gap"})  # criteria computed from curves.csv
 RATE_METRICS = ("gap", "grad_fro", "grad_nuc", "grad_op", "dist_fro")  # curves.csv metrics a rate is fitted on
 LEVEL = 0.95  # bootstrap CI level

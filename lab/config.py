@@ -332,7 +332,24 @@ def parse_config(data: dict) -> SweepConfig:
         raise ConfigError(_pydantic_message(err)) from None
     _check_semantics(cfg)
     _check_refine(cfg)
+    _check_accumulated(cfg)
     return cfg
+
+
+def _check_accumulated(cfg: SweepConfig) -> None:
+    """A criterion read from an every-step accumulator needs that accumulator switched on."""
+    from analysis.options import ACCUMULATED  # noqa: PLC0415
+
+    for where, crit in (
+        ("analysis.criterion", cfg.analysis.criterion),
+        ("refine.criterion", cfg.refine.criterion if cfg.refine else None),
+    ):
+        need = ACCUMULATED.get(crit)
+        if need is not None and need not in cfg.accumulate:
+            raise ConfigError(
+                f"{where}: got {crit!r} without accumulate = [{need!r}]; allowed: add {need!r} to "
+                f"accumulate, or a criterion of {', '.join(c for c in CRITERIA if c not in ACCUMULATED)}"
+            )
 
 
 def load_config(path: "str | Path") -> SweepConfig:

@@ -20,6 +20,10 @@ Muon gains when L_* is far below min(m, n) L (low-rank, approximately block-diag
   each tile its own Kronecker operator in random bases, mixed with a global Kronecker operator
   (power laws alpha/kappa, alpha_right/kappa_right) by ``coupling``. The tiles split the global
   factor spectra between them (interleaved), so c = 0 and c = 1 have the same eigenvalues.
+  In between, the mixture's top eigenvalue dips (to ~0.54 of the end points' at c = 0.5, 16 x 16,
+  alpha = 1.5); ``block_norm = "L"`` rescales the mixture (mu apart) so that L is the end points'
+  L at every coupling (the coupling then moves the structure, not the step-size scale; the
+  trace, fixed under ``"none"``, then grows by the same factor).
 - ``dense``: the ``low_rank`` construction (any rank, any basis) formed as an explicit
   mn x mn matrix; refused above m*n = 1024.
 
@@ -34,7 +38,7 @@ import math
 import numpy as np
 
 from .base import Problem
-from .hessians import BlockH, DenseH, EigH, FactoredH
+from .hessians import BlockH, DenseH, EigH, FactoredH, _unique_rows
 from .linalg import op_norm, power_law, random_orthonormal
 from .noise import noise_params
 from .params import Param, ParamError
@@ -43,6 +47,7 @@ from .registry import Registry, register
 # random components of an instance (host_rng streams); fixed numbers, never reuse one
 C_P, C_Q, C_SUPPORT, C_U, C_XSTAR, C_BLOCK, C_GLOBAL = 1, 2, 3, 4, 5, 6, 7
 
+BLOCK_NORMS = ("none", "L")  # normalizations of the block mixture (block_norm)
 SPECTRUM = ("alpha", "alpha_right", "kappa", "kappa_right", "mu")
 HESSIANS = Registry("hessian", "Hessian builder")  # name -> (builder, used variant parameters, allowed bases)
 
@@ -58,7 +63,7 @@ def hessian(name: str, uses: tuple, bases: tuple):
     return deco
 
 
-VARIANT_PARAMS = ("alpha_right", "kappa_right", "rank", "blocks", "layout", "coupling")
+VARIANT_PARAMS = ("alpha_right", "kappa_right", "rank", "blocks", "layout", "coupling", "block_norm")
 
 
 @register("quadratic")
@@ -106,6 +111,13 @@ class Quadratic(Problem):
         ),
         "f_star": Param(0.0, float, doc="optimal value f*"),
         **noise_params(minibatch=False),
+        "block_norm": Param(
+            "none",
+            str,
+            per_run=False,
+            choices=BLOCK_NORMS,
+            doc="block: 'none' (the plain mixture) or 'L' (rescaled: the same L at every coupling)",
+        ),
     }
 
     EXAMPLES = (  # small valid instances covering every hessian and basis, and both additive noises
@@ -117,6 +129,7 @@ class Quadratic(Problem):
         dict(m=4, n=6, hessian="block", blocks=2, layout="rows", coupling=0.3),
         dict(m=4, n=4, hessian="block", blocks=4, layout="tiles", noise="gaussian", sigma=0.2),
         dict(m=2, n=6, hessian="block", blocks=3, layout="cols", coupling=1.0),
+        dict(m=4, n=4, hessian="block", blocks=2, layout="rows", coupling=0.5, block_norm="L", mu=0.05),
         dict(m=3, n=4, hessian="dense", basis="random"),
     )
 
@@ -252,6 +265,40 @@ def _dense(pb: Quadratic):
     return DenseH(pb.backend, _low_rank_op(pb))
 
 
+BLOCK_USES = ("alpha_right", "kappa_right", "blocks", "layout", "coupling", "block_norm")
+
+
+@hessian("block", uses=BLOCK_USES, bases=("rotated",))
+def _block_normalized(pb: Quadratic):
+    """The block mixture (:func:`_block`), rescaled per run when ``block_norm = "L"``: every term
+    but the ridge mu is multiplied by s = (L_end - mu) / (lambda_max(H) - mu), L_end = a_1 c_1 + mu
+    the top eigenvalue shared by c = 0 and c = 1, so lambda_max = L_end at every coupling (s = 1 at
+    both ends; s >= 1 in between, since the top eigenvalue of a convex mix is at most the ends')."""
+    op = _block(pb)
+    if pb.params["block_norm"] == "none":
+        return op
+    ea, ec, ga, gc = op.eigs
+    mu = op.mu_host
+    top = np.empty(pb.runs)
+    for b, idx in _unique_rows(op.coupling_host[:, None], mu[:, None], *op.host.values()):
+        top[idx] = op.eigenvalues_host(b).max()
+    s = (ga.max(axis=1) * gc.max(axis=1)) / (top - mu)
+    h = op.host
+    return BlockH(
+        pb.backend,
+        op.grid,
+        pb.m,
+        pb.n,
+        h["a_blk"] * s[:, None, None, None],
+        h["c_blk"],
+        h["a_glob"] * s[:, None, None],
+        h["c_glob"],
+        (ea * s[:, None, None], ec, ga * s[:, None], gc),
+        op.coupling_host,
+        mu,
+    )
+
+
 def block_grid(layout: str, k: int, m: int, n: int) -> tuple[int, int]:
     """(kr, kc): the tile grid of ``blocks = k`` for ``layout``; errors name ``blocks``."""
     if layout == "rows":
@@ -271,7 +318,6 @@ def block_grid(layout: str, k: int, m: int, n: int) -> tuple[int, int]:
     return grid
 
 
-@hessian("block", uses=("alpha_right", "kappa_right", "blocks", "layout", "coupling"), bases=("rotated",))
 def _block(pb: Quadratic):
     m, n, B = pb.m, pb.n, pb.runs
     grid = block_grid(pb.params["layout"], pb.params["blocks"], m, n)
