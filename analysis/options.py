@@ -9,9 +9,9 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
 
 CRITERIA = {
+    "final_gap": "loss gap f - f* after the last step",
     "min_grad_nuc": "smallest exact nuclear gradient norm ||grad f(X_t)||_* over every step t < T (the every-step "
     "accumulator; needs accumulate = ['grad_nuc'])",
-    "final_gap": "loss gap f - f* after the last step",
     "best_gap": "smallest loss gap over the logged steps",
     "auc_log_gap": "area under the log10-gap curve over [0, T] (trapezoid on the logged steps) divided by T, "
     "reported as 10^(that): the time-averaged geometric-mean gap",
