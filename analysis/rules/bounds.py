@@ -162,6 +162,30 @@ _SCAN_DOC = """
     re-tunes at every T and refits (:func:`analysis.bounds.exponents`)."""
 
 
+SCAN_PARAMS = (
+    "quantity",
+    "horizon",
+    "horizons",
+    "t_min",
+    "t_max",
+    "per_decade",
+    "window",
+    "exclude_edge",
+    "min_horizons",
+    "level",
+    "n_resamples",
+    "seed",
+    "where",
+    "windows",
+    "min_seeds",
+)
+
+
+def _scan_params(args: dict) -> dict:
+    """The horizon-scan parameters of a bound rule's arguments (the part its rules share)."""
+    return {k: args[k] for k in SCAN_PARAMS}
+
+
 def _one_sided_judge(bound: float, tol: float, max_ci_width: float, lower: bool):
     """The per-group judgement of a one-sided bound test on the exponent's CI: an upper bound
     fails when the decay is slower than T^(bound + tol), a lower bound when it is faster than
@@ -223,23 +247,7 @@ def bound_rate(
 
     judge = _one_sided_judge(bound, tol, max_ci_width, lower=False)
 
-    params = dict(
-        quantity=quantity,
-        horizon=horizon,
-        horizons=horizons,
-        t_min=t_min,
-        t_max=t_max,
-        per_decade=per_decade,
-        window=window,
-        exclude_edge=exclude_edge,
-        min_horizons=min_horizons,
-        level=level,
-        n_resamples=n_resamples,
-        seed=seed,
-        where=where,
-        windows=windows,
-        min_seeds=min_seeds,
-    )
+    params = _scan_params(locals())
     text = (
         f"{quantity} of the tuned {optimizer} (tuned separately at each horizon T) decays no slower than "
         f"T^{bound:+.3f}: "
@@ -292,23 +300,7 @@ def bound_tight(
             B.UNDECIDED: ("partly", f"CI straddles an end of {bound:+.3f} +- {tol}"),
         }.get(v, ("not testable", "no finite CI"))
 
-    params = dict(
-        quantity=quantity,
-        horizon=horizon,
-        horizons=horizons,
-        t_min=t_min,
-        t_max=t_max,
-        per_decade=per_decade,
-        window=window,
-        exclude_edge=exclude_edge,
-        min_horizons=min_horizons,
-        level=level,
-        n_resamples=n_resamples,
-        seed=seed,
-        where=where,
-        windows=windows,
-        min_seeds=min_seeds,
-    )
+    params = _scan_params(locals())
     text = (
         f"the exponent of the tuned-per-horizon {quantity} of {optimizer} equals the bound's {bound:+.3f}: its "
         f"{level:.0%} "
@@ -356,23 +348,7 @@ def bound_lower(
 
     judge = _one_sided_judge(bound, tol, max_ci_width, lower=True)
 
-    params = dict(
-        quantity=quantity,
-        horizon=horizon,
-        horizons=horizons,
-        t_min=t_min,
-        t_max=t_max,
-        per_decade=per_decade,
-        window=window,
-        exclude_edge=exclude_edge,
-        min_horizons=min_horizons,
-        level=level,
-        n_resamples=n_resamples,
-        seed=seed,
-        where=where,
-        windows=windows,
-        min_seeds=min_seeds,
-    )
+    params = _scan_params(locals())
     text = (
         f"{quantity} of the tuned {optimizer} (tuned separately at each horizon T) decays no faster than "
         f"T^{bound:+.3f}: "
