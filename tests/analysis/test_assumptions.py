@@ -93,13 +93,17 @@ def test_check_all_and_unknown_kind(sweep):
         A.check_all(sweep, [{"name": "x", "kind": "nope"}])
 
 
-def test_gradient_rank_reads_the_logged_rank_or_says_not_checked(sweep, tmp_path):
+def test_gradient_rank_reads_the_logged_rank(sweep, tmp_path):
     data = Results(sweep)
-    if "grad_rank" not in data.curves:
-        assert A.CHECKS.get("gradient_rank")(data)[0] == A.NOT_CHECKED
-        return
+    assert "grad_rank" in data.curves  # the run loop logs it
     seen = tuned_curves(sweep).query("step >= 1").grad_rank.max()
     st, _, nums = A.CHECKS.get("gradient_rank")(data, at_most=float(seen))
     assert st == A.HOLDS and nums["rank_seen_max"] == seen
     assert A.CHECKS.get("gradient_rank")(data, at_most=float(seen) - 1)[0] == A.VIOLATED
     assert np.isfinite(seen)
+    # a directory without the column is not checked, never passed
+    cur = pd.read_csv(sweep / "curves.csv").drop(columns="grad_rank")
+    bare = tmp_path / "bare"
+    shutil.copytree(sweep, bare)
+    cur.to_csv(bare / "curves.csv", index=False)
+    assert A.CHECKS.get("gradient_rank")(Results(bare))[0] == A.NOT_CHECKED

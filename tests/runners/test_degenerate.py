@@ -8,6 +8,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from runner_fixtures import noisy_lsq  # noqa: E402
+
 import problems
 import runners
 from problems import ParamError
@@ -16,22 +22,8 @@ STEPS = 20
 PL_MVR1 = dict(lr_schedule="power", lr_p=0.3333, beta=0.0, beta_q=0.6667)  # the PL preset's schedule
 
 
-def _noisy(runs=2):
-    return problems.make(
-        "power_law_lsq",
-        runs=runs,
-        seed=list(range(runs)),
-        m=4,
-        n=6,
-        batch_size=3,
-        noise="minibatch",
-        label_noise=0.5,
-        dtype="float64",
-    )
-
-
 def _final(name, **hp):
-    return runners.run(_noisy(), runners.make(name, **hp), steps=STEPS, seed=[0, 1], log_points=3).params
+    return runners.run(noisy_lsq(), runners.make(name, **hp), steps=STEPS, seed=[0, 1], log_points=3).params
 
 
 def _momentum_free_muon(**sched):

@@ -6,6 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from runner_fixtures import noisy_lsq  # noqa: E402
+
 import problems
 import runners
 from problems.backend import get_backend
@@ -56,24 +62,10 @@ def test_muon_and_signum_differ_off_the_diagonal_class():
 # --- MVR, STORM -------------------------------------------------------------------------------
 
 
-def _noisy_lsq(runs=2):
-    return problems.make(
-        "power_law_lsq",
-        runs=runs,
-        seed=list(range(runs)),
-        m=4,
-        n=6,
-        batch_size=3,
-        noise="minibatch",
-        label_noise=0.5,
-        dtype="float64",
-    )
-
-
 @pytest.mark.parametrize("name", ["muon_mvr1", "muon_mvr2"])
 @pytest.mark.parametrize("orth_kind", ["svd", "ns_keller"])
 def test_muon_mvr_with_gamma_zero_is_muon(name, orth_kind):
-    prob = _noisy_lsq()
+    prob = noisy_lsq()
     a = _final(name, prob, 15, gamma=0.0, lr=0.02, beta=0.9, orth=orth_kind, clip=False, allow_degenerate=True)[0]
     b = _final("muon", prob, 15, lr=0.02, beta=0.9, orth=orth_kind, nesterov=False)[0]
     np.testing.assert_array_equal(a, b)
@@ -89,7 +81,7 @@ def test_storm_with_an_exact_oracle_is_gradient_descent():
     c = _final("sgd", prob, 20, lr=0.5, beta=0.0)[0]
     np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
     np.testing.assert_array_equal(b, c)
-    noisy = _noisy_lsq()
+    noisy = noisy_lsq()
     assert not np.allclose(_final("storm", noisy, 20, lr=0.5, beta=0.9)[0], _final("gd", noisy, 20, lr=0.5)[0])
 
 
@@ -98,13 +90,13 @@ TWO_CALLS = {"muon_mvr2", "storm", "gluon_mvr1", "gluon_mvr2"}
 
 @pytest.mark.parametrize("name", sorted(runners.REGISTRY))
 def test_oracle_calls_per_step(name):
-    prob = _noisy_lsq(1)
+    prob = noisy_lsq(1)
     res = runners.run(prob, runners.make(name), steps=5, log_points=2)
     assert res.oracle_calls_per_step == (2 if name in TWO_CALLS else 1)
 
 
 def test_muon_sum_momentum_is_ema_up_to_scale():
-    prob = _noisy_lsq()
+    prob = noisy_lsq()
     for nest in (False, True):
         a = _final("muon", prob, 10, orth="svd", beta=0.8, nesterov=nest, momentum="sum")[0]
         b = _final("muon", prob, 10, orth="svd", beta=0.8, nesterov=nest, momentum="ema")[0]
@@ -112,7 +104,7 @@ def test_muon_sum_momentum_is_ema_up_to_scale():
 
 
 def test_gluon_special_cases():
-    prob = _noisy_lsq()
+    prob = noisy_lsq()
     # sign norm, radius 1: Signum
     np.testing.assert_allclose(
         _final("gluon", prob, 8, lr=0.01, beta=0.7, norms="sign")[0],
@@ -286,7 +278,7 @@ def test_bad_hyperparameters_name_the_field(name, hp, field):
 
 
 def test_too_many_per_layer_entries_is_an_error():
-    prob = _noisy_lsq(1)
+    prob = noisy_lsq(1)
     with pytest.raises(ParamError, match="^norms:"):
         runners.run(prob, runners.make("gluon", norms="spectral,sign"), steps=1)
 
