@@ -137,11 +137,6 @@ class SweepConfig(_Strict):
             hp[opt.key] = vals
         return Grids(problem=prob, hparams=hp)
 
-    def focus(self) -> str:
-        if self.analysis.focus is not None:
-            return self.analysis.focus
-        return next((o.key for o in self.optimizers if o.name == "muon"), self.optimizers[0].key)
-
     def digest(self) -> str:
         """Hash of what determines the runs (a resumed sweep must match it): the validated config
         without its name, description and [analysis] section, which change no run."""
