@@ -314,3 +314,29 @@ def test_muon_mvr3_at_gamma_zero_is_muon_bit_for_bit():
     prob = noisy_lsq()
     a = _final("muon_mvr3", prob, gamma=0.0, lr=0.02, beta=0.9, allow_degenerate=True)
     np.testing.assert_array_equal(a, _final("muon", prob, lr=0.02, beta=0.9, nesterov=False))
+
+
+@pytest.mark.parametrize(
+    "name,hp",
+    [
+        ("normuon", {}),
+        ("normuon", {"norm_to": "orth", "orth": "svd"}),
+        ("adamuon", {}),
+        ("adamuon", {"sign": False}),
+        ("dion", {"rank_fraction": 0.5}),
+        ("muon_mvr3", {}),
+    ],
+)
+@pytest.mark.parametrize("scale", [1e-30, 1e-20, 1e20, 1e30])
+def test_tiny_and_huge_gradients_keep_their_direction(name, hp, scale):
+    """float32: the same step at gradient scale 1e-30..1e30 as at unit scale, and no float warning."""
+    bk = get_backend("numpy", "float32")
+    g = (np.random.default_rng(4).standard_normal((2, 6, 4)).astype(np.float32),)
+    x0 = (np.zeros((2, 6, 4), np.float32),)
+    opt = runners.make(name, **hp)
+    bound = opt.bind(2, bk)
+    ref = opt.step(x0, opt.init(x0, bound, np), FixedOracle(g), 1, bound)[0][0]
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        got = opt.step(x0, opt.init(x0, bound, np), FixedOracle((g[0] * np.float32(scale),)), 1, bound)[0][0]
+    assert np.abs(ref).max() > 0
+    np.testing.assert_allclose(got, ref, rtol=2e-4, atol=2e-5 * np.abs(ref).max())
