@@ -272,7 +272,8 @@ class MuonMVR3(_MuonMVR):
         "the MaeChd/MUON-MVR README calls the same mode 'dual-batch, approximate' (its formula was cut in "
         "the copy we read). The authors' optimizer starts from last_grad = 0 at t = 1. With an exact "
         "oracle G_last = G and MVR3 is muon with nesterov = false; with additive noise independent of X "
-        "the correction is gamma beta / (1 - beta) (xi_t - xi_{t-1}), noise only (tested). " + _MuonMVR.__doc__
+        "the correction is gamma beta / (1 - beta) (xi_t - xi_{t-1}), noise only (the first is tested). "
+        + _MuonMVR.__doc__
     )
 
     FAMILY = "spectral"
