@@ -44,14 +44,14 @@ def _orth(u, hp):
     return orthogonalize(u, hp["orth"], hp["ns_steps"])
 
 
-def normalized_step(params, o, o_hat, hp):
-    """X <- (1 - lr wd) X - lr s(m, n) (T / ||O^||_F) O^ per layer, T per ``hp["norm_to"]``
-    (polar: sqrt(min(m, n)); orth: ||O||_F); a zero O^ gives a zero step."""
+def normalized_step(params, o, o_hat, hp, norm_to: str = "polar"):
+    """X <- (1 - lr wd) X - lr s(m, n) (T / ||O^||_F) O^ per layer, T per ``norm_to`` (polar:
+    sqrt(min(m, n)); orth: ||O||_F); a zero O^ gives a zero step."""
     sfn, lr = base.SCALES[hp["scale"]], hp["lr"]
     out = []
     for x, oi, hi in zip(params, o, o_hat):
         m, n = x.shape[-2:]
-        target = math.sqrt(min(m, n)) if hp.get("norm_to", "polar") == "polar" else base.fro(oi)
+        target = math.sqrt(min(m, n)) if norm_to == "polar" else base.fro(oi)
         step = (lr * sfn(m, n)) * base.safe_div(target * hi, base.fro(hi))
         out.append(base.decay(x, lr, hp["weight_decay"]) - step)
     return tuple(out)
@@ -100,7 +100,7 @@ class NorMuon:
         xp = oracle.xp
         v = tuple(base.ema(vi, (oi * oi).mean(axis=-1, keepdims=True), hp["beta2"]) for vi, oi in zip(state["v"], o))
         o_hat = tuple(oi / (xp.sqrt(vi) + hp["eps"]) for oi, vi in zip(o, v))
-        return normalized_step(params, o, o_hat, hp), {"m": m, "v": v}
+        return normalized_step(params, o, o_hat, hp, hp["norm_to"]), {"m": m, "v": v}
 
 
 @register("adamuon")
@@ -149,4 +149,4 @@ class AdaMuon:
         o = tuple(_orth(xp.sign(ui) if hp["sign"] else ui, hp) for ui in u)
         v = tuple(base.ema(vi, oi * oi, hp["beta2"]) for vi, oi in zip(state["v"], o))
         o_hat = tuple(oi / (xp.sqrt(vi) + hp["eps"]) for oi, vi in zip(o, v))
-        return normalized_step(params, o, o_hat, {**hp, "norm_to": "polar"}), {"m": m, "v": v}
+        return normalized_step(params, o, o_hat, hp), {"m": m, "v": v}
