@@ -48,6 +48,7 @@ SCALES = Registry("scale", "shape scale")  # name -> s(m, n)
 SCALES.add("original", lambda m, n: math.sqrt(max(1.0, m / n)))
 SCALES.add("rms", lambda m, n: 0.2 * math.sqrt(max(m, n)))
 SCALES.add("none", lambda m, n: 1.0)
+SCALES.add("fan", lambda m, n: math.sqrt(m / n))  # Dion (arXiv 2504.05295): sqrt(d_out / d_in), X = (out, in)
 
 
 def scale(default: str) -> Param:
@@ -56,7 +57,7 @@ def scale(default: str) -> Param:
         str,
         per_run=False,
         choices=tuple(SCALES),
-        doc="shape scale: original sqrt(max(1, m/n)), rms 0.2 sqrt(max(m, n)), none 1",
+        doc="shape scale: original sqrt(max(1, m/n)), rms 0.2 sqrt(max(m, n)), none 1, fan sqrt(m/n)",
     )
 
 

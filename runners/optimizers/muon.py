@@ -256,3 +256,37 @@ class MuonMVR2(_MuonMVR):
         grads, g_last = base.two_point(params, state, oracle)
         new, m = _MuonMVR._update(params, state, grads, g_last, hp)
         return new, {"m": m, "prev": tuple(params)}
+
+
+@register("muon_mvr3")
+class MuonMVR3(_MuonMVR):
+    __doc__ = (
+        "Muon-MVR3, two batches, approximate (the public code's third mode, is_approx = False; "
+        "PAPERS.md): G_last = G(X_t; xi_{t-1}), the previous draw at the current point. The oracle "
+        "gives only the step's own draw, so step t makes its second call at the new point, "
+        "G(X_{t+1}; xi_t), and stores it for step t + 1 (two oracle calls every step; at t = 1, "
+        "G_last = G). Source: the authors' code, MaeChd/muon-eq @99b6c8b "
+        "(llm-opt-baseline-npu/llama2_pretrain/scripts/pretrain_c4_dist.py: 'muon-mvr3' replays the "
+        "previous batch at the current parameters before update_last_grad(); 'muon-mvr2' replays the "
+        "current batch at the previous parameters), which agrees with PAPERS.md; a third-party copy of "
+        "the MaeChd/MUON-MVR README calls the same mode 'dual-batch, approximate' (its formula was cut in "
+        "the copy we read). The authors' optimizer starts from last_grad = 0 at t = 1. With an exact "
+        "oracle G_last = G and MVR3 is muon with nesterov = false; with additive noise independent of X "
+        "the correction is gamma beta / (1 - beta) (xi_t - xi_{t-1}), noise only (the first is tested). "
+        + _MuonMVR.__doc__
+    )
+
+    FAMILY = "spectral"
+    ORACLE_CALLS = 2
+    PAPERS = ("2509.15816",)
+    TEST_HPARAMS = {"lr": 0.05, "lr_schedule": "cosine", "horizon": 200}
+
+    @staticmethod
+    def init(params, hp, xp):
+        return {"m": tuple(xp.zeros_like(x) for x in params), "g": tuple(xp.zeros_like(x) for x in params)}
+
+    @staticmethod
+    def step(params, state, oracle, t, hp):
+        grads = oracle(params)
+        new, m = _MuonMVR._update(params, state, grads, grads if t == 1 else state["g"], hp)
+        return new, {"m": m, "g": oracle(new)}

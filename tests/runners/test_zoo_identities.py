@@ -85,7 +85,7 @@ def test_storm_with_an_exact_oracle_is_gradient_descent():
     assert not np.allclose(_final("storm", noisy, 20, lr=0.5, beta=0.9)[0], _final("gd", noisy, 20, lr=0.5)[0])
 
 
-TWO_CALLS = {"muon_mvr2", "storm", "gluon_mvr1", "gluon_mvr2"}
+TWO_CALLS = {"muon_mvr2", "muon_mvr3", "storm", "gluon_mvr1", "gluon_mvr2"}
 
 
 @pytest.mark.parametrize("name", sorted(runners.REGISTRY))

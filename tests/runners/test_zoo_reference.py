@@ -8,6 +8,8 @@ draw, the same at every point of that step, so two-point methods see the same dr
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +21,9 @@ B = 3
 SHAPES = ((4, 3), (2, 5))
 STEPS = 3
 BK = get_backend("numpy", "float64")
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_variants_reference import REFERENCED as VARIANTS  # noqa: E402  (NorMuon, AdaMuon, Dion, MVR3)
 
 
 class FakeOracle:
@@ -352,7 +357,7 @@ CASES = [
 
 
 def test_every_registered_optimizer_has_a_reference_case():
-    assert set(runners.REGISTRY) <= {name for name, _ in CASES}
+    assert set(runners.REGISTRY) <= {name for name, _ in CASES} | VARIANTS
 
 
 @pytest.mark.parametrize("name,hp", CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
