@@ -37,6 +37,8 @@ def problem(path: "str | Path", rec: dict) -> str | None:
         return "missing"
     except OSError as e:
         return f"unreadable ({e.strerror or type(e).__name__})"
+    if not path.is_file():
+        return "not a file"
     if not isinstance(rec, dict) or not {"bytes", "sha256"} <= set(rec):
         return "its integrity record is unreadable"
     if size != rec["bytes"]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
 from . import integrity
 from .options import CRITERIA, AnalysisOptions
@@ -81,6 +82,8 @@ class Results:
             lacking = [c for c in REQUIRED.get(name, ()) if c not in df.columns]
             if lacking:
                 raise ResultsError(f"{path}: damaged or not a muonlab {name} table: no column {lacking[0]!r}")
+            if name == "runs" and df.empty:
+                raise ResultsError(f"{path}: holds no runs (a header only)")
             self._tables[name] = df
         return self._tables[name]
 
@@ -109,12 +112,19 @@ class Results:
             if cut:
                 raise ResultsError(f"{path}: damaged: truncated (its last line is cut off); {REBUILD}")
 
+    def check_files(self) -> None:
+        """Check every grid the directory holds against its record (or for a cut-off last line)
+        without parsing it: a :class:`ResultsError` naming the first damaged one."""
+        for name in REQUIRED:
+            if self.has(name):
+                self._check_integrity(self.dir / f"{name}.csv")
+
     def _records(self) -> dict:
         """The manifest's integrity records of the grids ({} without a manifest or records)."""
         if not (self.dir / "manifest.json").exists():
             return {}
         files = self.manifest.get("files")
-        return files if isinstance(files, dict) else {}
+        return {n: r for n, r in files.items() if n == Path(n).name} if isinstance(files, dict) else {}
 
     @property
     def runs(self) -> pd.DataFrame:
@@ -168,8 +178,17 @@ class Results:
     @cached_property
     def options(self) -> AnalysisOptions:
         """The sweep's ``[analysis]`` options merged with the defaults (analysis/options.py)."""
+        section = self.config.get("analysis") or {}
+        if not isinstance(section, dict):
+            raise ResultsError(f"{self.dir / 'manifest.json'}: config.analysis: not a JSON object")
         try:
-            return AnalysisOptions.read({**(self.config.get("analysis") or {}), **self._overrides})
+            return AnalysisOptions.read({**section, **self._overrides})
+        except ValidationError as e:
+            err = e.errors()[0]
+            field = ".".join(str(x) for x in err.get("loc", ())) or "?"
+            raise ResultsError(
+                f"{self.dir / 'manifest.json'}: config.analysis.{field}: got {err.get('input')!r}; {err.get('msg')}"
+            ) from None
         except ValueError as e:
             raise ResultsError(f"{self.dir / 'manifest.json'}: config.analysis: {str(e).splitlines()[0]}") from None
 

@@ -231,18 +231,23 @@ def record_outputs(manifest: dict, paths) -> None:
     """Add the files the lab wrote into the sweep directory to the manifest's ``outputs`` (the
     list --force may discard)."""
     names = {Path(p).name for p in paths if Path(p).name != "manifest.json"}
-    manifest["outputs"] = sorted(names | set(manifest.get("outputs") or []))
+    old = manifest.get("outputs")
+    manifest["outputs"] = sorted(names | {n for n in (old if isinstance(old, list) else []) if isinstance(n, str)})
 
 
 def sweep_status(out_dir) -> dict:
     """Jobs and runs done / pending / failed in a (possibly partial) sweep directory."""
-    store = Store(out_dir)
+    store = Store(out_dir, field="dir")
     if not store.dir.is_dir():
         raise ConfigError(f"dir: {out_dir} is not a directory")
     manifest = store.read_manifest()
     if manifest is None:
         raise ConfigError(f"dir: {out_dir} holds no manifest.json; it is not a sweep directory")
+    if store.parts.exists() and not store.parts.is_dir():
+        raise ConfigError(f"dir: {store.parts} is a file, not the directory of the sweep's part files")
     jobs = manifest.get("jobs")
+    if isinstance(jobs, dict) and not all(isinstance(v, int) and not isinstance(v, bool) for v in jobs.values()):
+        raise ConfigError(f"dir: {store.manifest_path}: jobs: not a map of job key -> number of runs; re-run the sweep")
     if not isinstance(jobs, dict):
         raise ConfigError(f"dir: {out_dir}/manifest.json lists no jobs (written by an older muonlab); re-run the sweep")
     damaged = {k: v for k, v in store.damaged().items() if k in jobs}
@@ -300,6 +305,11 @@ def report(out_dir, criterion: str | None = None, focus: str | None = None, refi
     for name, why in store.damaged_grids(manifest or {}).items():  # every grid, also one this analysis skips
         raise ConfigError(f"{d / name}: damaged: {why}; {REBUILD}")
     import analysis  # noqa: PLC0415
+
+    try:
+        analysis.Results(d).check_files()  # before the analysis says anything
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
     try:
         paths = analysis.report(d, criterion=criterion, focus=focus, refine_edges=refine_edges)

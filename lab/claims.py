@@ -268,6 +268,10 @@ def reproduce(
     path = find(name)
     claim, cfg = load_claim(path, full)
     out = Path(out_root) / (claim.name + ("_full" if full else ""))
+    docs = Path(docs) if docs is not None else Path(out_root) / "pages"
+    for d in (docs, docs / "claims", docs / "claims" / claim.name):
+        if d.exists() and not d.is_dir():
+            raise ConfigError(f"docs: {d} is a file, not a directory for the claim pages")
     t0 = time.perf_counter()
     res = run_sweep(cfg, out_dir=out, progress=progress, force=force)
     if not res.get("complete", True):
@@ -278,7 +282,6 @@ def reproduce(
     # the runtime and CPU of the sessions that computed the jobs (a resume that ran nothing keeps them)
     manifest = Store(out).read_manifest() or {}
     wall = manifest.get("wall_s") or (time.perf_counter() - t0)
-    docs = Path(docs) if docs is not None else Path(out_root) / "pages"
     cpu = manifest.get("cpu") or perf_env.cpu()["model"] or "unknown CPU"
     res = {**res, "wall_s": wall, "cpu": cpu, "cores": (manifest.get("host") or {}).get("cores") or os.cpu_count()}
     vs = rules.evaluate(out, [r.model_dump() for r in claim.rules])

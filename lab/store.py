@@ -58,7 +58,15 @@ def _umask() -> int:
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file ``.<name>.<random>.tmp`` renamed into place;
-    the file gets 0666 less the umask, like any file the user creates."""
+    the file gets 0666 less the umask, like any file the user creates. A write the system refuses
+    (no space, a directory in the way) is a one-line error naming the file."""
+    try:
+        _atomic_write(path, data)
+    except OSError as e:
+        raise ConfigError(f"out: cannot write {path} ({e.strerror or type(e).__name__})") from None
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:
         tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
@@ -152,6 +160,10 @@ class Store:
         ``force`` (writes nothing)."""
         self._check_location()
         old = self.read_manifest()
+        for p in (self.parts, *(self.dir / f"{n}.csv" for n in GRID_TABLES)):
+            if p.exists() and p.is_dir() != (p == self.parts):
+                what = "file" if p == self.parts else "directory"
+                raise ConfigError(f"out: {p} is a {what}; muonlab writes its own {p.name} there")
         if old is None and self.dir.is_dir():
             foreign = sorted(p.name for p in self.dir.iterdir() if not self._own_leftover(p))
             if foreign:
@@ -329,4 +341,5 @@ class Store:
     def damaged_grids(self, manifest: dict) -> dict[str, str]:
         """Grids that do not match the manifest's records: file name -> what is wrong."""
         files = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
+        files = {n: rec for n, rec in files.items() if OWN_GRID.match(n) and n != "manifest.json"}
         return {n: why for n, rec in sorted(files.items()) if (why := integrity.problem(self.dir / n, rec))}
