@@ -187,7 +187,8 @@ def _open_manifest(old: dict | None, cfg, runs, jobs, backend_info: dict, execut
         "executor": executor,
         **_provenance(),
     }
-    if old is None:
+    if old is None or not isinstance(old.get("sessions"), list):  # new, or written before sessions and
+        # part indexes existed (every job is computed again, so this session's record is the sweep's)
         prov = {k: session[k] for k in ("git_revision", "host", "cpu", "perf_env", "versions")}
         manifest = {
             "config": cfg.model_dump(mode="json"),
@@ -202,8 +203,6 @@ def _open_manifest(old: dict | None, cfg, runs, jobs, backend_info: dict, execut
         }
     else:
         manifest = dict(old)
-        if not isinstance(manifest.get("sessions"), list):
-            manifest["sessions"] = []  # written before sessions were recorded: its record stays as it is
     manifest.update(status="running", n_runs=len(runs), n_jobs=len(jobs), jobs={j.key: j.runs for j in jobs})
     manifest["sessions"].append(session)
     return manifest
