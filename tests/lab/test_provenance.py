@@ -150,3 +150,22 @@ def test_reproduce_leaves_a_clean_checkout_clean(tmp_path):
         ["git", "check-ignore", "-q", "results/claims/pages/claims.md"], cwd=Path(__file__).parents[2]
     )
     assert ignored.returncode == 0
+
+
+def test_directory_of_an_older_muonlab_is_recomputed_with_a_fresh_record(tmp_path):
+    """Parts without indexes and a manifest without sessions (written before either existed):
+    every job is computed again, and the record is that of the session that did it."""
+    out = tmp_path / "out"
+    run_sweep(parse_config(TINY), out_dir=out, progress=False)
+    m = manifest(out)
+    for key in ("sessions", "job_sessions", "files", "outputs"):
+        del m[key]
+    m.update(started="2020-01-01T00:00:00+00:00", git_revision="0" * 40)
+    (out / "manifest.json").write_text(json.dumps(m))
+    for idx in (out / "parts").glob("*.done.json"):
+        idx.unlink()
+    res = run_sweep(parse_config(TINY), out_dir=out, progress=False)
+    assert res["jobs_run_now"] == res["n_jobs"]
+    after = manifest(out)
+    assert after["started"] == after["sessions"][0]["started"] != m["started"] and len(after["sessions"]) == 1
+    assert after["git_revision"] != m["git_revision"]
