@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
+from . import integrity
 from .options import CRITERIA, AnalysisOptions
 from .tune import criterion as criterion_scores
 from .tune import select
@@ -22,6 +24,15 @@ from .tune import select
 
 class ResultsError(ValueError):
     """A result directory lacks a file the analysis needs, or holds a damaged one."""
+
+
+# the columns without which a grid cannot be analysed (docs/results.md)
+REQUIRED = {
+    "runs": ("run_id", "cell_id", "optimizer", "seed", "status"),
+    "curves": ("run_id", "step"),
+    "spectra": ("cell_id", "seed", "name", "index", "value"),
+}
+REBUILD = "re-run the sweep (the same `muonlab run CONFIG --out DIR`) to rebuild it from its parts"
 
 
 class Results:
@@ -41,23 +52,79 @@ class Results:
 
     # --- files ----------------------------------------------------------------------------------
     def has(self, name: str) -> bool:
-        """Whether the directory holds ``<name>.csv``."""
-        return name in self._tables or (self.dir / f"{name}.csv").exists()
+        """Whether the directory holds ``<name>.csv``; one the manifest records as written but
+        that is gone is a :class:`ResultsError` (the sweep wrote it: its absence is damage)."""
+        path = self.dir / f"{name}.csv"
+        if name in self._tables or path.exists():
+            return True
+        if path.name in self._records():
+            raise ResultsError(f"{path}: damaged: missing (manifest.json records it as written); {REBUILD}")
+        return False
 
     def table(self, name: str) -> pd.DataFrame:
         """``<name>.csv`` of the directory (cached). Raises :class:`ResultsError` naming the file
-        when it is missing or cannot be parsed (also a ``FileNotFoundError`` for a missing one)."""
+        when it is missing (also a ``FileNotFoundError``), does not match the integrity record
+        the manifest holds for it (truncated, garbled), cannot be parsed, or lacks a column the
+        analysis needs."""
         if name not in self._tables:
             path = self.dir / f"{name}.csv"
-            if not path.exists():
+            if not self.has(name):
                 raise _Missing(f"{path}: no such file")
+            self._check_integrity(path)
             try:
-                self._tables[name] = pd.read_csv(path)
+                df = pd.read_csv(path)
             except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
                 raise ResultsError(
                     f"{path}: not a readable CSV table ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
                 ) from None
+            except OSError as e:
+                raise ResultsError(f"{path}: cannot be read ({e.strerror or type(e).__name__})") from None
+            lacking = [c for c in REQUIRED.get(name, ()) if c not in df.columns]
+            if lacking:
+                raise ResultsError(f"{path}: damaged or not a muonlab {name} table: no column {lacking[0]!r}")
+            if name == "runs" and df.empty:
+                raise ResultsError(f"{path}: holds no runs (a header only)")
+            self._tables[name] = df
         return self._tables[name]
+
+    def _check_integrity(self, path: Path) -> None:
+        """Refuse a grid that differs from the record the manifest holds for it; without a record
+        (a directory written before records existed), refuse one whose last line is cut off."""
+        files = self._records()
+        if path.name in files:
+            why = integrity.problem(path, files[path.name])
+            if why is not None:
+                rows = files[path.name].get("rows") if isinstance(files[path.name], dict) else None
+                raise ResultsError(
+                    f"{path}: damaged: {why}"
+                    + (f" (manifest.json records {rows} rows)" if rows is not None else "")
+                    + f"; {REBUILD}"
+                )
+        elif path.name in {f"{n}.csv" for n in REQUIRED}:
+            try:
+                with open(path, "rb") as fh:
+                    fh.seek(0, 2)
+                    size = fh.tell()
+                    fh.seek(max(size - 1, 0))
+                    cut = size > 0 and fh.read(1) != b"\n"
+            except OSError as e:
+                raise ResultsError(f"{path}: cannot be read ({e.strerror or type(e).__name__})") from None
+            if cut:
+                raise ResultsError(f"{path}: damaged: truncated (its last line is cut off); {REBUILD}")
+
+    def check_files(self) -> None:
+        """Check every grid the directory holds against its record (or for a cut-off last line)
+        without parsing it: a :class:`ResultsError` naming the first damaged one."""
+        for name in REQUIRED:
+            if self.has(name):
+                self._check_integrity(self.dir / f"{name}.csv")
+
+    def _records(self) -> dict:
+        """The manifest's integrity records of the grids ({} without a manifest or records)."""
+        if not (self.dir / "manifest.json").exists():
+            return {}
+        files = self.manifest.get("files")
+        return {n: r for n, r in files.items() if n == Path(n).name} if isinstance(files, dict) else {}
 
     @property
     def runs(self) -> pd.DataFrame:
@@ -89,20 +156,39 @@ class Results:
         if not path.exists():
             raise ResultsError(f"{path}: no such file")
         try:
-            return json.loads(path.read_text())
+            data = json.loads(path.read_bytes())
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ResultsError(f"{path}: not a readable manifest (JSON)") from None
+        except OSError as e:
+            raise ResultsError(f"{path}: cannot be read ({e.strerror or type(e).__name__})") from None
+        if not isinstance(data, dict):
+            raise ResultsError(f"{path}: not a muonlab manifest (a JSON {type(data).__name__}, not an object)")
+        return data
 
     @cached_property
     def config(self) -> dict:
         """The sweep config as the manifest holds it (``{}`` without one)."""
-        return self.manifest.get("config") or {} if (self.dir / "manifest.json").exists() else {}
+        if not (self.dir / "manifest.json").exists():
+            return {}
+        cfg = self.manifest.get("config") or {}
+        if not isinstance(cfg, dict):
+            raise ResultsError(f"{self.dir / 'manifest.json'}: config: not a JSON object (got {type(cfg).__name__})")
+        return cfg
 
     @cached_property
     def options(self) -> AnalysisOptions:
         """The sweep's ``[analysis]`` options merged with the defaults (analysis/options.py)."""
+        section = self.config.get("analysis") or {}
+        if not isinstance(section, dict):
+            raise ResultsError(f"{self.dir / 'manifest.json'}: config.analysis: not a JSON object")
         try:
-            return AnalysisOptions.read({**(self.config.get("analysis") or {}), **self._overrides})
+            return AnalysisOptions.read({**section, **self._overrides})
+        except ValidationError as e:
+            err = e.errors()[0]
+            field = ".".join(str(x) for x in err.get("loc", ())) or "?"
+            raise ResultsError(
+                f"{self.dir / 'manifest.json'}: config.analysis.{field}: got {err.get('input')!r}; {err.get('msg')}"
+            ) from None
         except ValueError as e:
             raise ResultsError(f"{self.dir / 'manifest.json'}: config.analysis: {str(e).splitlines()[0]}") from None
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import tomllib
 from contextlib import nullcontext
@@ -67,28 +68,15 @@ def run_sweep(
     store = Store(out_dir)
     store.check(cfg.digest(), force)
     old = store.read_manifest()
-    done = store.done() if old is not None and old.get("config_hash") == cfg.digest() else set()
+    old = old if old is not None and old.get("config_hash") == cfg.digest() else None
+    done = store.done() if old is not None else set()
     pending = [j for j in jobs if j.key not in done]
     # nothing above writes; the session (a cluster connection) is opened before anything is written
     with ex.open(options) if pending else nullcontext(options) as run_options:
         store.begin(cfg.digest(), force)
-        manifest = {
-            "config": cfg.model_dump(mode="json"),
-            "config_hash": cfg.digest(),
-            "started": _now(),
-            "status": "running",
-            "n_runs": len(runs),
-            "n_jobs": len(jobs),
-            "jobs": {j.key: j.runs for j in jobs},
-            "versions": provenance.versions(),
-            "blas": provenance.blas(),
-            "git_revision": provenance.git_revision(),
-            "host": provenance.host(),
-            "perf_env": perf_env.settings(),
-            **bk.info,
-            "executor": executor,
-            "executor_options": {k: v for k, v in options.items() if isinstance(v, (str, int, float))},
-        }
+        manifest = _open_manifest(old, cfg, runs, jobs, bk.info, executor, options)
+        session = manifest["sessions"][-1]
+        store.session = len(manifest["sessions"]) - 1
         store.write_manifest(manifest)
         done = store.done()
         pending = [j for j in jobs if j.key not in done]
@@ -129,18 +117,12 @@ def run_sweep(
         "complete": not missing,
     }
     if missing:
-        manifest.update(
-            status="incomplete",
-            failed_jobs=len(failed),
-            jobs_run_now=n_now,
-            execute_wall_s=round(t_exec, 3),
-            wall_s=round(time.perf_counter() - t0, 3),
-        )
+        _close_session(manifest, session, "incomplete", n_now, t_exec, t0, failed_jobs=len(failed))
         store.write_manifest(manifest)
         return {
             **result,
             "paths": {"manifest": store.manifest_path},
-            "wall_s": manifest["wall_s"],
+            "wall_s": session["wall_s"],
             "failed": {k: v["error"] for k, v in failed.items()},
             "diverged": None,
         }
@@ -162,71 +144,220 @@ def run_sweep(
             .sort_values(["cell_id", "seed", "name", "index"], kind="stable")
         )
         paths["spectra"] = store.write_table("spectra", spectra[["cell_id", "seed", "name", "index", "value"]])
-    manifest.update(
-        status="complete", finished=_now(), failed_jobs=0, jobs_run_now=n_now, execute_wall_s=round(t_exec, 3)
-    )
+    else:
+        (store.dir / "spectra.csv").unlink(missing_ok=True)  # a stale one of an earlier assembly
+    manifest.update(status="complete", failed_jobs=0, files=store.grids, job_sessions=store.job_sessions(keys))
     store.write_manifest(manifest)
     paths.update(analysis.analyze(store.dir))
-    manifest["wall_s"] = round(time.perf_counter() - t0, 3)
+    _close_session(manifest, session, "complete", n_now, t_exec, t0)
+    record_outputs(manifest, paths.values())
     store.write_manifest(manifest)
     paths["manifest"] = store.manifest_path
     return {
         **result,
         "paths": paths,
-        "wall_s": manifest["wall_s"],
+        "wall_s": session["wall_s"],
         "failed": {},
         "diverged": int((table["status"] != "ok").sum()),
     }
 
 
+def _provenance() -> dict:
+    """Where this process runs: git revision, host, CPU, the BLAS settings, package versions."""
+    return {
+        "git_revision": provenance.git_revision(),
+        "host": provenance.host(),
+        "cpu": perf_env.cpu()["model"] or None,
+        "perf_env": perf_env.settings(),
+        "versions": provenance.versions(),
+    }
+
+
+def _open_manifest(old: dict | None, cfg, runs, jobs, backend_info: dict, executor: str, options: dict) -> dict:
+    """The manifest of this session: a new one (with this process's provenance as the sweep's
+    record), or ``old`` (same config) with its record kept; a session entry is appended to
+    ``sessions`` either way (docs/results.md, manifest.json)."""
+    session = {
+        "started": _now(),
+        "finished": None,
+        "status": "running",
+        "jobs_run": 0,
+        "wall_s": None,
+        "execute_wall_s": None,
+        "executor": executor,
+        **_provenance(),
+    }
+    if old is None or not isinstance(old.get("sessions"), list):  # new, or written before sessions and
+        # part indexes existed (every job is computed again, so this session's record is the sweep's)
+        prov = {k: session[k] for k in ("git_revision", "host", "cpu", "perf_env", "versions")}
+        manifest = {
+            "config": cfg.model_dump(mode="json"),
+            "config_hash": cfg.digest(),
+            "started": session["started"],
+            **prov,
+            "blas": provenance.blas(),
+            **backend_info,
+            "executor": executor,
+            "executor_options": {k: v for k, v in options.items() if isinstance(v, (str, int, float))},
+            "sessions": [],
+        }
+    else:
+        manifest = dict(old)
+    manifest.update(status="running", n_runs=len(runs), n_jobs=len(jobs), jobs={j.key: j.runs for j in jobs})
+    manifest["sessions"].append(session)
+    return manifest
+
+
+def _close_session(manifest: dict, session: dict, status: str, n_now: int, t_exec: float, t0: float, **extra) -> None:
+    """End this session's entry; a session that ran jobs adds its times to the sweep's (a no-op
+    resume leaves the record of the sessions that computed the jobs untouched)."""
+    wall = round(time.perf_counter() - t0, 3)
+    session.update(
+        finished=_now(), status=status, jobs_run=n_now, wall_s=wall, execute_wall_s=round(t_exec, 3) if n_now else 0.0
+    )
+    manifest.update(status=status, jobs_run_now=n_now, **extra)
+    if n_now:
+        computed = [s for s in manifest["sessions"] if s.get("jobs_run") and s.get("wall_s") is not None]
+        manifest["wall_s"] = round(sum(s["wall_s"] for s in computed), 3)
+        manifest["execute_wall_s"] = round(sum(s["execute_wall_s"] for s in computed), 3)
+        if status == "complete":
+            manifest["finished"] = session["finished"]
+    elif status == "complete" and "finished" not in manifest:
+        manifest["finished"] = session["finished"]
+
+
+def record_outputs(manifest: dict, paths) -> None:
+    """Add the files the lab wrote into the sweep directory to the manifest's ``outputs`` (the
+    list --force may discard)."""
+    names = {Path(p).name for p in paths if Path(p).name != "manifest.json"}
+    old = manifest.get("outputs")
+    manifest["outputs"] = sorted(names | {n for n in (old if isinstance(old, list) else []) if isinstance(n, str)})
+
+
 def sweep_status(out_dir) -> dict:
     """Jobs and runs done / pending / failed in a (possibly partial) sweep directory."""
-    store = Store(out_dir)
+    store = Store(out_dir, field="dir")
     if not store.dir.is_dir():
         raise ConfigError(f"dir: {out_dir} is not a directory")
     manifest = store.read_manifest()
     if manifest is None:
         raise ConfigError(f"dir: {out_dir} holds no manifest.json; it is not a sweep directory")
+    if store.parts.exists() and not store.parts.is_dir():
+        raise ConfigError(f"dir: {store.parts} is a file, not the directory of the sweep's part files")
     jobs = manifest.get("jobs")
+    if isinstance(jobs, dict) and not all(isinstance(v, int) and not isinstance(v, bool) for v in jobs.values()):
+        raise ConfigError(f"dir: {store.manifest_path}: jobs: not a map of job key -> number of runs; re-run the sweep")
     if not isinstance(jobs, dict):
         raise ConfigError(f"dir: {out_dir}/manifest.json lists no jobs (written by an older muonlab); re-run the sweep")
+    damaged = {k: v for k, v in store.damaged().items() if k in jobs}
     done = store.done() & set(jobs)
-    failed = {k: v for k, v in store.failed().items() if k in jobs}
-    pending = set(jobs) - done - set(failed)
+    failed = {k: v for k, v in store.failed().items() if k in jobs and k not in damaged}
+    pending = set(jobs) - done - set(failed) - set(damaged)
 
     def runs(keys):
         return sum(int(jobs[k]) for k in keys)
 
     return {
         "dir": str(out_dir),
-        "name": manifest.get("config", {}).get("name"),
+        "name": (manifest.get("config") or {}).get("name"),
         "config_hash": manifest.get("config_hash"),
         "status": manifest.get("status"),
         "executor": manifest.get("executor"),
-        "jobs": {"done": len(done), "pending": len(pending), "failed": len(failed), "total": len(jobs)},
-        "runs": {"done": runs(done), "pending": runs(pending), "failed": runs(failed), "total": runs(jobs)},
+        "jobs": {
+            "done": len(done),
+            "pending": len(pending),
+            "failed": len(failed),
+            "damaged": len(damaged),
+            "total": len(jobs),
+        },
+        "runs": {
+            "done": runs(done),
+            "pending": runs(pending),
+            "failed": runs(failed),
+            "damaged": runs(damaged),
+            "total": runs(jobs),
+        },
         "failed": {k: v.get("error", "") for k, v in failed.items()},
+        "damaged": damaged,
+        "damaged_grids": store.damaged_grids(manifest) if manifest.get("status") == "complete" else {},
+        "sessions": len(manifest.get("sessions") or []),
     }
 
 
+def report(out_dir, criterion: str | None = None, focus: str | None = None, refine_edges: bool = False) -> dict:
+    """``analysis.report`` on a sweep directory, refusing damaged grids (the analysis checks each
+    grid against the manifest's integrity record as it reads it) and adding the files written to
+    the manifest's ``outputs``. Every error is one line naming the file."""
+    d = Path(out_dir)
+    if not d.exists():
+        raise ConfigError(f"dir: {d}: no such directory")
+    if not d.is_dir():
+        raise ConfigError(f"dir: {d} is a file, not a sweep directory")
+    if not (d / "runs.csv").exists():
+        raise ConfigError(f"dir: {d} holds no runs.csv; run a sweep into it first")
+    store = Store(d, field="dir")
+    manifest = store.read_manifest()
+    if not os.access(d, os.W_OK | os.X_OK):
+        raise ConfigError(f"dir: {d} is not writable (the report is written into it)")
+    from analysis.results import REBUILD  # noqa: PLC0415
+
+    for name, why in store.damaged_grids(manifest or {}).items():  # every grid, also one this analysis skips
+        raise ConfigError(f"{d / name}: damaged: {why}; {REBUILD}")
+    import analysis  # noqa: PLC0415
+
+    try:
+        analysis.Results(d).check_files()  # before the analysis says anything
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+    try:
+        paths = analysis.report(d, criterion=criterion, focus=focus, refine_edges=refine_edges)
+    except ValueError as e:  # analysis.results.ResultsError and option errors: one line naming the file or field
+        raise ConfigError(str(e).splitlines()[0]) from None
+    except OSError as e:
+        raise ConfigError(f"dir: cannot write into {d} ({e.strerror or type(e).__name__}: {e.filename})") from None
+    if manifest is not None:
+        record_outputs(manifest, paths.values())
+        store.write_manifest(manifest)
+    return paths
+
+
+PRESETS = Path(__file__).resolve().parent / "presets"  # the presets as installed (package data)
+
+
 def preset_dirs() -> list[Path]:
-    """Where presets live: the checkout's configs/ and configs/claims/ (else ./configs)."""
-    base = REPO / "configs" if (REPO / "configs").is_dir() else Path("configs")
+    """Where the presets live: the installed package's ``lab/presets`` (the checkout's configs/
+    shipped as package data, pyproject.toml), else the checkout's ``configs`` (a source tree or
+    an editable install); each with its ``claims`` subdirectory. Independent of the cwd."""
+    base = PRESETS if PRESETS.is_dir() else REPO / "configs"
     return [base, base / "claims"]
+
+
+def _describe(path: Path) -> tuple[str, str | None]:
+    """(one-line description, claim name or None) of a preset file."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        return f"(unreadable: {type(e).__name__})", None
+    sweep = data.get("sweep") if isinstance(data.get("sweep"), dict) else {}
+    # a sweep preset has a description; a claim preset a title (and its sweep a description)
+    desc = str(data.get("description") or data.get("title") or sweep.get("description") or "").strip()
+    claim = data.get("name") if "rules" in data and sweep and isinstance(data.get("name"), str) else None
+    return " ".join((desc or "(no description)").split()), claim
 
 
 def presets(dirs=None) -> list[tuple[Path, str]]:
     """(path, one-line description) of every ``*.toml`` in ``dirs`` (default :func:`preset_dirs`)."""
+    return [(p, desc) for p, desc, _ in preset_entries(dirs)]
+
+
+def preset_entries(dirs=None) -> list[tuple[Path, str, str | None]]:
+    """(path, description, claim name or None) of every ``*.toml`` in ``dirs``: a claim preset
+    is run by ``muonlab reproduce NAME``, any other by ``muonlab run PATH``."""
     out = []
     for d in map(Path, dirs or preset_dirs()):
+        if d.is_file():
+            raise ConfigError(f"dir: {d} is a file, not a directory of presets")
         for path in sorted(d.glob("*.toml")):
-            try:
-                data = tomllib.loads(path.read_text())
-                sweep = data.get("sweep") if isinstance(data.get("sweep"), dict) else {}
-                # a sweep preset has a description; a claim preset a title (and its sweep a description)
-                desc = str(data.get("description") or data.get("title") or sweep.get("description") or "").strip()
-                desc = desc or "(no description)"
-            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-                desc = f"(unreadable: {type(e).__name__})"
-            out.append((path, " ".join(desc.split())))
+            out.append((path, *_describe(path)))
     return out

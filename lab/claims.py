@@ -21,7 +21,12 @@ from . import perf_env
 from .config import _pydantic_message, parse_config
 from .errors import ConfigError
 
-CLAIMS_DIR = Path("configs/claims")
+
+def claims_dir() -> Path:
+    """The claim presets' directory (installed package data, else the checkout's configs/claims)."""
+    from .api import preset_dirs  # noqa: PLC0415
+
+    return preset_dirs()[1]
 
 
 class RuleConfig(BaseModel):
@@ -87,6 +92,12 @@ def load_claim(path: "str | Path", full: bool = False):
         claim = ClaimConfig.model_validate(data)
     except FileNotFoundError:
         raise ConfigError(f"claim: no such file {str(path)!r}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"claim: {path} is a directory, not a claim preset (.toml)") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"claim: {path} is not UTF-8 text") from None
+    except OSError as e:
+        raise ConfigError(f"claim: {path} cannot be read ({e.strerror or type(e).__name__})") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"claim: {path.name} is not valid TOML ({e})") from None
     except ValidationError as e:
@@ -115,15 +126,20 @@ def load_claim(path: "str | Path", full: bool = False):
     return claim, cfg
 
 
-def claim_paths(root: Path = CLAIMS_DIR) -> dict[str, Path]:
-    """{claim name: preset path} for every preset in configs/claims/."""
+def claim_paths(root: "Path | None" = None) -> dict[str, Path]:
+    """{claim name: preset path} for every preset in the claims directory (:func:`claims_dir`);
+    an unreadable preset is listed under its file name (``reproduce`` then names its error)."""
     out = {}
-    for p in sorted(root.glob("*.toml")):
-        out[tomllib.loads(p.read_text()).get("name", p.stem)] = p
+    for p in sorted(Path(root or claims_dir()).glob("*.toml")):
+        try:
+            name = tomllib.loads(p.read_text()).get("name", p.stem)
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            name = p.stem
+        out[name if isinstance(name, str) else p.stem] = p
     return out
 
 
-def find(name: str, root: Path = CLAIMS_DIR) -> Path:
+def find(name: str, root: "Path | None" = None) -> Path:
     if Path(name).suffix == ".toml":
         return Path(name)
     paths = claim_paths(root)
@@ -210,8 +226,9 @@ def write_index(docs: Path) -> Path:
             "# Reproduced claims",
             "",
             "One preset per checkable claim of the seed papers (../shared/PAPERS.md). Each verdict is computed",
-            "from the sweep's data by the rule stated in the preset; `muonlab reproduce NAME` (or `--all`) re-runs",
-            "it and rewrites its page. A claim the lab does not reproduce is reported as such.",
+            "from the sweep's data by the rule stated in the preset; `muonlab reproduce NAME --docs` (or `--all`)",
+            "re-runs it and rewrites its page here (without `--docs`, into results/claims/pages/). A claim the lab",
+            "does not reproduce is reported as such.",
             "",
             "| claim | paper read | verdict | key figure | runtime (CPU) |",
             "|---|---|---|---|---|",
@@ -224,19 +241,38 @@ def write_index(docs: Path) -> Path:
     return path
 
 
+def _preset_label(path: Path) -> str:
+    """The preset as the checkout names it (``configs/claims/<file>``), else its path."""
+    from .api import preset_dirs  # noqa: PLC0415
+
+    try:
+        return str(Path("configs") / Path(path).resolve().relative_to(preset_dirs()[0].resolve()))
+    except ValueError:
+        return str(path)
+
+
 def reproduce(
     name: str,
     full: bool = False,
     out_root: "str | Path" = "results/claims",
-    docs: "str | Path" = "docs",
+    docs: "str | Path | None" = None,
     progress: bool = True,
     force: bool = False,
 ) -> dict:
+    """Run a claim's preset into ``out_root/<name>`` and write its page, record and figures under
+    ``docs`` (a directory laid out like the checkout's docs/: ``claims.md``, ``claims/<name>.md``,
+    ``claims/<name>.json``, ``claims/<name>/``); by default under ``out_root/pages``, so that
+    reproducing never touches tracked files unless asked (``muonlab reproduce --docs``)."""
     from .api import run_sweep
+    from .store import Store
 
     path = find(name)
     claim, cfg = load_claim(path, full)
     out = Path(out_root) / (claim.name + ("_full" if full else ""))
+    docs = Path(docs) if docs is not None else Path(out_root) / "pages"
+    for d in (docs, docs / "claims", docs / "claims" / claim.name):
+        if d.exists() and not d.is_dir():
+            raise ConfigError(f"docs: {d} is a file, not a directory for the claim pages")
     t0 = time.perf_counter()
     res = run_sweep(cfg, out_dir=out, progress=progress, force=force)
     if not res.get("complete", True):
@@ -244,21 +280,19 @@ def reproduce(
             f"reproduce: {res.get('failed_jobs')} job(s) of {claim.name} failed (see muonlab status {out}); "
             "no verdict is written from an incomplete sweep"
         )
-    wall = time.perf_counter() - t0
-    docs = Path(docs)
-    record = docs / "claims" / f"{claim.name}.json"
-    if (
-        res["jobs_run_now"] < res["n_jobs"] and record.exists()
-    ):  # resumed: keep the runtime of the run that computed the jobs
-        wall = json.loads(record.read_text()).get("wall_s", wall)
-    res = {**res, "wall_s": wall}
-    cpu = perf_env.cpu()
-    res = {**res, "cpu": cpu["model"] or "unknown CPU", "cores": os.cpu_count()}
+    # the runtime and CPU of the sessions that computed the jobs (a resume that ran nothing keeps them)
+    manifest = Store(out).read_manifest() or {}
+    wall = manifest.get("wall_s") or (time.perf_counter() - t0)
+    cpu = manifest.get("cpu") or perf_env.cpu()["model"] or "unknown CPU"
+    res = {**res, "wall_s": wall, "cpu": cpu, "cores": (manifest.get("host") or {}).get("cores") or os.cpu_count()}
     vs = rules.evaluate(out, [r.model_dump() for r in claim.rules])
     checks = assumptions.check_all(out, [a.model_dump() for a in claim.assumptions])
     status = rules.overall(vs)
     figdir = docs / "claims" / claim.name
-    figdir.mkdir(parents=True, exist_ok=True)
+    try:
+        figdir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"docs: cannot create {figdir} ({e.strerror or type(e).__name__})") from None
     for fig in claim.figures:
         if (out / fig).exists():
             shutil.copyfile(out / fig, figdir / fig)
@@ -267,7 +301,7 @@ def reproduce(
     (docs / "claims" / f"{claim.name}.md").write_text(_verdict_block(claim, vs, checks, status, res, full))
     summary = {
         "name": claim.name,
-        "preset": str(path),
+        "preset": _preset_label(path),
         "title": claim.title,
         "source": claim.source,
         "verdict": status,
@@ -283,4 +317,4 @@ def reproduce(
     }
     (docs / "claims" / f"{claim.name}.json").write_text(json.dumps(summary, indent=2))
     write_index(docs)
-    return {**summary, "out": out, "verdicts": vs}
+    return {**summary, "out": out, "page": docs / "claims" / f"{claim.name}.md", "verdicts": vs}

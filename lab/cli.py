@@ -57,14 +57,9 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    import analysis
+    from .api import report
 
-    if not (Path(args.dir) / "runs.csv").exists():
-        raise ConfigError(f"dir: {args.dir} holds no runs.csv; run a sweep into it first")
-    try:
-        paths = analysis.report(args.dir, criterion=args.criterion, focus=args.focus, refine_edges=args.refine_edges)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
+    paths = report(args.dir, criterion=args.criterion, focus=args.focus, refine_edges=args.refine_edges)
     print(f"report: {paths['report_html']} ({paths['report_md'].name}); tables and figures in {args.dir}")
     if "refine_edges" in paths:
         print(
@@ -79,12 +74,12 @@ def _cmd_reproduce(args) -> int:
 
     names = list(claim_paths()) if args.all else args.names
     if not names:
-        raise ConfigError("reproduce: name a claim or pass --all; see configs/claims/")
+        raise ConfigError("reproduce: name a claim or pass --all; `muonlab presets` lists the claim names")
     for name in names:
-        res = reproduce(name, full=args.full, progress=not args.quiet, force=args.force)
+        res = reproduce(name, full=args.full, progress=not args.quiet, force=args.force, docs=args.docs)
         print(
             f"{res['name']}: {res['verdict']} ({', '.join(res['sub_verdicts'])}) in {res['wall_s']:.0f} s -> "
-            f"docs/claims/{res['name']}.md"
+            f"{res['page']} (data in {res['out']})"
         )
     return 0
 
@@ -95,20 +90,27 @@ def _cmd_status(args) -> int:
     st = sweep_status(args.dir)
     j, r = st["jobs"], st["runs"]
     state = {"running": "running, or interrupted (re-run the same command to resume)"}.get(st["status"], st["status"])
+    if st["damaged"] or st["damaged_grids"]:
+        state += "; DAMAGED (re-run the same command to recompute the damaged parts and rebuild the grids)"
     print(f"{st['dir']}: sweep {st['name']!r} (config {st['config_hash']}), {state}")
-    print(f"jobs: {j['done']} done, {j['pending']} pending, {j['failed']} failed (of {j['total']})")
-    print(f"runs: {r['done']} done, {r['pending']} pending, {r['failed']} failed (of {r['total']})")
+    for what, n in (("jobs", j), ("runs", r)):
+        damaged = f", {n['damaged']} damaged" if n["damaged"] else ""
+        print(f"{what}: {n['done']} done, {n['pending']} pending, {n['failed']} failed{damaged} (of {n['total']})")
     for key, err in st["failed"].items():
         print(f"failed {key}: {err}")
+    for key, why in st["damaged"].items():
+        print(f"damaged {key}: {why}")
+    for name, why in st["damaged_grids"].items():
+        print(f"damaged {Path(st['dir']) / name}: {why}")
     return 0
 
 
 def _cmd_presets(args) -> int:
-    from .api import presets
+    from .api import preset_entries
 
-    found = presets(args.dir)
+    found = preset_entries(args.dir)
     if not found:
-        where = ", ".join(args.dir) if args.dir else "configs/"
+        where = ", ".join(args.dir) if args.dir else "the presets directory"
         raise ConfigError(f"dir: no *.toml presets in {where}")
 
     def shown(p) -> str:
@@ -117,9 +119,14 @@ def _cmd_presets(args) -> int:
         except ValueError:
             return str(p)
 
-    width = max(len(shown(p)) for p, _ in found)
-    for path, desc in found:
-        print(f"{shown(path):<{width}}  {desc}")
+    sweeps = [(shown(p), desc) for p, desc, claim in found if claim is None]
+    claims = [(claim, f"{desc} ({shown(p)})") for p, desc, claim in found if claim is not None]
+    for title, rows in (("sweep presets: muonlab run PATH", sweeps), ("claim presets: muonlab reproduce NAME", claims)):
+        if rows:
+            print(title)
+            width = max(len(a) for a, _ in rows)
+            for a, desc in rows:
+                print(f"  {a:<{width}}  {desc}")
     return 0
 
 
@@ -185,15 +192,26 @@ def main(argv=None) -> int:
     st = sub.add_parser("status", help="jobs done / pending / failed in a (partial) sweep directory")
     st.add_argument("dir")
     st.set_defaults(func=_cmd_status)
-    pre = sub.add_parser("presets", help="list the preset configs, one line each")
-    pre.add_argument("dir", nargs="*", help="directories to list (default: configs/ and configs/claims/)")
+    pre = sub.add_parser(
+        "presets", help="list the presets: sweep configs (the path `run` takes) and claims (the name `reproduce` takes)"
+    )
+    pre.add_argument("dir", nargs="*", help="directories to list (default: the presets shipped with muonlab)")
     pre.set_defaults(func=_cmd_presets)
-    rp = sub.add_parser("reproduce", help="run a claim's preset and write its verdict into docs/claims/")
-    rp.add_argument("names", nargs="*", help="claim names (configs/claims/*.toml)")
+    rp = sub.add_parser(
+        "reproduce", help="run a claim's preset and write its verdict page (results/claims/pages/, or --docs)"
+    )
+    rp.add_argument("names", nargs="*", help="claim names (`muonlab presets` lists them) or claim preset paths")
     rp.add_argument("--all", action="store_true", help="every claim preset")
     rp.add_argument("--full", action="store_true", help="the larger version (GPU or cluster)")
     rp.add_argument("--force", action="store_true", help="discard earlier results of a changed preset")
     rp.add_argument("--quiet", action="store_true", help="no progress bar")
+    rp.add_argument(
+        "--docs",
+        nargs="?",
+        const="docs",
+        metavar="DIR",
+        help="write the page into DIR/claims/ and DIR/claims.md (default DIR: docs, the checkout's claim pages)",
+    )
     rp.set_defaults(func=_cmd_reproduce)
     ben = sub.add_parser("bench", help="matmul peak and the lab's throughput on workload W (docs/benchmarks.md)")
     ben.add_argument("--backend", choices=BACKENDS, default="numpy")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from importlib import metadata
@@ -47,4 +48,11 @@ def git_revision() -> str | None:
 
 
 def host() -> dict:
-    return {"machine": platform.machine(), "system": platform.system(), "processor": platform.processor()}
+    """The machine: its name, architecture, system, processor and core count."""
+    return {
+        "name": platform.node(),
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "processor": platform.processor(),
+        "cores": os.cpu_count(),
+    }

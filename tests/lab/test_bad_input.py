@@ -311,3 +311,100 @@ def test_real_entry_point_exit_code(tmp_path):
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+# --- files: damaged or foreign directories and manifests (report, status, run --out, presets, reproduce)
+def _put(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+
+
+def _half(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _edit_manifest(d, fn):
+    m = json.loads((d / "manifest.json").read_text())
+    fn(m)
+    (d / "manifest.json").write_text(json.dumps(m))
+
+
+def _dir_instead(path):
+    path.unlink()
+    path.mkdir()
+
+
+FILE_CASES = {
+    # name: (damage the copy d of a finished sweep, argv given d and the tmp dir, what the line names)
+    "report: manifest is a list": (lambda d: _put(d / "manifest.json", "[1, 2]"), "report", "manifest.json"),
+    "report: manifest is a number": (lambda d: _put(d / "manifest.json", "42"), "report", "manifest.json"),
+    "report: manifest not UTF-8": (lambda d: _put(d / "manifest.json", b"\xff\xfe{"), "report", "manifest.json"),
+    "report: manifest is a directory": (lambda d: _dir_instead(d / "manifest.json"), "report", "manifest.json"),
+    "report: bad analysis option in manifest": (
+        lambda d: _put(d / "manifest.json", (d / "manifest.json").read_text().replace('"final_gap"', '"fastest"')),
+        "report",
+        "config.analysis.criterion",
+    ),
+    "report: truncated runs.csv": (lambda d: _half(d / "runs.csv"), "report", "runs.csv"),
+    "report: runs.csv header only": (lambda d: _put(d / "runs.csv", "run_id,cell_id\n"), "report", "runs.csv"),
+    "report: runs.csv not UTF-8": (lambda d: _put(d / "runs.csv", b"run_id\n\xe9\n"), "report", "runs.csv"),
+    "report: curves.csv is a directory": (lambda d: _dir_instead(d / "curves.csv"), "report", "curves.csv"),
+    "report: spectra.csv deleted": (lambda d: (d / "spectra.csv").unlink(), "report", "spectra.csv"),
+    "status: job counts garbled": (
+        lambda d: _edit_manifest(d, lambda m: m.update(jobs={k: "two" for k in m["jobs"]})),
+        "status",
+        "manifest.json",
+    ),
+    "status: parts is a file": (lambda d: (shutil.rmtree(d / "parts"), _put(d / "parts", "x")), "status", "parts"),
+    "run: parts is a file": (lambda d: (shutil.rmtree(d / "parts"), _put(d / "parts", "x")), "run", "parts"),
+    "run: runs.csv is a directory": (lambda d: _dir_instead(d / "runs.csv"), "run", "runs.csv"),
+    "run: manifest is null": (lambda d: _put(d / "manifest.json", "null"), "run", "manifest.json"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FILE_CASES))
+def test_damaged_or_foreign_files(tmp_path, capsys, finished, case):
+    damage, command, named = FILE_CASES[case]
+    d = tmp_path / "sweep"
+    shutil.copytree(finished, d)
+    damage(d)
+    before = snapshot(d)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(toml(BASE))
+    argv = ["run", str(cfg), "--out", str(d), "--quiet"] if command == "run" else [command, str(d)]
+    code, _, err = run_cli(capsys, argv)
+    lines = [ln for ln in err.strip().splitlines() if not ln.startswith("analysis:")]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("muonlab: error:"), err
+    assert named in lines[0] and str(d) in lines[0]
+    assert snapshot(d) == before  # refused: nothing written, nothing deleted
+
+
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (lambda t: ["presets", str(t / "nowhere")], "nowhere"),
+        (lambda t: ["presets", str(t / "c.toml")], "c.toml"),
+        (lambda t: ["reproduce", "no_such_claim"], "no_such_claim"),
+        (lambda t: ["reproduce", str(t / "missing.toml")], "missing.toml"),
+        (lambda t: ["reproduce", str(t / "c.toml")], "c.toml"),  # a sweep config, not a claim
+        (lambda t: ["reproduce", str(t / "latin1.toml")], "latin1.toml"),
+        (lambda t: ["run", str(t / "c.toml"), "--out", str(t / "c.toml" / "sub")], "c.toml"),
+        (lambda t: ["run", str(t / "c.toml"), "--out", "/proc/muonlab-out"], "/proc/muonlab-out"),
+    ],
+    ids=[
+        "presets-missing",
+        "presets-file",
+        "claim-unknown",
+        "claim-missing",
+        "claim-not-a-claim",
+        "claim-latin1",
+        "out-under-file",
+        "out-unwritable",
+    ],
+)
+def test_bad_paths(tmp_path, capsys, argv, named):
+    (tmp_path / "c.toml").write_text(toml(BASE))
+    (tmp_path / "latin1.toml").write_bytes(b"name = '\xe9'\n")
+    code, _, err = run_cli(capsys, argv(tmp_path))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and named in err, err

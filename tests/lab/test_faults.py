@@ -160,8 +160,8 @@ def test_presets_lists_configs_with_their_description(tmp_path, capsys):
     (tmp_path / "b.toml").write_text("steps = = 3\n")
     (tmp_path / "c.toml").write_text("steps = 3\n")
     assert main(["presets", str(tmp_path)]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 3
+    header, *lines = capsys.readouterr().out.splitlines()
+    assert header == "sweep presets: muonlab run PATH" and len(lines) == 3
     assert lines[0].endswith("two lines") and "unreadable" in lines[1] and "(no description)" in lines[2]
 
 

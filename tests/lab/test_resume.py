@@ -33,7 +33,7 @@ def start(cfg: Path, out: Path) -> subprocess.Popen:
 
 
 def finished_parts(out: Path) -> int:
-    return len(list((out / "parts").glob("*.runs.csv"))) if (out / "parts").exists() else 0
+    return len(list((out / "parts").glob("*.done.json"))) if (out / "parts").exists() else 0
 
 
 def wait_for_parts(proc: subprocess.Popen, out: Path, n: int) -> None:
@@ -85,22 +85,24 @@ def test_kill9_at_random_moments_then_resume(tmp_path, reference):
     assert not list((out / "parts").glob(".*.tmp"))  # temp files of killed writers were swept up
     assert_every_run_once(out, ref["n_runs"])
     assert_same_grids(ref_dir, out)
-    assert sweep_status(out)["jobs"] == {"done": ref["n_jobs"], "pending": 0, "failed": 0, "total": ref["n_jobs"]}
+    want = {"done": ref["n_jobs"], "pending": 0, "failed": 0, "damaged": 0, "total": ref["n_jobs"]}
+    assert sweep_status(out)["jobs"] == want
 
 
 def test_rerun_redoes_only_unfinished_jobs(tmp_path, reference):
-    """A deterministic partial state: some parts gone, a torn job (curves part but no runs part)
-    and a stray temp file, as a kill leaves them. The re-run runs exactly those jobs again."""
+    """A deterministic partial state: jobs whose index was never written (a kill after some of
+    their parts) and a stray temp file, as a kill leaves them. The re-run runs exactly those jobs
+    again."""
     cfg = parse_config(MANY_JOBS)
     ref_dir, ref = reference
     out = tmp_path / "out"
     shutil.copytree(ref_dir, out)
-    parts = sorted((out / "parts").glob("*.runs.csv"))
+    parts = sorted((out / "parts").glob("*.done.json"))
     for p in parts[:3]:
-        p.unlink()  # jobs never finished (the runs part marks completion)
+        p.unlink()  # jobs never finished (the index, written last, marks completion)
     (out / "parts" / ".x.runs.csv.123.tmp").write_text("run_id\n")  # a writer killed mid-write
     st = sweep_status(out)
-    assert st["jobs"] == {"done": ref["n_jobs"] - 3, "pending": 3, "failed": 0, "total": ref["n_jobs"]}
+    assert st["jobs"] == {"done": ref["n_jobs"] - 3, "pending": 3, "failed": 0, "damaged": 0, "total": ref["n_jobs"]}
     again = run_sweep(cfg, out_dir=out, progress=False)
     assert again["jobs_run_now"] == 3 and again["complete"]
     assert not list((out / "parts").glob(".*.tmp"))
