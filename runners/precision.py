@@ -51,10 +51,22 @@ def round_mantissa(x, bits: int):
     x = xp.ascontiguousarray(x, dtype=xp.float32)
     drop = 23 - int(bits)
     u = x.view(xp.uint32)
-    keep = xp.uint32((0xFFFFFFFF >> drop) << drop)
-    lsb = (u >> xp.uint32(drop)) & xp.uint32(1)
-    r = ((u + (xp.uint32((1 << (drop - 1)) - 1) + lsb)) & keep).view(xp.float32)
-    return xp.where(xp.isnan(x), x, r)
+    t = u >> xp.uint32(drop)  # in place from here: one temporary
+    t &= xp.uint32(1)
+    t += xp.uint32((1 << (drop - 1)) - 1)
+    t += u
+    t &= xp.uint32((0xFFFFFFFF >> drop) << drop)
+    r = t.view(xp.float32)
+    nan = xp.isnan(x)
+    return xp.where(nan, x, r) if xp is not np or nan.any() else r
+
+
+def _to_bf16(x):
+    return round_mantissa(x, 7)
+
+
+def _to_tf32(x):
+    return round_mantissa(x, 10)
 
 
 def _to_half(x):
@@ -81,20 +93,24 @@ class Format:
 FORMATS = Registry("orth_precision", "number format")  # name -> Format
 for _f in (
     Format("fp32", _same, _same, 2.0**-24, "float32 throughout"),
-    Format("tf32", lambda x: round_mantissa(x, 10), _same, 2.0**-24, "products take TF32 operands, results fp32"),
-    Format("bf16", lambda x: round_mantissa(x, 7), lambda x: round_mantissa(x, 7), 2.0**-8, "bfloat16 throughout"),
+    Format("tf32", _to_tf32, _same, 2.0**-24, "products take TF32 operands, results fp32"),
+    Format("bf16", _to_bf16, _to_bf16, 2.0**-8, "bfloat16 throughout"),
     Format("fp16", _to_half, _to_half, 2.0**-11, "IEEE half throughout"),
 ):
     FORMATS.add(_f.name, _f)
 del _f
 
 
-def matmul(a, b, fmt: Format):
-    """fmt.storage(op(a) @ op(b)), the product accumulated in float32 (float32 in, float32 out)."""
+def matmul(a, b, fmt: Format, stored: bool = False):
+    """fmt.storage(op(a) @ op(b)), the product accumulated in float32 (float32 in, float32 out).
+    ``stored``: a and b already hold values of the storage format, which then needs no operand
+    rounding when the operands have that format too (bf16, fp16)."""
     xp = _xp(a)
     if fmt.name == "fp16" and xp is not np:  # a native half GEMM on the device
         return xp.matmul(a.astype(xp.float16), b.astype(xp.float16)).astype(xp.float32)
-    return fmt.storage(xp.matmul(fmt.operand(a), fmt.operand(b)))
+    if not (stored and fmt.operand is fmt.storage):
+        a, b = fmt.operand(a), fmt.operand(b)
+    return fmt.storage(xp.matmul(a, b))
 
 
 def newton_schulz(u, coeffs, norm_scale: float, fmt: Format):
@@ -107,10 +123,10 @@ def newton_schulz(u, coeffs, norm_scale: float, fmt: Format):
     nrm = xp.sqrt((x * x).sum(axis=(-2, -1), keepdims=True)) * xp.float32(norm_scale)
     x = st(x / xp.where(nrm > 0, nrm, 1))
     for a, b, c in coeffs:
-        g = matmul(x, x.transpose(0, 2, 1), fmt)  # A = X X^T
+        g = matmul(x, x.transpose(0, 2, 1), fmt, True)  # A = X X^T
         if c != 0:
-            g = st(st(xp.float32(b) * g) + matmul(st(xp.float32(c) * g), g, fmt))  # B = b A + (c A) A
+            g = st(st(xp.float32(b) * g) + matmul(st(xp.float32(c) * g), g, fmt, True))  # B = b A + (c A) A
         else:
             g = st(xp.float32(b) * g)
-        x = st(st(xp.float32(a) * x) + matmul(g, x, fmt))  # X = a X + B X
+        x = st(st(xp.float32(a) * x) + matmul(g, x, fmt, True))  # X = a X + B X
     return x.transpose(0, 2, 1) if tall else x
