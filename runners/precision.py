@@ -21,7 +21,8 @@ float32 exponent range, so they are the float32 bit pattern with the low 13 or 1
 rounded off; fp16 is a cast to float16 and back.
 
 The low-precision iteration is the plain one of the reference implementations (Algorithm 1 of
-arXiv 2505.16932; K. Jordan's Muon): X = U / (s ||U||_F) stored in the format, then per step
+arXiv 2505.16932; K. Jordan's Muon): X = U / (s ||U||_F) stored in the format (the norm, summed
+in float32, and its product with s are stored values too, as a bf16 tensor's norm is), then per step
 A = X X^T, B = b A + c A A, X = a X + B X, each product and each elementwise result rounded, on
 the Gram side of the smaller dimension. It does not use the fp32 kernel's reformulations
 (completing the square, the fused Gram path), whose rounding would differ from what a bf16 Muon
@@ -120,7 +121,7 @@ def newton_schulz(u, coeffs, norm_scale: float, fmt: Format):
     st = fmt.storage
     tall = u.shape[-2] > u.shape[-1]
     x = st(xp.ascontiguousarray(u.transpose(0, 2, 1) if tall else u, dtype=xp.float32))
-    nrm = xp.sqrt((x * x).sum(axis=(-2, -1), keepdims=True)) * xp.float32(norm_scale)
+    nrm = st(st(xp.sqrt((x * x).sum(axis=(-2, -1), keepdims=True))) * xp.float32(norm_scale))  # a stored scalar
     x = st(x / xp.where(nrm > 0, nrm, 1))
     for a, b, c in coeffs:
         g = matmul(x, x.transpose(0, 2, 1), fmt, True)  # A = X X^T

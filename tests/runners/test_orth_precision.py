@@ -73,7 +73,7 @@ def _mm_direct(a, b, fmt):
 def _ns_direct(u, coeffs, scale, fmt):
     u = u / np.abs(u).max()  # orthogonalize's max-abs normalization (float32)
     x = _store(u.T if u.shape[0] > u.shape[1] else u, fmt)
-    x = _store(x / (F32(np.sqrt(np.sum(x * x, dtype=F32))) * F32(scale)), fmt)
+    x = _store(x / _store(_store(np.sqrt(np.sum(x * x, dtype=F32)), fmt) * F32(scale), fmt), fmt)
     for a, b, c in coeffs:
         g = _mm_direct(x, x.T, fmt)  # A = X X^T
         g = _store(_store(F32(b) * g, fmt) + _mm_direct(_store(F32(c) * g, fmt), g, fmt), fmt)  # b A + (c A) A
