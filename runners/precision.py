@@ -3,8 +3,9 @@
 
 A format says how the operands of each matrix product are rounded and how stored results (the
 products and every elementwise update of X, A, B) are rounded; products accumulate in float32,
-as tensor cores do (cuBLAS's bf16 / fp16 / tf32 GEMMs take low-precision inputs and accumulate in
-float32):
+as tensor-core GEMMs do in PyTorch's default settings (low-precision inputs, float32 accumulation,
+one rounding of the result; the bf16 emulation reproduced PyTorch 2.13's CPU bf16 iteration bit
+for bit on small cases, docs/optimizers.md):
 
 =======  ====================================  ======================================
 format   operands of a product                 stored results
@@ -23,7 +24,7 @@ rounded off; fp16 is a cast to float16 and back.
 The low-precision iteration is the plain one of the reference implementations (Algorithm 1 of
 arXiv 2505.16932; K. Jordan's Muon): X = U / (s ||U||_F) stored in the format (the norm, summed
 in float32, and its product with s are stored values too, as a bf16 tensor's norm is), then per step
-A = X X^T, B = b A + c A A, X = a X + B X, each product and each elementwise result rounded, on
+A = X X^T, B = b A + (c A) A, X = a X + B X, each product and each elementwise result rounded, on
 the Gram side of the smaller dimension. It does not use the fp32 kernel's reformulations
 (completing the square, the fused Gram path), whose rounding would differ from what a bf16 Muon
 does.
