@@ -23,12 +23,17 @@ import numpy as np
 from problems.backend import RunRNG, blas_threads, limit_blas_threads
 
 from . import accumulate as _acc
+from . import orth as _orth
 
 METRICS = ("gap", "grad_fro", "grad_nuc", "grad_op", "dist_fro")
 # Logged (curves.csv) only, not a final_ column of runs.csv: the numerical rank of the exact
 # gradient, the number of singular values > RANK_RTOL x the largest (0 for a zero gradient, NaN
 # for a non-finite one; the max over layers). analysis.trend.numerical_rank is the same count.
 LOGGED_ONLY = ("grad_rank",)
+# Also in curves.csv only: the realized orthogonality error of the step's update
+# (runners.orth.orth_error; NaN at step 0, for optimizers that do not orthogonalize, and for runs
+# frozen at that step). The loop records the step's orthogonalizations at logged steps only.
+ORTH_ERR = "orth_err"
 RANK_RTOL = 1e-6
 OK, DIVERGED = "ok", "diverged"
 
@@ -253,7 +258,7 @@ def _run_batch(
     f64 = xp.float64
 
     with np.errstate(all="ignore"):
-        m = _metrics(problem, params, xstar, backend)
+        m = {**_metrics(problem, params, xstar, backend), ORTH_ERR: np.full(B, np.nan)}
         gap0 = m["gap"]
         rows.append(m if acc is None else {**m, **acc.snapshot(0, diverged_step, backend)})
         known = m  # host metrics of the current params, when it was logged
@@ -267,9 +272,13 @@ def _run_batch(
                 acc.add(q, xp.asarray(active) if sync_every_step else active_dev)
             known = None
             oracle = Oracle(problem, problem.sample(rng))
-            new, state = optimizer.step(params, state, oracle, t, hp)
-            calls += oracle.calls
             is_logged = t in logged_set
+            if is_logged:
+                with _orth.probe() as probed:
+                    new, state = optimizer.step(params, state, oracle, t, hp)
+            else:
+                new, state = optimizer.step(params, state, oracle, t, hp)
+            calls += oracle.calls
             if not sync_every_step and not is_logged:
                 fin = _finite_runs(new, xp)
                 step_dev = xp.where(active_dev & ~fin, t, step_dev)
@@ -301,6 +310,7 @@ def _run_batch(
                 step_dev = xp.asarray(diverged_step)
             params = new
             if is_logged:
+                m[ORTH_ERR] = np.where(active, backend.to_host(_orth.probe_error(probed, B, xp)), np.nan)
                 known = m
                 rows.append(m if acc is None else {**m, **acc.snapshot(t, diverged_step, backend)})
 

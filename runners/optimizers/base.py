@@ -21,7 +21,7 @@ from problems.params import Param, ParamError
 from problems.registry import Registry
 
 from .. import schedules
-from ..orth import ORTH, SPEC_PREFIX, finite_runs, max_abs_normalize, orthogonalize, parse_spec
+from ..orth import ORTH, PRECISIONS, SPEC_PREFIX, finite_runs, max_abs_normalize, orthogonalize, parse_spec
 
 # --- hyperparameter declarations ------------------------------------------------------------
 
@@ -82,6 +82,16 @@ class OrthParam(Param):
 
 def orth(default: str = "ns_keller") -> Param:
     return OrthParam(default, str, per_run=False, doc="orthogonalization (runners.orth)")
+
+
+ORTH_PRECISION = Param(
+    "native",
+    str,
+    per_run=False,
+    choices=PRECISIONS,
+    doc="number format of the orthogonalization: native (the run's dtype), fp32, tf32, bf16 or fp16 "
+    "(Newton-Schulz emulated exactly on the host; runners.precision)",
+)
 
 
 ALLOW_DEGENERATE = Param(
@@ -194,11 +204,11 @@ class Norm:
     doc: str
 
 
-def _spectral_dir(u, orth="ns_keller", steps=None):
-    return orthogonalize(u, orth, steps)
+def _spectral_dir(u, orth="ns_keller", steps=None, precision="native"):
+    return orthogonalize(u, orth, steps, precision)
 
 
-def _sign_dir(u, orth=None, steps=None):
+def _sign_dir(u, orth=None, steps=None, precision=None):
     return array_module(u).sign(u)
 
 
@@ -206,7 +216,7 @@ def _l1(u):
     return array_module(u).abs(u).sum(axis=(-2, -1), keepdims=True)
 
 
-def _row_dir(u, orth=None, steps=None):
+def _row_dir(u, orth=None, steps=None, precision=None):
     return safe_div(u, fro(u, axis=-1))
 
 
@@ -214,7 +224,7 @@ def _row_dual(u):
     return fro(u, axis=-1).sum(axis=-2, keepdims=True)
 
 
-def _col_dir(u, orth=None, steps=None):
+def _col_dir(u, orth=None, steps=None, precision=None):
     return safe_div(u, fro(u, axis=-2))
 
 
@@ -222,7 +232,7 @@ def _col_dual(u):
     return fro(u, axis=-2).sum(axis=-1, keepdims=True)
 
 
-def _fro_dir(u, orth=None, steps=None):
+def _fro_dir(u, orth=None, steps=None, precision=None):
     return safe_div(u, fro(u))
 
 

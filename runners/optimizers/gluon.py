@@ -46,6 +46,7 @@ def _hparams(beta_default: float) -> dict:
             "constrained": base.Param(False, bool, per_run=False, doc="Scion's constrained form (1 - lr) X - lr r dir"),
             "orth": base.orth("ns_keller"),
             "ns_steps": base.NS_STEPS,
+            "orth_precision": base.ORTH_PRECISION,
         }
     )
 
@@ -60,7 +61,7 @@ def lmo_step(params, ms, hp):
     lr, out = hp["lr"], []
     for x, m, name, r, a0, a1 in zip(params, ms, norms, radii, l0s, l1s):
         norm = base.NORMS[name]
-        d = norm.direction(m, hp["orth"], hp["ns_steps"])
+        d = norm.direction(m, hp["orth"], hp["ns_steps"], hp["orth_precision"])
         if hp["constrained"]:
             out.append((1 - lr) * x - (lr * r) * d)
             continue

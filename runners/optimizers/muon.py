@@ -8,7 +8,8 @@
 ``muon_mvr1`` / ``muon_mvr2``  momentum variance reduction (arXiv 2509.15816, seed 000).
 
 All of them: O = orth(U) from :func:`runners.orth.orthogonalize` (``orth`` = svd, ns_keller,
-polar_express, a registered coefficient set or an ``ns:`` spec; ``ns_steps``), shape scale s(m, n)
+polar_express, a registered coefficient set or an ``ns:`` spec; ``ns_steps``; its number format
+``orth_precision``), shape scale s(m, n)
 (``scale``), decoupled weight decay, and a zero or tiny U gives a zero or correctly oriented
 step (the input is max-abs-normalized before the kernels, which map zero to zero).
 """
@@ -30,6 +31,7 @@ def _common(lr: float, b: float, orth: str = "ns_keller", scale: str = "original
         "beta": base.beta(b, "EMA momentum"),
         "orth": base.orth(orth),
         "ns_steps": base.NS_STEPS,
+        "orth_precision": base.ORTH_PRECISION,
         "scale": base.scale(scale),
         "weight_decay": base.WEIGHT_DECAY,
     }
@@ -40,7 +42,7 @@ def orth_step(params, us, hp, factors=None):
     sfn, lr = base.SCALES[hp["scale"]], hp["lr"]
     out = []
     for i, (x, u) in enumerate(zip(params, us)):
-        step = (lr * sfn(*x.shape[-2:])) * orthogonalize(u, hp["orth"], hp["ns_steps"])
+        step = (lr * sfn(*x.shape[-2:])) * orthogonalize(u, hp["orth"], hp["ns_steps"], hp["orth_precision"])
         if factors is not None:
             step = factors[i] * step
         out.append(base.decay(x, lr, hp["weight_decay"]) - step)
@@ -104,12 +106,14 @@ def _compress_scaled(p, hp):
     """(||P||_* / min(m, n)) orth(P): a contractive compressor in Frobenius norm,
     ||C(P) - P||_F^2 = ||P||_F^2 - ||P||_*^2 / min(m, n) <= (1 - 1/min(m, n)) ||P||_F^2 (exact for
     orth = svd); the spectral analogue of the scaled sign of EF-SignSGD."""
-    return (base.nuclear(p) / min(p.shape[-2:])) * orthogonalize(p, hp["orth"], hp["ns_steps"])
+    return (base.nuclear(p) / min(p.shape[-2:])) * orthogonalize(p, hp["orth"], hp["ns_steps"], hp["orth_precision"])
 
 
 def _compress_unit(p, hp):
     """lr s orth(P): Muon's own step length."""
-    return (hp["lr"] * base.SCALES[hp["scale"]](*p.shape[-2:])) * orthogonalize(p, hp["orth"], hp["ns_steps"])
+    return (hp["lr"] * base.SCALES[hp["scale"]](*p.shape[-2:])) * orthogonalize(
+        p, hp["orth"], hp["ns_steps"], hp["orth_precision"]
+    )
 
 
 COMPRESSORS = Registry("compressor", "error-feedback compressor")  # name -> fn(P, hp)

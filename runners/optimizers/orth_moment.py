@@ -41,7 +41,7 @@ def _eps(default: float) -> base.Param:
 
 
 def _orth(u, hp):
-    return orthogonalize(u, hp["orth"], hp["ns_steps"])
+    return orthogonalize(u, hp["orth"], hp["ns_steps"], hp["orth_precision"])
 
 
 def normalized_step(params, o, o_hat, hp, norm_to: str = "polar"):
