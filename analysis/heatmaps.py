@@ -154,9 +154,9 @@ def ratio_maps(
     rival) per cell, panels over a third swept axis (FacetGrid), and one colour scale centred at
     zero shared by every rival's figure; values in parentheses are pairwise ties (CIs overlap).
     Negative (blue) = focus better. Where phase.csv's ``at_floor`` lists a method (its median at
-    the cell's stated floor, analysis/floor.py) the ratio is a bound: '<=' when the focus is at the
-    floor, '>=' when the rival is, '=' (no difference resolved) when both are; ``floor_text`` states
-    the floor in the title."""
+    the cell's stated floor, analysis/floor.py) the ratio is a bound: the sign <= when the focus is
+    at the floor, >= when the rival is, '=' (no difference resolved) when both are; ``floor_text``
+    states the floor in the title."""
     extra = extra or []
     rv = rivals(phase)
     if order:
@@ -223,21 +223,24 @@ def ratio_maps(
                 cax=cax,
                 label=f"log10 ratio of {criterion}, {focus} / {r}\n(blue: {focus} better)",
             )
-            head = f"{focus} vs {r}: tuned, median over seeds; (x) = CIs overlap"
+            head = f"{focus} vs {r}: tuned, median over seeds; (x) = CIs overlap" + (
+                f" [{suffix[1:]}]" if suffix else ""
+            )
             if floor_text:
-                head += f"\n<= / >=: {focus} / {r} at the floor; {floor_text}"
-            y_title = 1.08 if floor_text else 1.04
-            g.figure.suptitle(head + (f" [{suffix[1:]}]" if suffix else ""), fontsize=9, y=y_title)
+                head += f"; \u2264 / \u2265: {focus} / {r} at the floor ({floor_text})"
+            width = max(40, int(g.figure.get_figwidth() * 11))  # characters per title line
+            head = textwrap.fill(head, width)
+            g.figure.suptitle(head, fontsize=8, y=1.04 + 0.035 * head.count("\n"))
             paths.append(save(g.figure, path.with_name(f"{path.stem}_{r}{suffix}{path.suffix}")))
     return paths
 
 
 def _bound(focus_floored: bool, rival_floored: bool) -> str:
     """The prefix of a ratio whose median is at the floor: the true ratio is at most (focus there)
-    or at least (rival there) the one shown."""
+    or at least (rival there) the one shown; '=' both there (no difference resolved)."""
     if focus_floored and rival_floored:
         return "="
-    return "<=" if focus_floored else ">=" if rival_floored else ""
+    return "\u2264" if focus_floored else "\u2265" if rival_floored else ""
 
 
 def sensitivity_grid(
@@ -340,17 +343,20 @@ def sensitivity_grid(
                     ax.set_xlabel("lr", fontsize=8)
                 if j == 0:
                     ax.set_ylabel(criterion, fontsize=8)
-        fig.subplots_adjust(hspace=0.25, wspace=0.12, left=0.08, right=0.93, bottom=0.08, top=0.9)
+        title = f"lr sensitivity: median {criterion} over seeds (band: bootstrap CI)" + (
+            f" [{suffix[1:]}]" if suffix else ""
+        )
+        if floor_text:
+            title += "\n" + textwrap.fill(floor_text, max(50, int(fig.get_figwidth() * 13)))
+        # room above the panels' titles for every line of the figure title (inches -> fraction)
+        height = fig.get_figheight()
+        top = 1 - (0.3 + 0.2 * (title.count("\n") + 1)) / height
+        fig.subplots_adjust(hspace=0.25, wspace=0.12, left=0.08, right=0.93, bottom=0.08, top=top)
         handles = [Line2D([], [], color=pal[o], ls=sty[o], marker=".", label=o) for o in optimizers]
         handles.append(Line2D([], [], ls="", marker="o", mfc="none", mec="black", label="tuned lr"))
         if floor_text:
             handles.append(Line2D([], [], ls=":", color="black", lw=0.7, label="floor"))
-        fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.94, 0.9), fontsize=8, frameon=False)
-        fig.suptitle(
-            f"lr sensitivity: median {criterion} over seeds (band: bootstrap CI)"
-            + (f" [{suffix[1:]}]" if suffix else "")
-            + (f"\n{floor_text}" if floor_text else ""),
-            fontsize=10,
-        )
+        fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.98, top), fontsize=8, frameon=False)
+        fig.suptitle(title, fontsize=9, y=1 - 0.05 / height, va="top")
         paths.append(save(fig, path.with_name(path.stem + suffix + path.suffix)))
     return paths

@@ -145,7 +145,7 @@ def test_exact_zero_gap_keeps_profile_sensitivity_and_ratio_maps(tmp_path, captu
     # the ratio map labels the floored cells as bounds and states the floor
     fig = capture["phase_ratio_gd.png"]
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
-    assert sum(t.startswith("<=") for t in texts) == 2 and all(float(t.lstrip("<=")) > -20 for t in texts if t)
+    assert sum(t.startswith("\u2264") for t in texts) == 2 and all(float(t.lstrip("\u2264")) > -20 for t in texts if t)
     assert "floor" in fig._suptitle.get_text() and "2.22e-16" in fig._suptitle.get_text()
     # the profile: every cell counted, muon the best in the two floored cells (and in the others)
     prof = pd.read_csv(d / "profile.csv")
