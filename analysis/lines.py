@@ -4,6 +4,7 @@ measured advantage against a claim's variable."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -215,7 +216,8 @@ def modes_figure(
         if rids.empty:
             continue
         rates = np.array([mode_decay_rates(curves[curves["run_id"] == r].sort_values("step"), cols) for r in rids])
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # modes no run resolved: NaN, left out below
             med = np.nanmedian(rates, axis=0) if np.isfinite(rates).any() else np.full(len(cols), np.nan)
         ok = np.isfinite(med)
         if not ok.any():

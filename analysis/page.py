@@ -172,7 +172,7 @@ def _blocks(res: Analysis) -> list[tuple]:
                     res.paths[k],
                     f"log10 ratio of {res.focus}'s criterion to {k.removeprefix('phase_ratio_')}'s, "
                     "on one centred colour scale shared by all rivals; values in parentheses: CIs overlap; "
-                    "'<=' / '>=': the focus / the rival at the stated floor (phase.csv at_floor): a bound.",
+                    "≤ / ≥: the focus / the rival at the stated floor (phase.csv at_floor): a bound.",
                 )
             )
     if "performance_profile" in res.paths:
