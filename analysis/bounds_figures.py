@@ -1,20 +1,19 @@
 """The horizon-scan figure of the bound rules: the tuned quantity against the horizon T, log-log,
-one panel per cell, one colour per optimizer; error bars are the bootstrap CIs of the tuned
-medians, hollow markers the horizons whose tuned lr sat at the edge of the grid (left out of the
-fit by default); the fitted line over its fit range, the band between the lines of the CI's two
-slopes through the fit's centre, and the bound's reference slope T^p through the same point.
-Takes the tables of :func:`analysis.bounds.exponents`; draws nothing else."""
+one panel per cell, each optimizer in its colour of every figure (figstyle.palette); error bars
+are the bootstrap CIs of the tuned medians, hollow markers the horizons whose tuned lr sat at the
+edge of the grid (left out of the fit by default); the fitted line over its fit range, the band
+between the lines of the CI's two slopes through the fit's centre, and the bound's reference
+slope T^p through the same point. Takes the tables of :func:`analysis.bounds.exponents`; draws
+nothing else."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from .figstyle import DPI, palette, plt
 
 
 def _panel_keys(fits: pd.DataFrame) -> list[str]:
@@ -30,7 +29,7 @@ def horizon_scan_figure(
     keys = _panel_keys(fits)
     panels = list(fits.groupby(keys, sort=True)) if keys else [((), fits)]
     opts = list(dict.fromkeys(fits["optimizer"]))
-    colours = dict(zip(opts, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4))
+    colours = palette(opts)  # the optimizer's colour in every figure (figstyle.colour)
     fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.8), squeeze=False)
     for ax, (key, f) in zip(axes[0], panels):
         key = key if isinstance(key, tuple) else (key,)
@@ -78,6 +77,6 @@ def horizon_scan_figure(
     q = quantity or (fits["quantity"].iloc[0] if "quantity" in fits and len(fits) else "Q")
     axes[0][0].set_ylabel(f"tuned {q} (median over seeds)")
     path = Path(path)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
     return path

@@ -1,9 +1,10 @@
-"""What every figure shares: the Agg backend, one colour per optimizer, line styles by
-optimizer kind, log axes, number formatting, cell titles and saving (analysis/heatmaps.py and
-analysis/lines.py draw with these)."""
+"""What every figure shares: the Agg backend, one colour and one line style per optimizer name
+(the same in every figure and every sweep), log axes, number formatting, cell titles and saving
+(analysis/heatmaps.py, analysis/lines.py and analysis/bounds_figures.py draw with these)."""
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import matplotlib
@@ -20,7 +21,9 @@ __all__ = [
     "NONE_COLOUR",
     "TIE_COLOUR",
     "cell_title",
+    "colour",
     "fmt",
+    "linestyle",
     "linestyles",
     "loglog",
     "palette",
@@ -62,19 +65,81 @@ def fmt(v) -> str:
     return str(v)
 
 
-def palette(optimizers: list[str]) -> dict[str, tuple]:
-    """One fixed colour per optimizer, the same in every figure."""
-    return dict(zip(optimizers, sns.color_palette("colorblind", max(len(optimizers), 3))))
-
-
+# One colour per optimizer, keyed by its name (registry name or label) and nothing else, so that a
+# method has the same colour in every figure of every sweep whatever else the sweep holds. The
+# registered optimizers have fixed colours (Okabe-Ito and Tol's muted palettes; one hue family per
+# optimizer family); any other name (a label such as ``gd_tuned``, or an optimizer registered later)
+# takes a colour of EXTRA_COLOURS picked by a CRC-32 of the name (stable across processes, unlike
+# ``hash``) and a dashed or dotted line style (:func:`linestyle`). Two such names can share a
+# colour (1 in 12); their line styles then differ with probability 2/3. A new optimizer adds its
+# name to COLOURS (tests/analysis/test_figures.py checks the registry against it).
+COLOURS = {
+    "gd": "#0072B2",
+    "sgd": "#56B4E9",
+    "normalized_gd": "#332288",
+    "storm": "#88CCEE",
+    "muon": "#D55E00",
+    "spectral_sd": "#CC6677",
+    "ef_muon": "#882255",
+    "muon_mvr1": "#E69F00",
+    "muon_mvr2": "#AA4499",
+    "signsgd": "#009E73",
+    "signum": "#117733",
+    "lion": "#44AA99",
+    "adam": "#CC79A7",
+    "gluon": "#999933",
+    "gluon_mvr1": "#DDCC77",
+    "gluon_mvr2": "#8C564B",
+    "muon_mvr3": "#762A83",
+    "normuon": "#B2182B",
+    "adamuon": "#F4A582",
+    "dion": "#4D9221",
+    "shampoo": "#01665E",
+    "soap": "#8073AC",
+}
+EXTRA_COLOURS = (
+    "#E41A1C",
+    "#6A3D9A",
+    "#B15928",
+    "#1B9E77",
+    "#FB9A99",
+    "#525252",
+    "#A6D854",
+    "#FDBF6F",
+    "#CAB2D6",
+    "#80B1D3",
+    "#F781BF",
+    "#66A61E",
+)
 LINESTYLES = ("-", "--", ":", "-.")
 
 
-def linestyles(labels: list[str], kinds: dict[str, str]) -> dict[str, str]:
-    """One line style per optimizer kind (exact registry name, in order of first appearance), so
-    that the labels of one kind (e.g. its schedules) share a style and two kinds never do."""
-    order = list(dict.fromkeys(kinds.get(lab, lab) for lab in labels))
-    return {lab: LINESTYLES[order.index(kinds.get(lab, lab)) % len(LINESTYLES)] for lab in labels}
+def _crc(name: str, salt: str = "") -> int:
+    return zlib.crc32(f"{salt}{name}".encode())
+
+
+def colour(name: str) -> str:
+    """The colour of the optimizer ``name`` (a registry name or a label): :data:`COLOURS`, else a
+    stable pick from :data:`EXTRA_COLOURS`."""
+    return COLOURS.get(name) or EXTRA_COLOURS[_crc(name) % len(EXTRA_COLOURS)]
+
+
+def palette(optimizers: list[str]) -> dict[str, str]:
+    """{name: colour} for the optimizers of a figure (:func:`colour`: the same in every figure)."""
+    return {o: colour(o) for o in optimizers}
+
+
+def linestyle(name: str) -> str:
+    """Solid for a registered optimizer's own name (:data:`COLOURS`); any other label (a configured
+    variant such as ``gd_tuned``) one of the dashed / dotted styles, picked by a CRC-32 of the name."""
+    if name in COLOURS:
+        return LINESTYLES[0]
+    return LINESTYLES[1 + _crc(name, "style:") % (len(LINESTYLES) - 1)]
+
+
+def linestyles(labels: list[str]) -> dict[str, str]:
+    """{label: :func:`linestyle`} for the labels of a figure."""
+    return {lab: linestyle(lab) for lab in labels}
 
 
 def with_cells(df: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:

@@ -1,8 +1,9 @@
 """Which figures are drawn, and from what.
 
 - :func:`draw_standard`: the figures of every analysis (phase_winner, phase_ratio_<rival>,
-  lr_sensitivity, performance_profile, curves_selected, rates, phase_modes), drawn by the
-  pipeline from what it computed (:class:`analysis.pipeline.Analysis`).
+  lr_sensitivity, performance_profile, curves_selected, phase_modes, and rates where a rate is
+  asked for or a rate claim applies: :func:`wants_rates`), drawn by the pipeline from what it
+  computed (:class:`analysis.pipeline.Analysis`).
 - :data:`FIGURES`: named figures a claim preset asks for through a rule's ``figure`` parameter,
   each ``fn(data: Results, path, **params) -> Path``, a function of the result directory and the
   rule's parameters (a rule declares which one draws it: ``@register(name, figure=...)`` in
@@ -21,6 +22,7 @@ import pandas as pd
 
 from . import heatmaps, lines, theory
 from .envelope import envelope, floor_of
+from .floor import QUANTITY, describe, dtype_of
 from .registry import Registry
 from .results import Results
 from .rules.common import advantage_against, cell_label, select
@@ -54,7 +56,7 @@ def envelopes(
         for cell in cells
     ]
     ylabel = f"best {'so-far ' if running_min else ''}{metric} over the grid (median of seeds)"
-    return lines.envelope_figure(panels, labels, data.kinds, path, ylabel)
+    return lines.envelope_figure(panels, labels, path, ylabel)
 
 
 @FIGURES.register("advantage")
@@ -134,11 +136,46 @@ def draw_for_rule(figure: str | None, data: Results, spec: "str | dict", params:
 
 
 # --- the figures of every analysis --------------------------------------------------------------
+# lr schedules whose vs-step rate is a theorem's T-rate (runners/schedules.py: ``power`` is the
+# horizon-free eta t^-p of the MVR theory; a constant lr is tuned for one horizon and cosine /
+# linear need it), so the only ones a reference slope is drawn for on rates.png
+HORIZON_FREE = ("power",)
+
+
+def rate_references(an) -> pd.DataFrame:
+    """The rate table with ``reference_slope`` kept only where it belongs: the theory states a rate
+    for that optimizer kind and metric (analysis.theory.RATE_METHODS / reference_slope) and the
+    tuned runs of that cell and optimizer use a horizon-free schedule (:data:`HORIZON_FREE`; runs.csv
+    ``h_lr_schedule``, constant when absent); NaN elsewhere."""
+    t = an.at_top(an.rate_table)
+    if t.empty or "reference_slope" not in t:
+        return t
+    runs = an.runs
+    sched = runs["h_lr_schedule"] if "h_lr_schedule" in runs else pd.Series("constant", index=runs.index)
+    ch = an.chosen.merge(runs[["run_id"]].assign(_s=sched.to_numpy()), on="run_id")
+    free = ch.assign(_f=ch["_s"].isin(HORIZON_FREE)).groupby(["cell_id", "optimizer"])["_f"].all()
+    ok = [bool(free.get((c, o), False)) for c, o in zip(t["cell_id"], t["optimizer"])]
+    return t.assign(reference_slope=t["reference_slope"].where(ok))
+
+
+def wants_rates(an, refs: pd.DataFrame) -> bool:
+    """Whether the analysis draws rates.png: the sweep asks for a rate (its analysis section sets
+    ``rate_metric``, ``rate_window`` or ``rate_horizon``), or a rate claim applies to one of its
+    optimizers (a reference slope kept by :func:`rate_references`). The fits of rates.csv are
+    written either way."""
+    asked = {"rate_metric", "rate_window", "rate_horizon"} & set(an.config.get("analysis") or {})
+    has_ref = "reference_slope" in refs and bool(np.isfinite(refs["reference_slope"].astype(float)).any())
+    return bool(asked) or has_ref
+
+
 def draw_standard(an) -> None:
     """The standard figures of an :class:`analysis.pipeline.Analysis`, into its directory; their
-    paths go to ``an.paths`` by file stem."""
+    paths go to ``an.paths`` by file stem. Criterion values are drawn at the cell's stated floor
+    (analysis/floor.py) where they fall below it; rates.png only where :func:`wants_rates`."""
     p, out, at = an.paths, an.out, an.at_top
     phase = an.phase_map
+    fl = describe(an.crit, dtype_of(an.data)) if an.floors is not None else ""
+    fl_maps = fl if "at_floor" in phase and phase["at_floor"].fillna("").astype(bool).any() else ""  # stated where used
 
     def keep(q):
         if q:
@@ -149,28 +186,48 @@ def draw_standard(an) -> None:
         for q in heatmaps.winner_map(phase, an.x, an.y, an.labels, out / "phase_winner.png", title, an.extra):
             keep(q)
         for q in heatmaps.ratio_maps(
-            phase, an.x, an.y, an.focus, out / "phase_ratio.png", an.crit, an.extra, an.labels
+            phase, an.x, an.y, an.focus, out / "phase_ratio.png", an.crit, an.extra, an.labels, floor_text=fl_maps
         ):
             keep(q)
     for q in heatmaps.sensitivity_grid(
-        at(an.sens), at(an.summary), an.cells, an.x, an.y, an.labels, out / "lr_sensitivity.png", an.crit, an.extra
+        at(an.sens),
+        at(an.summary),
+        an.cells,
+        an.x,
+        an.y,
+        an.labels,
+        out / "lr_sensitivity.png",
+        an.crit,
+        an.extra,
+        an.floors,
+        fl_maps,
     ):
         keep(q)
-    keep(lines.profile_figure(an.profile, an.labels, out / "performance_profile.png", an.crit))
+    keep(lines.profile_figure(an.profile, an.labels, out / "performance_profile.png", an.crit, fl_maps))
     if not an.data.has("curves"):
         return
     curves = an.data.curves
+    gap_floor = QUANTITY.get(an.crit) == "gap"  # the floor is in the curves' units
     keep(
         lines.curves_figure(
-            curves, at(an.chosen), an.cells, an.curve_cells, an.swept, an.labels, out / "curves_selected.png"
+            curves,
+            at(an.chosen),
+            an.cells,
+            an.curve_cells,
+            an.swept,
+            an.labels,
+            out / "curves_selected.png",
+            floors=an.floors if gap_floor else None,
+            floor_text=fl if gap_floor else "",
         )
     )
-    if not an.rate_table.empty:
+    refs = rate_references(an)
+    if not an.rate_table.empty and wants_rates(an, refs):
         keep(
             lines.rates_figure(
                 curves,
                 at(an.rate_fits),
-                at(an.rate_table),
+                refs,
                 an.cells,
                 an.curve_cells[0],
                 an.swept,

@@ -15,7 +15,8 @@ from matplotlib.colors import ListedColormap, TwoSlopeNorm
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from .figstyle import NONE_COLOUR, TIE_COLOUR, fmt, loglog, palette, plt, save, sns, with_cells
+from .figstyle import NONE_COLOUR, TIE_COLOUR, fmt, linestyles, loglog, palette, plt, save, sns, with_cells
+from .floor import clip
 from .phase import NONE, rivals
 from .tune import tuned_columns
 
@@ -147,11 +148,15 @@ def ratio_maps(
     criterion: str,
     extra: list[str] | None = None,
     order: list[str] | None = None,
+    floor_text: str = "",
 ) -> list[Path]:
     """One figure per rival, ``<path stem>_<rival>.png``: log10(criterion of focus / criterion of
     rival) per cell, panels over a third swept axis (FacetGrid), and one colour scale centred at
     zero shared by every rival's figure; values in parentheses are pairwise ties (CIs overlap).
-    Negative (blue) = focus better."""
+    Negative (blue) = focus better. Where phase.csv's ``at_floor`` lists a method (its median at
+    the cell's stated floor, analysis/floor.py) the ratio is a bound: the sign <= when the focus is
+    at the floor, >= when the rival is, '=' (no difference resolved) when both are; ``floor_text``
+    states the floor in the title."""
     extra = extra or []
     rv = rivals(phase)
     if order:
@@ -167,11 +172,12 @@ def ratio_maps(
         d = phase.copy()
         d["_value"] = d[f"log10_ratio_{r}"].astype(float)
         tie = d[f"vs_{r}"] == "tie" if f"vs_{r}" in d else pd.Series(False, index=d.index)
+        floored = d["at_floor"].fillna("").astype(str).str.split() if "at_floor" in d else [[]] * len(d)
         d["_label"] = [
-            ("(" + f"{v:.2f}" + ")" if t else f"{v:.2f}")
+            _bound(focus in fl, r in fl) + (f"({v:.2f})" if t else f"{v:.2f}")
             if np.isfinite(v)
             else ("+inf" if v > 0 else "-inf" if v < 0 else "")
-            for v, t in zip(d["_value"], tie)
+            for v, t, fl in zip(d["_value"], tie, floored)
         ]
         col, order_ = _facet_col(d, extra[0] if extra else None)
         for suffix, sub in _facets(d, extra):
@@ -217,13 +223,24 @@ def ratio_maps(
                 cax=cax,
                 label=f"log10 ratio of {criterion}, {focus} / {r}\n(blue: {focus} better)",
             )
-            g.figure.suptitle(
-                f"{focus} vs {r}: tuned, median over seeds; (x) = CIs overlap" + (f" [{suffix[1:]}]" if suffix else ""),
-                fontsize=9,
-                y=1.04,
+            head = f"{focus} vs {r}: tuned, median over seeds; (x) = CIs overlap" + (
+                f" [{suffix[1:]}]" if suffix else ""
             )
+            if floor_text:
+                head += f"; \u2264 / \u2265: {focus} / {r} at the floor ({floor_text})"
+            width = max(40, int(g.figure.get_figwidth() * 11))  # characters per title line
+            head = textwrap.fill(head, width)
+            g.figure.suptitle(head, fontsize=8, y=1.04 + 0.035 * head.count("\n"))
             paths.append(save(g.figure, path.with_name(f"{path.stem}_{r}{suffix}{path.suffix}")))
     return paths
+
+
+def _bound(focus_floored: bool, rival_floored: bool) -> str:
+    """The prefix of a ratio whose median is at the floor: the true ratio is at most (focus there)
+    or at least (rival there) the one shown; '=' both there (no difference resolved)."""
+    if focus_floored and rival_floored:
+        return "="
+    return "\u2264" if focus_floored else "\u2265" if rival_floored else ""
 
 
 def sensitivity_grid(
@@ -236,11 +253,15 @@ def sensitivity_grid(
     path: Path,
     criterion: str,
     extra: list[str] | None = None,
+    floors: pd.Series | None = None,
+    floor_text: str = "",
 ) -> list[Path]:
     """Median criterion (and its CI) against the learning rate, per cell (a grid of panels over the
     swept axes, one figure per value of a third axis) and optimizer; the tuned point is circled. Other tuned
     hyperparameters are held at their
-    chosen values. Missing points: median +inf (diverged or missed the target)."""
+    chosen values. Missing points: median +inf (diverged or missed the target). Values below the
+    cell's floor (``floors``, analysis/floor.py) are drawn at it, the floor dotted (``floor_text``
+    in the title), so a method that reaches zero stays on the log axes."""
     if "h_lr" not in sens:
         return []
     extra = extra or []
@@ -250,10 +271,10 @@ def sensitivity_grid(
         if tuned_other
         else sens
     )
-    s = with_cells(s, cells)
+    s = clip(with_cells(s, cells), floors)
     s = s[np.isfinite(s["median"].astype(float))]
-    best = with_cells(summary, cells)
-    pal = palette(optimizers)
+    best = clip(with_cells(summary, cells), floors)
+    pal, sty = palette(optimizers), linestyles(optimizers)
     paths = []
     facet_rows = (
         [("", s)]
@@ -304,10 +325,12 @@ def sensitivity_grid(
                         alpha=0.18,
                         lw=0,
                     )
-                    ax.plot(d["h_lr"], d["median"], marker=".", ms=3, lw=1, color=pal[o])
+                    ax.plot(d["h_lr"], d["median"], sty[o], marker=".", ms=3, lw=1, color=pal[o])
                     b = best[(best["cell_id"] == d["cell_id"].iloc[0]) & (best["optimizer"] == o)]
                     if len(b) and np.isfinite(b["median"].iloc[0]):
                         ax.plot(b["h_lr"], b["median"], "o", mfc="none", mec=pal[o], ms=6, mew=1.2)
+                if floors is not None and len(d0) and floors.get(d0["cell_id"].iloc[0], 0) > 0:
+                    ax.axhline(floors[d0["cell_id"].iloc[0]], color="k", lw=0.7, ls=":")
                 loglog(ax)
                 ax.tick_params(labelsize=6)
                 if i == 0 and x:
@@ -320,14 +343,20 @@ def sensitivity_grid(
                     ax.set_xlabel("lr", fontsize=8)
                 if j == 0:
                     ax.set_ylabel(criterion, fontsize=8)
-        fig.subplots_adjust(hspace=0.25, wspace=0.12, left=0.08, right=0.93, bottom=0.08, top=0.9)
-        handles = [Line2D([], [], color=pal[o], marker=".", label=o) for o in optimizers]
-        handles.append(Line2D([], [], ls="", marker="o", mfc="none", mec="black", label="tuned lr"))
-        fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.94, 0.9), fontsize=8, frameon=False)
-        fig.suptitle(
-            f"lr sensitivity: median {criterion} over seeds (band: bootstrap CI)"
-            + (f" [{suffix[1:]}]" if suffix else ""),
-            fontsize=10,
+        title = f"lr sensitivity: median {criterion} over seeds (band: bootstrap CI)" + (
+            f" [{suffix[1:]}]" if suffix else ""
         )
+        if floor_text:
+            title += "\n" + textwrap.fill(floor_text, max(50, int(fig.get_figwidth() * 13)))
+        # room above the panels' titles for every line of the figure title (inches -> fraction)
+        height = fig.get_figheight()
+        top = 1 - (0.3 + 0.2 * (title.count("\n") + 1)) / height
+        fig.subplots_adjust(hspace=0.25, wspace=0.12, left=0.08, right=0.93, bottom=0.08, top=top)
+        handles = [Line2D([], [], color=pal[o], ls=sty[o], marker=".", label=o) for o in optimizers]
+        handles.append(Line2D([], [], ls="", marker="o", mfc="none", mec="black", label="tuned lr"))
+        if floor_text:
+            handles.append(Line2D([], [], ls=":", color="black", lw=0.7, label="floor"))
+        fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.98, top), fontsize=8, frameon=False)
+        fig.suptitle(title, fontsize=9, y=1 - 0.05 / height, va="top")
         paths.append(save(fig, path.with_name(path.stem + suffix + path.suffix)))
     return paths

@@ -4,14 +4,69 @@ measured advantage against a claim's variable."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .figstyle import cell_title, linestyles, loglog, palette, plt, save, sns, with_cells
+from .floor import clip
 from .stats import loglog_fit
-from .theory import REFERENCE_SLOPES, ModeTheory, mode_columns, mode_decay_rates
+from .theory import ModeTheory, mode_columns, mode_decay_rates
+
+
+def curves_fig(
+    curves: pd.DataFrame,
+    chosen: pd.DataFrame,
+    cells: pd.DataFrame,
+    cell_ids: list,
+    swept: list[str],
+    optimizers: list[str],
+    metric: str = "gap",
+    floors: pd.Series | None = None,
+    floor_text: str = "",
+):
+    """The figure of :func:`curves_figure` (not saved). One y-label for the whole figure
+    (``fig.supylabel``) under constrained layout, so that no label meets a panel's tick labels.
+    ``floors`` (per cell_id, the metric's floor): values below it are drawn at it; where any is,
+    the floor is a dotted line of that panel and ``floor_text`` goes in the title."""
+    pal, sty = palette(optimizers), linestyles(optimizers)
+    n = len(cell_ids)
+    ncol = min(n, 3)
+    nrow = int(np.ceil(n / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 2.8 * nrow + 0.4), squeeze=False, layout="constrained")
+    sel = chosen[chosen["cell_id"].isin(cell_ids)]
+    c = curves[curves["run_id"].isin(sel["run_id"])].merge(sel[["run_id", "cell_id", "optimizer"]], on="run_id")
+    c = c[c["step"] > 0]
+    floored = (
+        c[metric].to_numpy(float) <= c["cell_id"].map(floors).fillna(-np.inf).to_numpy(float)
+        if floors is not None
+        else None
+    )
+    c = clip(c, floors, cols=(metric,))
+    for ax, cid in zip(axes.ravel(), cell_ids):
+        d = c[c["cell_id"] == cid]
+        for o in optimizers:
+            e = d[d["optimizer"] == o].groupby("step")[metric].agg(["median", "min", "max"])
+            if e.empty:
+                continue
+            ax.fill_between(e.index, e["min"], e["max"], color=pal[o], alpha=0.2, lw=0)
+            ax.plot(e.index, e["median"], sty[o], color=pal[o], lw=1.3, label=o)
+        if floored is not None and floored[(c["cell_id"] == cid).to_numpy()].any():  # only where a curve sits on it
+            ax.axhline(floors[cid], color="k", lw=0.8, ls=":", label="floor")
+        loglog(ax)
+        ax.set_title(cell_title(cells, cid, swept), fontsize=8)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    axes[0, 0].legend(fontsize=7, frameon=False)
+    fig.supylabel("gap f - f*" if metric == "gap" else metric, fontsize=9)
+    title = f"{metric} of the tuned runs: median over seeds, band = min..max"
+    shown = floor_text and floored is not None and floored.any()
+    fig.suptitle(title + (f"\n{floor_text}" if shown else ""), fontsize=9)
+    return fig
 
 
 def curves_figure(
@@ -23,52 +78,34 @@ def curves_figure(
     optimizers: list[str],
     path: Path,
     metric: str = "gap",
+    floors: pd.Series | None = None,
+    floor_text: str = "",
 ) -> Path | None:
     """The tuned runs' ``metric`` curves in the chosen cells: median over seeds, band min-max."""
     if not cell_ids:
         return None
-    pal = palette(optimizers)
-    n = len(cell_ids)
-    ncol = min(n, 3)
-    nrow = int(np.ceil(n / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 2.8 * nrow), squeeze=False)
-    sel = chosen[chosen["cell_id"].isin(cell_ids)]
-    c = curves[curves["run_id"].isin(sel["run_id"])].merge(sel[["run_id", "cell_id", "optimizer"]], on="run_id")
-    c = c[c["step"] > 0]
-    for ax, cid in zip(axes.ravel(), cell_ids):
-        d = c[c["cell_id"] == cid]
-        for o in optimizers:
-            e = d[d["optimizer"] == o].groupby("step")[metric].agg(["median", "min", "max"])
-            if e.empty:
-                continue
-            ax.fill_between(e.index, e["min"], e["max"], color=pal[o], alpha=0.2, lw=0)
-            ax.plot(e.index, e["median"], color=pal[o], lw=1.3, label=o)
-        loglog(ax)
-        ax.set_title(cell_title(cells, cid, swept), fontsize=8)
-        ax.set_xlabel("step")
-        ax.set_ylabel("gap f - f*" if metric == "gap" else metric)
-        ax.tick_params(labelsize=7)
-    for ax in axes.ravel()[n:]:
-        ax.set_visible(False)
-    axes[0, 0].legend(fontsize=7, frameon=False)
-    fig.suptitle(f"{metric} of the tuned runs: median over seeds, band = min..max", fontsize=9)
-    fig.subplots_adjust(hspace=0.5, wspace=0.35)
-    return save(fig, path)
+    return save(curves_fig(curves, chosen, cells, cell_ids, swept, optimizers, metric, floors, floor_text), path)
 
 
-def profile_figure(profile: pd.DataFrame, optimizers: list[str], path: Path, criterion: str) -> Path | None:
-    """Performance profiles: fraction of cells where each method is within a factor tau of the best."""
+def profile_figure(
+    profile: pd.DataFrame, optimizers: list[str], path: Path, criterion: str, floor_text: str = ""
+) -> Path | None:
+    """Performance profiles: fraction of cells where each method is within a factor tau of the
+    best (criterion values below the cell's floor counted at it: ``floor_text`` under the axis)."""
     if profile.empty:
         return None
-    pal = palette(optimizers)
+    pal, sty = palette(optimizers), linestyles(optimizers)
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
     for o in optimizers:
         d = profile[profile["optimizer"] == o].sort_values("tau")
         if not d.empty:
-            ax.step(d["tau"], d["fraction"], where="post", color=pal[o], label=o, lw=1.5)
+            ax.step(d["tau"], d["fraction"], sty[o], where="post", color=pal[o], label=o, lw=1.5)
     ax.set_xscale("log")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel(f"tau (criterion / best criterion in the cell), {criterion}")
+    ax.set_xlabel(
+        f"tau (criterion / best criterion in the cell), {criterion}" + (f"\n{floor_text}" if floor_text else ""),
+        fontsize=8,
+    )
     ax.set_ylabel("fraction of cells within tau of best")
     ax.set_title(f"performance profiles over {int(profile['n_cells'].iloc[0])} cells (Dolan & More 2002)", fontsize=9)
     ax.legend(fontsize=8, frameon=False)
@@ -87,49 +124,40 @@ def rates_figure(
     path: Path,
     metric: str,
 ) -> Path | None:
-    """Left: the tuned curves of one cell with the fitted power laws on the window and the
-    reference slopes -1/4, -1/3, -1/2, -2/3 (seeds 000 and 003). Right: fitted exponent with its
-    CI per cell and optimizer."""
+    """Left: the tuned curves of one cell with the fitted power laws on the window and, for each
+    optimizer whose row of ``table`` carries a finite ``reference_slope`` (the caller keeps only
+    those the theory states for that method, metric and schedule), that reference slope in the
+    optimizer's colour. Right: fitted exponent with its CI per cell and optimizer, with the
+    optimizer's reference as a bar of its colour. No other slope is drawn."""
     if fits.empty or table.empty:
         return None
-    pal = palette(optimizers)
+    pal, sty = palette(optimizers), linestyles(optimizers)
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10.5, 3.8), gridspec_kw={"width_ratios": [1.1, 1]})
     lo, hi = float(fits["window_lo"].iloc[0]), float(fits["window_hi"].iloc[0])
     f = fits[fits["cell_id"] == cell_id]
     c = curves[curves["run_id"].isin(f["run_id"])].merge(f[["run_id", "optimizer"]], on="run_id")
     c = c[c["step"] > 0]
-    anchor = None
+    ref = table["reference_slope"] if "reference_slope" in table else pd.Series(np.nan, index=table.index)
+    tt = np.geomspace(lo, hi, 20)
     for o in optimizers:
         e = c[c["optimizer"] == o].groupby("step")[metric].median()
         if e.empty:
             continue
-        ax.plot(e.index, e.to_numpy(), color=pal[o], lw=1.3, label=o)
+        ax.plot(e.index, e.to_numpy(), sty[o], color=pal[o], lw=1.3, label=o)
         t = table[(table["cell_id"] == cell_id) & (table["optimizer"] == o)]
         if len(t) and np.isfinite(t["slope"].iloc[0]):
             s, b = float(t["slope"].iloc[0]), float(t["intercept"].iloc[0])
-            tt = np.geomspace(lo, hi, 20)
             ax.plot(tt, 10**b * tt**s, "--", color=pal[o], lw=2, alpha=0.8, label=f"{o} fit: {s:+.2f}")
-        w = e[(e.index >= lo) & (e.index <= hi)]
-        if anchor is None and len(w) and w.iloc[0] > 0:
-            anchor = float(w.iloc[0])
-    if anchor is not None:
-        tt = np.geomspace(lo, hi, 20)
-        for k, s in enumerate(REFERENCE_SLOPES):
-            ax.plot(tt, anchor * (tt / lo) ** s, ":", color="0.35", lw=1)
-            ax.annotate(
-                f"{s:+.2f}",
-                (tt[-1], anchor * (tt[-1] / lo) ** s),
-                fontsize=6,
-                color="0.3",
-                xytext=(2, 0),
-                textcoords="offset points",
-            )
+            r = float(ref[t.index[0]])
+            if np.isfinite(r):  # through the fit's value at the window's start
+                y0 = 10**b * lo**s
+                ax.plot(tt, y0 * (tt / lo) ** r, ":", color=pal[o], lw=1.2, label=f"{o} theory: {r:+.2f}")
     ax.axvspan(lo, hi, color="0.9", zorder=0)
     loglog(ax)
     ax.set_xlabel("step")
     ax.set_ylabel(metric)
     ax.set_title(
-        cell_title(cells, cell_id, swept) + "\nshaded: fit window; dotted: reference slopes (seeds 000/003)", fontsize=8
+        cell_title(cells, cell_id, swept) + "\nshaded: fit window; dotted: the method's own theory rate", fontsize=8
     )
     ax.legend(fontsize=6.5, frameon=False, ncol=2)
 
@@ -145,20 +173,12 @@ def rates_figure(
             [(d["slope"] - d["slope_ci_low"]).clip(lower=0), (d["slope_ci_high"] - d["slope"]).clip(lower=0)]
         )
         bx.errorbar(xx, d["slope"], yerr=np.nan_to_num(yerr), fmt="o", ms=3, color=pal[o], elinewidth=0.8, label=o)
-    for s in REFERENCE_SLOPES:
-        bx.axhline(s, color="0.4", ls=":", lw=1)
-        bx.annotate(
-            f"{s:+.2f}",
-            (1.0, s),
-            xycoords=("axes fraction", "data"),
-            fontsize=6,
-            color="0.3",
-            xytext=(2, 0),
-            textcoords="offset points",
-        )
+        r = d["reference_slope"].astype(float) if "reference_slope" in d else pd.Series(np.nan, index=d.index)
+        if np.isfinite(r).any():
+            bx.plot(xx[np.isfinite(r)], r[np.isfinite(r)], "_", ms=12, mew=1.5, color=pal[o], label=f"{o} theory")
     bx.set_xlabel("cell_id")
     bx.set_ylabel(f"fitted exponent of {metric} vs step")
-    bx.set_title("exponent per cell: median over seeds, bootstrap CI", fontsize=8)
+    bx.set_title("exponent per cell: median over seeds, bootstrap CI; bar: the method's theory rate", fontsize=8)
     if len(xs) <= 16:
         bx.set_xticks(list(xs.values()), [str(k) for k in xs])
     bx.legend(fontsize=7, frameon=False)
@@ -196,7 +216,8 @@ def modes_figure(
         if rids.empty:
             continue
         rates = np.array([mode_decay_rates(curves[curves["run_id"] == r].sort_values("step"), cols) for r in rids])
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # modes no run resolved: NaN, left out below
             med = np.nanmedian(rates, axis=0) if np.isfinite(rates).any() else np.full(len(cols), np.nan)
         ok = np.isfinite(med)
         if not ok.any():
@@ -226,14 +247,12 @@ def modes_figure(
     return save(fig, path)
 
 
-def envelope_figure(
-    panels: list[tuple[str, dict, float | None]], labels: list[str], kinds: dict[str, str], path: Path, ylabel: str
-) -> Path:
+def envelope_figure(panels: list[tuple[str, dict, float | None]], labels: list[str], path: Path, ylabel: str) -> Path:
     """One panel per cell (``panels``: (title, {label: envelope series by step}, floor or None)):
-    each method's envelope (best over its grid by step t), one line style per optimizer kind, the
-    floor as a dotted line where given."""
+    each method's envelope (best over its grid by step t) in its colour and line style
+    (figstyle.palette / linestyles), the floor as a dotted line where given."""
     colours = palette(labels)
-    styles = linestyles(labels, kinds)
+    styles = linestyles(labels)
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False, sharey=True)
     for ax, (title, series, floor) in zip(axes[0], panels):
         for m in labels:

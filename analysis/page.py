@@ -171,7 +171,8 @@ def _blocks(res: Analysis) -> list[tuple]:
                     "fig",
                     res.paths[k],
                     f"log10 ratio of {res.focus}'s criterion to {k.removeprefix('phase_ratio_')}'s, "
-                    "on one centred colour scale shared by all rivals; values in parentheses: CIs overlap.",
+                    "on one centred colour scale shared by all rivals; values in parentheses: CIs overlap; "
+                    "≤ / ≥: the focus / the rival at the stated floor (phase.csv at_floor): a bound.",
                 )
             )
     if "performance_profile" in res.paths:
@@ -180,7 +181,12 @@ def _blocks(res: Analysis) -> list[tuple]:
     B.append(("h2", "Theory"))
     if res.shen:
         B.extend(_shen_blocks(res))
-    B.append(("p", "Reference rates (exponents of T in the upper bounds), drawn on the rate figure:"))
+    B.append(
+        (
+            "p",
+            "Reference rates (exponents of T in the upper bounds); the rate figure draws each only for its own method:",
+        )
+    )
     B.append(("table", theory.REFERENCE_RATES))
     if not res.modes.empty:
         m = (
@@ -230,7 +236,14 @@ def _blocks(res: Analysis) -> list[tuple]:
         )
         B.append(("table", agg))
         if "rates" in res.paths and (res.out / "rates.png").exists():
-            B.append(("fig", res.out / "rates.png", "Fitted exponents with reference slopes -1/4, -1/3, -1/2, -2/3."))
+            B.append(
+                (
+                    "fig",
+                    res.out / "rates.png",
+                    "Fitted exponents; dotted / bars: a method's own theory rate, drawn only where it applies "
+                    "(its kind and metric in the theory, a horizon-free schedule).",
+                )
+            )
     if not res.horizon_table.empty:
         B.append(("p", "Exponent against the horizon across runs (rates_horizon.csv):"))
         B.append(("table", res.horizon_table))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .floor import at_floor, clip
 from .stats import LEVEL, cis_overlap, log10_ratio, log10_ratio_ci, median_ci, verdict
 
 NONE = "none"  # the winner label of a cell where every method failed (all medians +inf)
@@ -32,12 +33,18 @@ def phase_table(
     chosen: pd.DataFrame | None = None,
     level: float = LEVEL,
     by: tuple[str, ...] = (),
+    floors: pd.Series | None = None,
 ) -> pd.DataFrame:
     """One row per cell (and ``by`` value). ``chosen`` (per-seed scores of the tuned points, from
     :func:`analysis.tune.select`) gives the CIs of the margin and of the log-ratios; without it
     those CIs are NaN. Ratios are paired over seeds when both methods ran the same seeds (the
-    lab's common random numbers make seed s the same instance and minibatches for every method)."""
+    lab's common random numbers make seed s the same instance and minibatches for every method).
+    ``floors`` (per cell_id, :func:`analysis.floor.cell_floors`): medians, CIs and per-seed scores
+    are raised to the cell's floor first (columns ``floor`` and ``at_floor``, the methods there)."""
     keys = ["cell_id", *by]
+    summary = clip(summary, floors)
+    summary = summary.assign(_at_floor=at_floor(summary, floors))
+    chosen = clip(chosen, floors, cols=("score",)) if chosen is not None else None
     per = _scores(chosen, keys)
     rows, pairs = [], []  # pairs: (row index, column prefix, a key, b key)
     for cell, g in summary.groupby(keys, sort=True):
@@ -74,6 +81,9 @@ def phase_table(
         row["lr_at_edge_methods"] = (
             " ".join(by_opt.index[by_opt["lr_at_edge"].astype(bool)]) if "lr_at_edge" in by_opt else ""
         )
+        if floors is not None:
+            row["floor"] = float(floors.get(cell[0], 0.0))
+            row["at_floor"] = " ".join(by_opt.index[by_opt["_at_floor"].to_numpy(bool)])
         if focus in by_opt.index:
             f = by_opt.loc[focus]
             for rival in by_opt.index:
@@ -133,11 +143,17 @@ def rivals(phase: pd.DataFrame) -> list[str]:
 
 
 def performance_profile(
-    summary: pd.DataFrame, taus: np.ndarray | None = None, keys: tuple[str, ...] = ("cell_id",)
+    summary: pd.DataFrame,
+    taus: np.ndarray | None = None,
+    keys: tuple[str, ...] = ("cell_id",),
+    floors: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Dolan & More (2002) performance profiles over cells: rho_s(tau) = fraction of cells in which
     method s's tuned median criterion is within a factor tau of the best method's. Cells where every
-    method failed are left out (counted in the ``n_cells`` column); a failure (+inf) never counts."""
+    method failed are left out (counted in the ``n_cells`` column); a failure (+inf) never counts.
+    Medians are raised to the cell's floor first (``floors``, :func:`analysis.floor.cell_floors`), so a
+    best of exactly 0 gives ratios against the floor instead of dropping the cell."""
+    summary = clip(summary, floors, cols=("median",))
     wide = summary.pivot_table(index=list(keys), columns="optimizer", values="median", aggfunc="first")
     best = wide.min(axis=1)
     wide = wide[np.isfinite(best) & (best > 0)]

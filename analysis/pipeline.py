@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import rates, theory, trend
+from .floor import describe, floors_of
 from .options import CRITERIA, NEEDS_CURVES
 from .phase import NONE, pairwise_verdicts, performance_profile, phase_table, rivals
 from .results import Results
@@ -58,6 +59,7 @@ class Analysis:
     notes: list[tuple[str, str]] = field(default_factory=list)  # (level, text)
     paths: dict[str, Path] = field(default_factory=dict)
     refine: pd.DataFrame | None = None
+    floors: pd.Series | None = None  # the stated floor per cell (analysis/floor.py)
 
     @property
     def out(self) -> Path:
@@ -398,7 +400,10 @@ def run(
     by = data.by
     summary, sens, chosen = data.tuned(crit)
     cells = data.cells
-    phase_all = phase_table(summary, cells, focus, chosen, level, by)
+    floors = floors_of(data, crit)
+    phase_all = phase_table(summary, cells, focus, chosen, level, by, floors)
+    if phase_all["at_floor"].astype(bool).any():
+        _note(notes, "info", describe(crit, data.config.get("dtype")) + " (phase.csv at_floor)")
     top = None
     if by:  # maps and figures at the largest horizon
         top = (by[0], phase_all[by[0]].max())
@@ -412,7 +417,7 @@ def run(
     else:
         phase, summ_map = phase_all, summary
     phase_all, phase, shen, rival = _shen(data, notes, labels, focus, crit, level, chosen, phase_all, phase)
-    profile = performance_profile(summ_map, keys=("cell_id",))
+    profile = performance_profile(summ_map, keys=("cell_id",), floors=floors)
     rate_fits, rate_tab, horizon_tab = _rates(data, notes, chosen, data.kinds, level, by)
     modes = _modes(data, notes, chosen)
     swept, x, y = _axes(data)
@@ -445,6 +450,7 @@ def run(
         a.rate_metric,
         top,
         notes,
+        floors=floors,
     )
     _warnings(an)
     _write_tables(an)

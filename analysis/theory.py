@@ -114,7 +114,6 @@ REFERENCE_RATES = pd.DataFrame(
         },
     ]
 )
-REFERENCE_SLOPES = (-1 / 4, -1 / 3, -1 / 2)  # drawn on every rate figure
 
 
 # Which row of REFERENCE_RATES an optimizer kind (exact registry name) takes: the paper's method.

@@ -56,9 +56,10 @@ def test_tiny_sweep_figures_and_tables(sweep):
         "lr_sensitivity_sigma=0.5",
         "performance_profile",
         "curves_selected",
-        "rates",
     ):
         assert _png_ok(paths[name]), name
+    # a demo-like sweep (constant lrs, the gap, no rate asked for): no rate claim, no rates.png
+    assert not (sweep / "rates.png").exists() and (sweep / "rates.csv").exists()
     phase = pd.read_csv(sweep / "phase.csv")
     assert len(phase) == 8
     for col in (
