@@ -2,4 +2,4 @@
 (momentum, LMO table, variance reduction, weight decay) lives in :mod:`.base`; schedules in
 :mod:`runners.schedules`."""
 
-from . import adam, gd, gluon, muon, mvr, signsgd  # noqa: F401
+from . import adam, gd, gluon, muon, mvr, preconditioned, signsgd  # noqa: F401
