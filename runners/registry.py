@@ -21,7 +21,8 @@ REGISTRY = Registry("name", "optimizer")  # name -> optimizer class
 
 # What every optimizer class declares besides HPARAMS/init/step (analysis reads FAMILY from runs.csv's
 # ``optimizer_family``; nothing decides from a substring of a name):
-FAMILIES = ("spectral", "sign", "euclidean", "adaptive", "layerwise")  # FAMILY: the geometry of the step
+# FAMILY: the geometry of the step ("preconditioned": Kronecker-factored matrix preconditioners, Shampoo / SOAP)
+FAMILIES = ("spectral", "sign", "euclidean", "adaptive", "layerwise", "preconditioned")
 # ORACLE_CALLS: stochastic-gradient calls per step (1, or 2 for two-point / STORM-type methods);
 # PAPERS: arXiv ids whose algorithm or results the class implements (docstrings cite them);
 # TEST_HPARAMS: a small valid hyperparameter set under which the method converges on a

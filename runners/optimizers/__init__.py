@@ -2,4 +2,4 @@
 (momentum, LMO table, variance reduction, weight decay) lives in :mod:`.base`; schedules in
 :mod:`runners.schedules`."""
 
-from . import adam, dion, gd, gluon, muon, mvr, orth_moment, signsgd  # noqa: F401
+from . import adam, dion, gd, gluon, muon, mvr, orth_moment, preconditioned, signsgd  # noqa: F401

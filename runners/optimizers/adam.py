@@ -43,9 +43,8 @@ class Adam:
         m, _ = base.momentum(state["m"], grads, b1, "ema")
         v = tuple(base.ema(vi, g * g, b2) for vi, g in zip(state["v"], grads))
         p1, p2 = state["p1"] * b1, state["p2"] * b2
-        xp = oracle.xp
         new = tuple(
-            base.decay(x, lr, hp["weight_decay"]) - lr * (mi / (1 - p1)) / (xp.sqrt(vi / (1 - p2)) + hp["eps"])
+            base.decay(x, lr, hp["weight_decay"]) - lr * base.adam_direction(mi, vi, p1, p2, hp["eps"])
             for x, mi, vi in zip(params, m, v)
         )
         return new, {"m": m, "v": v, "p1": p1, "p2": p2}

@@ -150,6 +150,12 @@ def momentum(ms, gs, b, kind: str = "ema", nesterov: bool = False):
     return m, u
 
 
+def adam_direction(m, v, p1, p2, eps):
+    """Adam's direction (Kingma & Ba, arXiv 1412.6980) from the EMAs M, V and the products p1, p2 of
+    their betas so far: M^ / (sqrt(V^) + eps), M^ = M / (1 - p1), V^ = V / (1 - p2)."""
+    return (m / (1 - p1)) / (array_module(v).sqrt(v / (1 - p2)) + eps)
+
+
 def decay(x, lr_, wd):
     """Decoupled weight decay (Loshchilov & Hutter, arXiv 1711.05101): X (1 - lr wd)."""
     return x * (1 - lr_ * wd)

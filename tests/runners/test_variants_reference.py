@@ -27,7 +27,6 @@ B = 3
 SHAPES = ((4, 3), (2, 5))
 STEPS = 4
 BK = get_backend("numpy", "float64")
-REFERENCED = {"normuon", "adamuon", "dion", "muon_mvr3"}  # read by test_zoo_reference's coverage test
 KELLER = [(3.4445, -4.7750, 2.0315)] * 5
 
 
@@ -163,10 +162,6 @@ CASES = [
     ("muon_mvr3", {"lr": LR, "beta": [0.5, 0.8, 0.95], "gamma": [0.1, 0.5, 1.0], "orth": "svd", "clip": True}),
     ("muon_mvr3", {"lr": LR, "beta": [0.5, 0.8, 0.95], "gamma": [0.1, 0.5, 1.0], "weight_decay": WD}),
 ]
-
-
-def test_every_variant_has_a_reference_case():
-    assert REFERENCED == {name for name, _ in CASES}
 
 
 @pytest.mark.parametrize("name,hp", CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
