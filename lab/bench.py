@@ -251,18 +251,18 @@ def peer_comparison(cases=PEER_CASES, passes: int = 3, repeats: int = 5, progres
     """Lab (``runners.run``, Muon) and each installed peer (lab.peers) on W's ``cases``,
     interleaved pass by pass (lab, then each peer, per case); each figure is the median over
     passes of the per-pass median of ``repeats`` runs. Missing peers are listed with the reason."""
-    names = ["lab", *_peers.PEERS]
+    names = ["lab", *_peers.RUNNERS]
     secs = {(c, k): [] for c in cases for k in names}
     missing = {}
     for i in range(passes):
         for case in cases:
             progress(f"peers, pass {i + 1}/{passes}: {case} ...")
             secs[(case, "lab")].append(workload(case, "muon", repeats=repeats)["seconds"])
-            for name, fn in _peers.PEERS.items():
+            for name in _peers.RUNNERS:
                 if name in missing:
                     continue
                 try:
-                    secs[(case, name)].append(fn(_case(case), STEPS, repeats))
+                    secs[(case, name)].append(_peers.time_peer(name, _case(case), STEPS, repeats))
                 except _peers.PeerMissing as exc:
                     missing[name] = str(exc)
                     progress(f"peer {name} skipped: {exc}")

@@ -59,8 +59,9 @@ def _time(fn, repeats: int) -> float:
     return statistics.median(out)
 
 
-def torch_peer(case: dict, steps: int, repeats: int = 1) -> float:
-    """Median seconds of ``steps`` hand-batched torch Muon steps on ``case``."""
+def torch_runner(case: dict, steps: int):
+    """A function that runs ``steps`` hand-batched torch Muon steps on ``case`` and returns the
+    final X (B, m, n) as a torch tensor."""
     torch = _need("torch")
     a_np, y_np = _data(case)
     m, n, N, B = case["m"], case["n"], case["N"], case["B"]
@@ -87,11 +88,12 @@ def torch_peer(case: dict, steps: int, repeats: int = 1) -> float:
                 x.sub_(ns5(u), alpha=LR * scale)
         return x
 
-    return _time(go, repeats)
+    return go
 
 
-def jax_peer(case: dict, steps: int, repeats: int = 1) -> float:
-    """Median seconds of ``steps`` steps of optax's Muon, jit + scan + vmap, on ``case``."""
+def jax_runner(case: dict, steps: int):
+    """A function that runs ``steps`` steps of optax's Muon (jit + scan + vmap) on ``case`` and
+    returns the final X (B, m, n), computed (``block_until_ready``)."""
     jax, jnp, optax = _need("jax"), _need("jax.numpy"), _need("optax")
     _need("optax.contrib")
     a_np, y_np = _data(case)
@@ -117,10 +119,16 @@ def jax_peer(case: dict, steps: int, repeats: int = 1) -> float:
         return x
 
     x0 = jnp.zeros((B, m, n), jnp.float32)
-    return _time(lambda: run(x0).block_until_ready(), repeats)
+    return lambda: run(x0).block_until_ready()
 
 
-PEERS = {"torch": torch_peer, "jax": jax_peer}  # name -> fn(case, steps, repeats) -> seconds
+RUNNERS = {"torch": torch_runner, "jax": jax_runner}  # name -> fn(case, steps) -> (fn() -> final X)
+
+
+def time_peer(name: str, case: dict, steps: int, repeats: int = 1) -> float:
+    """Median seconds of peer ``name`` on ``case`` over ``repeats`` runs after one warm-up (for
+    JAX the warm-up includes the compilation). :class:`PeerMissing` if its framework is not here."""
+    return _time(RUNNERS[name](case, steps), repeats)
 
 
 def versions() -> dict:
