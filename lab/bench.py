@@ -326,6 +326,7 @@ def bench(
     with_demo: bool = True,
     levers: bool = False,
     peers: bool = False,
+    peer_passes: int = 3,
     progress=print,
 ) -> dict:
     optimizers = list(optimizers or default_optimizers())
@@ -345,7 +346,7 @@ def bench(
             out["workload"].append(row)
     if peers:
         out["peers"] = peer_comparison(
-            [c for c in PEER_CASES if c in cases] or PEER_CASES, repeats=repeats, progress=progress
+            [c for c in PEER_CASES if c in cases] or PEER_CASES, peer_passes, repeats, progress
         )
     progress("measuring the matmul peak again ...")
     again = matmul_peak(backend, repeats)  # a busy spell during the first measurement must not lower the peak

@@ -136,6 +136,7 @@ def _cmd_bench(args) -> int:
         with_demo=not args.no_demo,
         levers=args.levers,
         peers=args.peers,
+        peer_passes=args.passes,
         progress=lambda s: print(s, file=sys.stderr),
     )
     print(bench.markdown(res) if args.markdown else bench.text(res))
@@ -206,6 +207,7 @@ def main(argv=None) -> int:
     ben.add_argument(
         "--peers", action="store_true", help="also run the torch / JAX peers of W (small, large), interleaved"
     )
+    ben.add_argument("--passes", type=int, default=3, help="--peers: interleaved passes (the median is reported)")
     ben.add_argument("--markdown", action="store_true", help="print the docs/benchmarks.md tables")
     ben.add_argument("--json", help="write all figures to this JSON file")
     ben.set_defaults(func=_cmd_bench)
