@@ -333,6 +333,8 @@ def bench(
     for c in cases:
         if c not in CASES:
             raise problems.ParamError(f"cases: unknown {c!r}; allowed: {', '.join(CASES)}")
+    if peers and int(peer_passes) < 1:
+        raise problems.ParamError(f"passes: got {peer_passes!r}; allowed: an integer >= 1")
     for name in optimizers:
         runners.get(name)  # unknown names: a one-line error listing the registered ones
     out = {"machine": machine(backend), "backend": backend, "repeats": repeats, "log_points": log_points}
