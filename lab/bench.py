@@ -28,6 +28,7 @@ import problems
 import runners
 from runners import loop, orth
 
+from . import peers as _peers
 from . import perf_env
 from problems.backend import blas_threads, get_backend, limit_blas_threads
 
@@ -241,6 +242,58 @@ def code_levers(repeats: int = 5) -> list[dict]:
     return rows
 
 
+# --- peers: the same workload in other frameworks, interleaved with the lab ---------------
+
+PEER_CASES = ("small", "large")
+
+
+def peer_comparison(cases=PEER_CASES, passes: int = 3, repeats: int = 5, progress=print) -> dict:
+    """Lab (``runners.run``, Muon) and each installed peer (lab.peers) on W's ``cases``,
+    interleaved pass by pass (lab, then each peer, per case); each figure is the median over
+    passes of the per-pass median of ``repeats`` runs. Missing peers are listed with the reason."""
+    names = ["lab", *_peers.RUNNERS]
+    secs = {(c, k): [] for c in cases for k in names}
+    missing = {}
+    for i in range(passes):
+        for case in cases:
+            progress(f"peers, pass {i + 1}/{passes}: {case} ...")
+            secs[(case, "lab")].append(workload(case, "muon", repeats=repeats)["seconds"])
+            for name in _peers.RUNNERS:
+                if name in missing:
+                    continue
+                try:
+                    secs[(case, name)].append(_peers.time_peer(name, _case(case), STEPS, repeats))
+                except _peers.PeerMissing as exc:
+                    missing[name] = str(exc)
+                    progress(f"peer {name} skipped: {exc}")
+    rows = []
+    for case in cases:
+        m, n, N, B = CASES[case]
+        flops, formula = step_flops(runners.make("muon"), m, n, N, 1.0)
+        row = {"case": case, "m": m, "n": n, "N": N, "B": B, "formula": formula, "flops_per_step": flops}
+        for name in names:
+            ts = secs[(case, name)]
+            row[name] = (
+                None
+                if not ts
+                else {"seconds": statistics.median(ts), "gflops": flops * B * STEPS / statistics.median(ts) / 1e9}
+            )
+        rows.append(row)
+    return {
+        "names": names,
+        "rows": rows,
+        "missing": missing,
+        "passes": passes,
+        "repeats": repeats,
+        "versions": _peers.versions(),
+    }
+
+
+def _case(case: str) -> dict:
+    m, n, N, B = CASES[case]
+    return {"m": m, "n": n, "N": N, "B": B}
+
+
 # --- the whole benchmark -------------------------------------------------------------------
 
 
@@ -272,12 +325,16 @@ def bench(
     log_points: int = 5,
     with_demo: bool = True,
     levers: bool = False,
+    peers: bool = False,
+    peer_passes: int = 3,
     progress=print,
 ) -> dict:
     optimizers = list(optimizers or default_optimizers())
     for c in cases:
         if c not in CASES:
             raise problems.ParamError(f"cases: unknown {c!r}; allowed: {', '.join(CASES)}")
+    if peers and int(peer_passes) < 1:
+        raise problems.ParamError(f"passes: got {peer_passes!r}; allowed: an integer >= 1")
     for name in optimizers:
         runners.get(name)  # unknown names: a one-line error listing the registered ones
     out = {"machine": machine(backend), "backend": backend, "repeats": repeats, "log_points": log_points}
@@ -289,6 +346,10 @@ def bench(
             progress(f"workload W: {name} on {case} ...")
             row = workload(case, name, backend, repeats, log_points)
             out["workload"].append(row)
+    if peers:
+        out["peers"] = peer_comparison(
+            [c for c in PEER_CASES if c in cases] or PEER_CASES, peer_passes, repeats, progress
+        )
     progress("measuring the matmul peak again ...")
     again = matmul_peak(backend, repeats)  # a busy spell during the first measurement must not lower the peak
     out["matmul"] = {
@@ -297,6 +358,10 @@ def bench(
     }
     for row in out["workload"]:
         row["fraction_of_peak"] = None if row["gflops"] is None else row["gflops"] / out["matmul"]["peak"]
+    for row in out.get("peers", {}).get("rows", ()):
+        for k, v in row.items():
+            if isinstance(v, dict) and "gflops" in v:
+                v["fraction_of_peak"] = v["gflops"] / out["matmul"]["peak"]
     if with_demo:
         progress("demo sweep end to end ...")
         out["demo"] = demo(backend=backend)
@@ -338,6 +403,8 @@ def markdown(res: dict) -> str:
             f"| {r['case']} {r['m']}x{r['n']}, N = {r['N']} | {r['optimizer']} | {r['B']} | "
             f"{r['problem_steps_per_s']:,.0f} | {fl} | {gf} | {fr} |"
         )
+    if "peers" in res:
+        lines += ["", *_peer_lines(res["peers"], res["matmul"]["peak"])]
     if "demo" in res:
         d = res["demo"]
         lines += [
@@ -366,12 +433,35 @@ def markdown(res: dict) -> str:
     return "\n".join(lines)
 
 
+def _peer_lines(pr: dict, peak: float) -> list[str]:
+    names = pr["names"]
+    label = {"lab": "lab `runners.run`", "torch": "hand-batched torch.bmm", "jax": "JAX + optax muon"}
+    v = pr["versions"]
+    lines = [
+        f"Side by side (Muon on W, T = {STEPS}; {pr['passes']} interleaved passes x {pr['repeats']} runs, medians; "
+        f"torch {v.get('torch')} ({v.get('torch_threads')} threads), jax {v.get('jax')}, optax {v.get('optax')}; "
+        f"same-run matmul peak {peak:.0f} GFLOP/s). GFLOP/s (fraction of the peak):",
+        "",
+        "| size | " + " | ".join(label.get(k, k) for k in names) + " | lab / best peer |",
+        "|---" * (len(names) + 2) + "|",
+    ]
+    for r in pr["rows"]:
+        cells = ["skipped" if r[k] is None else f"{r[k]['gflops']:.1f} ({r[k]['gflops'] / peak:.2f})" for k in names]
+        best = max((r[k]["gflops"] for k in names if k != "lab" and r[k] is not None), default=None)
+        ratio = "n/a" if best is None else f"{r['lab']['gflops'] / best:.2f}x"
+        lines.append(f"| {r['case']} {r['m']}x{r['n']}, B = {r['B']} | " + " | ".join(cells) + f" | {ratio} |")
+    lines += [f"\nPeer {k} skipped: {why}" for k, why in pr["missing"].items()]
+    return lines
+
+
 def text(res: dict) -> str:
     """A short human summary."""
     out = [f"matmul peak (float32): {res['matmul']['peak']:.0f} GFLOP/s"]
     for r in res["workload"]:
         gf = "" if r["gflops"] is None else f", {r['gflops']:.0f} GFLOP/s = {r['fraction_of_peak']:.2f} of peak"
         out.append(f"{r['optimizer']:>10} {r['case']:>5}: {r['problem_steps_per_s']:,.0f} problem-steps/s{gf}")
+    if "peers" in res:
+        out += _peer_lines(res["peers"], res["matmul"]["peak"])
     if "demo" in res:
         d = res["demo"]
         out.append(f"demo: wall {d['wall_s']:.1f} s, overhead {100 * d['overhead_share']:.1f}%")

@@ -142,6 +142,8 @@ def _cmd_bench(args) -> int:
         repeats=args.repeats,
         with_demo=not args.no_demo,
         levers=args.levers,
+        peers=args.peers,
+        peer_passes=args.passes,
         progress=lambda s: print(s, file=sys.stderr),
     )
     print(bench.markdown(res) if args.markdown else bench.text(res))
@@ -220,6 +222,10 @@ def main(argv=None) -> int:
     ben.add_argument("--repeats", type=int, default=5, help="timed repeats per figure (the median is reported)")
     ben.add_argument("--no-demo", action="store_true", help="skip the demo sweep end to end")
     ben.add_argument("--levers", action="store_true", help="also measure each speed lever off vs on")
+    ben.add_argument(
+        "--peers", action="store_true", help="also run the torch / JAX peers of W (small, large), interleaved"
+    )
+    ben.add_argument("--passes", type=int, default=3, help="--peers: interleaved passes (the median is reported)")
     ben.add_argument("--markdown", action="store_true", help="print the docs/benchmarks.md tables")
     ben.add_argument("--json", help="write all figures to this JSON file")
     ben.set_defaults(func=_cmd_bench)

@@ -13,6 +13,10 @@ records :func:`settings`. This module imports nothing but the standard library.
   freed and page-faulted back on the next step. Skipped when either variable is set.
 
 ``MUONLAB_PERF_ENV=0`` turns both off (the benchmark's "before" runs use it).
+
+:func:`settings` (what manifests record) adds, once NumPy is loaded, the CPU facts the levers
+are conditioned on (vendor, AVX2 / AVX-512, cores) and the kernel levers that
+``runners.orth`` chose from the detected BLAS kernel (:func:`runners.orth.kernel_levers`).
 """
 
 from __future__ import annotations
@@ -100,7 +104,26 @@ def configure(env=None) -> dict:
     return _SETTINGS
 
 
+def cpu_summary() -> dict:
+    """The detected CPU facts every lever is conditioned on."""
+    info = cpu()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "vendor": info["vendor"],
+        "model": info["model"],
+        "avx2": "avx2" in info["flags"],
+        "avx512": _AVX512 <= info["flags"],
+        "cores": cores,
+    }
+
+
 def settings() -> dict:
     """What :func:`configure` did in this process, for the manifest (it runs now if it has not:
-    the malloc settings still apply, the core type is then only reported)."""
-    return configure()
+    the malloc settings still apply, the core type is then only reported), with the CPU facts
+    and, when NumPy is loaded, the kernel levers in effect."""
+    out = {**configure(), "cpu": cpu_summary()}
+    if "numpy" in sys.modules:
+        from runners.orth import kernel_levers  # noqa: PLC0415  (lab -> runners; NumPy is loaded)
+
+        out["kernels"] = kernel_levers()
+    return out

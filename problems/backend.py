@@ -112,6 +112,15 @@ def blas_threads() -> int:
     return max([lib.num_threads for lib in libs] or [1])
 
 
+def blas_kernel() -> str:
+    """The kernel set NumPy's BLAS runs on this CPU: OpenBLAS's core type ('Haswell',
+    'SkylakeX', 'Zen', ...), else the library's name ('mkl', ...); '' when none is seen. The
+    kernel levers of runners.orth are chosen by it (docs/benchmarks.md)."""
+    for lib in _blas_controller().lib_controllers:
+        return str(getattr(lib, "architecture", None) or lib.internal_api)
+    return ""
+
+
 @contextmanager
 def limit_blas_threads(n: int):
     """Limit the host BLAS to ``n`` threads inside the block (process-wide; concurrent and nested

@@ -27,6 +27,7 @@ from typing import Callable
 import numpy as np
 
 from problems.backend import array_module as _xp
+from problems.backend import blas_kernel
 from problems.registry import Registry
 
 from . import polar_express as _pe
@@ -121,6 +122,50 @@ def polar_svd(u, steps=None):
 GRAM_FUSE_RATIO: float | None = 3.0
 
 
+# The Gram product Z Z^T on the host: BLAS syrk (NumPy's ``z @ z.T``) or gemm on a scaled transposed
+# copy, chosen by the BLAS kernel detected at run time (problems.backend.blas_kernel), where each
+# was measured faster (docs/benchmarks.md): syrk on OpenBLAS's Haswell (AVX2) kernels, 1.5-2.4x
+# faster than copy + gemm on an AVX2-only AMD Zen 3; gemm on the SkylakeX (AVX-512) kernels, where
+# syrk was ~2.6x slower. An unmeasured kernel keeps the gemm path. GRAM_SYRK forces it (True /
+# False; None = detect).
+SYRK_KERNELS = frozenset({"Haswell"})
+GRAM_SYRK: bool | None = None
+_DETECTED: dict = {}
+
+
+def gram_syrk(xp=np) -> bool:
+    """Whether the Gram products of the kernels below use syrk on array module ``xp`` now."""
+    if xp is not np:
+        return False
+    if GRAM_SYRK is not None:
+        return bool(GRAM_SYRK)
+    if "syrk" not in _DETECTED:
+        _DETECTED["kernel"] = blas_kernel()
+        _DETECTED["syrk"] = _DETECTED["kernel"] in SYRK_KERNELS
+    return _DETECTED["syrk"]
+
+
+def kernel_levers() -> dict:
+    """The kernel levers in effect on the host (recorded in every manifest via lab.perf_env)."""
+    syrk = gram_syrk(np)
+    return {
+        "blas_kernel": _DETECTED.get("kernel") or blas_kernel(),
+        "gram_product": "syrk" if syrk else "gemm on a scaled transposed copy",
+        "gram_source": "forced (runners.orth.GRAM_SYRK)" if GRAM_SYRK is not None else "detected BLAS kernel",
+        "gram_fuse_ratio": GRAM_FUSE_RATIO,
+    }
+
+
+def _gram(z, s, out, zt, xp, syrk: bool):
+    """out = s Z Z^T (``zt``: a (B, q, p) buffer for the gemm path; unused with syrk)."""
+    if syrk:
+        xp.matmul(z, z.transpose(0, 2, 1), out=out)
+        out *= s
+    else:
+        _scaled_transpose(z, s, zt, xp)
+        xp.matmul(z, zt, out=out)
+
+
 def newton_schulz(u, coeffs, norm_scale: float = 1.0):
     """Odd polynomial iteration X <- a X + (b A + c A^2) X with A = X X^T, one (a, b, c) per step,
     on the Gram side of the smaller dimension (X is transposed so that rows <= cols).
@@ -130,7 +175,8 @@ def newton_schulz(u, coeffs, norm_scale: float = 1.0):
     Written for speed, with the same result up to rounding (tests/runners/test_orth_fast.py checks
     it against the plain iteration): per step three matmuls into preallocated buffers and one
     elementwise pass. With X = d Z (the scalar d carried on the host), G = Z (c d^2 Z^T) = c A is
-    one gemm on a scaled transposed copy (not syrk, which is slower in OpenBLAS), and completing
+    one product: syrk then a p x p scaling, or gemm on a scaled transposed copy, whichever was
+    measured faster on the detected BLAS kernel (:func:`gram_syrk`), and completing
     the square, H = G + b/2 I, gives c (a I + b A + c A^2) = H^2 + (a c - b^2 / 4) I, so
     Z <- (H^2 + k I) Z and d <- d / c need no other elementwise work. Wide-enough rectangular
     inputs take the fused Gram path (:data:`GRAM_FUSE_RATIO`)."""
@@ -172,7 +218,8 @@ def _scaled_transpose(z, s, out, xp):
 def _ns_direct(z, coeffs, xp):
     """The iteration on X = d Z (p <= q), updating Z in place of a ping-pong buffer pair."""
     B, p, q = z.shape
-    zt = xp.empty((B, q, p), dtype=z.dtype)
+    syrk = gram_syrk(xp)
+    zt = None if syrk else xp.empty((B, q, p), dtype=z.dtype)
     g = xp.empty((B, p, p), dtype=z.dtype)
     h = xp.empty_like(g)
     g_diag, h_diag = _diag(g), _diag(h)
@@ -180,13 +227,11 @@ def _ns_direct(z, coeffs, xp):
     d = 1.0
     for a, b, c in coeffs:
         if c == 0:  # cubic step: Z <- (a I + b A) Z
-            _scaled_transpose(z, b * d * d, zt, xp)
-            xp.matmul(z, zt, out=g)
+            _gram(z, b * d * d, g, zt, xp, syrk)
             g_diag += a
             xp.matmul(g, z, out=z2)
         else:
-            _scaled_transpose(z, c * d * d, zt, xp)
-            xp.matmul(z, zt, out=g)  # c A
+            _gram(z, c * d * d, g, zt, xp, syrk)  # c A
             g_diag += b / 2
             xp.matmul(g, g, out=h)
             h_diag += a * c - b * b / 4  # c (a I + b A + c A^2)
@@ -205,13 +250,17 @@ def _ns_gram_fused(x, coeffs, xp):
     step 2 and then every 3 steps (float32 error then as small as the direct iteration's; with one
     chain of 5 steps it was ~30x larger on ill-conditioned inputs)."""
     B, p, q = x.shape
-    xt = xp.empty((B, q, p), dtype=x.dtype)
+    syrk = gram_syrk(xp)
+    xt = None if syrk else xp.empty((B, q, p), dtype=x.dtype)
     start = 0
     while start < len(coeffs):
         group = coeffs[start : start + (2 if start == 0 else 3)]
         start += len(group)
-        xt[...] = x.transpose(0, 2, 1)
-        a_k = xp.matmul(x, xt)
+        if syrk:
+            a_k = xp.matmul(x, x.transpose(0, 2, 1))
+        else:
+            xt[...] = x.transpose(0, 2, 1)
+            a_k = xp.matmul(x, xt)
         qk = None
         for i, (a, b, c) in enumerate(group):
             phi = xp.matmul(a_k, a_k)

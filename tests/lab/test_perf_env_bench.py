@@ -26,7 +26,18 @@ def test_coretype_set_only_when_unset_on_amd_avx512_before_numpy(fresh):
     env = {}
     got = perf_env.configure(env)
     assert env["OPENBLAS_CORETYPE"] == "SkylakeX" and got["openblas_coretype"]["value"] == "SkylakeX"
-    assert perf_env.settings() is got  # once per process
+    assert perf_env.configure() is got  # once per process
+    assert {k: v for k, v in perf_env.settings().items() if k not in ("cpu", "kernels")} == got
+
+
+def test_settings_record_the_cpu_and_the_kernel_levers():
+    import numpy as np  # noqa: F401  (the kernel levers are reported once NumPy is loaded)
+
+    from runners import orth
+
+    got = perf_env.settings()
+    assert set(got["cpu"]) >= {"vendor", "avx2", "avx512", "cores"} and got["cpu"]["cores"] >= 1
+    assert got["kernels"]["gram_product"] == ("syrk" if orth.gram_syrk() else "gemm on a scaled transposed copy")
 
 
 @pytest.mark.parametrize(

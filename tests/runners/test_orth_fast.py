@@ -9,6 +9,15 @@ import pytest
 import runners.orth as orth
 from problems.backend import get_backend
 
+
+@pytest.fixture(autouse=True, params=[True, False], ids=["syrk", "gemm_copy"])
+def gram_product(request, monkeypatch):
+    """Every test runs with both host Gram products (runners.orth.GRAM_SYRK), whichever this
+    machine's BLAS kernel would pick."""
+    monkeypatch.setattr(orth, "GRAM_SYRK", request.param)
+    return request.param
+
+
 CUBIC = ((1.5, -0.5, 0.0),) * 3 + ((3.4445, -4.7750, 2.0315),) * 2  # c = 0 steps take their own branch
 
 
@@ -88,3 +97,12 @@ def test_non_contiguous_input_and_batch_invariance():
     np.testing.assert_array_equal(together, orth.newton_schulz(np.ascontiguousarray(view), orth.KELLER))
     for b in range(3):
         np.testing.assert_array_equal(together[b], orth.newton_schulz(view[b : b + 1], orth.KELLER)[0])
+
+
+@pytest.mark.parametrize("kernel,syrk", [("Haswell", True), ("SkylakeX", False), ("mkl", False), ("", False)])
+def test_gram_product_follows_the_detected_kernel(kernel, syrk, monkeypatch):
+    monkeypatch.setattr(orth, "GRAM_SYRK", None)
+    monkeypatch.setattr(orth, "_DETECTED", {})
+    monkeypatch.setattr(orth, "blas_kernel", lambda: kernel)
+    assert orth.gram_syrk(np) is syrk
+    assert orth.kernel_levers()["gram_product"] == ("syrk" if syrk else "gemm on a scaled transposed copy")

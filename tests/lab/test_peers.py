@@ -1,0 +1,50 @@
+"""The peers of ``muonlab bench --peers`` (lab.peers) run the lab's workload: the torch peer's
+iterates equal the lab's Muon (same data, same math), optax's Muon (bias-corrected momentum)
+equals it after one step, where the two coincide; a missing framework is reported, not raised
+as a crash. Skipped per framework when the ``peers`` extra is not installed."""
+
+import numpy as np
+import pytest
+
+import problems
+import runners
+from lab import bench, peers
+
+
+def lab_muon(case, steps):
+    B = case["B"]
+    P = problems.make(
+        "sample_lsq", runs=B, seed=np.arange(B), backend="numpy", m=case["m"], n=case["n"], samples=case["N"], alpha=1.0
+    )
+    return runners.run(P, runners.make("muon"), steps=steps, seed=np.arange(B), log_points=2).params[0]
+
+
+@pytest.mark.parametrize("shape", [(6, 6), (9, 5), (4, 7)])
+def test_torch_peer_iterates_equal_the_lab(shape):
+    pytest.importorskip("torch")
+    case = {"m": shape[0], "n": shape[1], "N": 12, "B": 3}
+    got = peers.torch_runner(case, 5)().numpy()
+    np.testing.assert_allclose(got, lab_muon(case, 5), rtol=0, atol=2e-6)
+
+
+def test_jax_peer_first_step_equals_the_lab():
+    pytest.importorskip("jax")
+    pytest.importorskip("optax")
+    case = {"m": 6, "n": 6, "N": 12, "B": 3}
+    got = np.asarray(peers.jax_runner(case, 1)())
+    np.testing.assert_allclose(got, lab_muon(case, 1), rtol=0, atol=2e-6)
+
+
+def test_missing_peer_is_a_line_not_a_crash(monkeypatch):
+    def missing(case, steps):
+        raise peers.PeerMissing("nopeer is not installed; pip install -e .[peers] adds it")
+
+    monkeypatch.setitem(bench.CASES, "tiny", (4, 4, 8, 2))
+    monkeypatch.setattr(peers, "RUNNERS", {"nopeer": missing})
+    monkeypatch.setattr(bench, "STEPS", 2)
+    lines = []
+    res = bench.peer_comparison(["tiny"], passes=1, repeats=1, progress=lines.append)
+    assert res["rows"][0]["nopeer"] is None and res["rows"][0]["lab"]["gflops"] > 0
+    assert "nopeer" in res["missing"] and any("skipped" in s for s in lines)
+    text = "\n".join(bench._peer_lines(res, peak=100.0))
+    assert "skipped" in text and "pip install" in text
