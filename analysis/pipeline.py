@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,11 @@ from .stats import log10_ratio
 from .tune import refine_edges, to_toml
 
 log = logging.getLogger("analysis")
+stage_log = logging.getLogger("analysis.stage")  # one line per stage (the CLI prints them on stderr)
+
+
+def stage(name: str, t0: float) -> None:  # the start of a stage, seconds since the analysis' start t0
+    stage_log.info(f"analysis: {name} ({time.perf_counter() - t0:.1f} s in)")
 
 
 @dataclass
@@ -385,7 +391,9 @@ def _refine(an: Analysis) -> None:
 def run(
     out_dir, criterion: str | None = None, focus: str | None = None, refine: bool = False, figures: bool = True
 ) -> Analysis:
-    """The whole computation on ``out_dir`` (see :func:`analyze`); returns the :class:`Analysis`."""
+    """The whole computation on ``out_dir`` (see :func:`analyze`); returns the :class:`Analysis`.
+    Each stage (tuning, phase, theory, rates, tables, figures) logs a line to ``analysis.stage``."""
+    t0 = time.perf_counter()
     data = Results(out_dir, criterion=criterion, focus=focus)
     a = data.options
     crit, level, labels = a.criterion, float(a.level), data.labels
@@ -396,8 +404,10 @@ def run(
         raise ValueError(f"criterion {crit!r} needs curves.csv in {data.dir}")
     notes: list[tuple[str, str]] = []
     by = data.by
+    stage(f"tuning ({crit}, {len(labels)} optimizers)", t0)
     summary, sens, chosen = data.tuned(crit)
     cells = data.cells
+    stage(f"phase tables ({len(cells)} cells)", t0)
     phase_all = phase_table(summary, cells, focus, chosen, level, by)
     top = None
     if by:  # maps and figures at the largest horizon
@@ -411,8 +421,10 @@ def run(
         summ_map = summary[summary[by[0]] == top[1]]
     else:
         phase, summ_map = phase_all, summary
+    stage("theory overlays", t0)
     phase_all, phase, shen, rival = _shen(data, notes, labels, focus, crit, level, chosen, phase_all, phase)
     profile = performance_profile(summ_map, keys=("cell_id",))
+    stage("rates", t0)
     rate_fits, rate_tab, horizon_tab = _rates(data, notes, chosen, data.kinds, level, by)
     modes = _modes(data, notes, chosen)
     swept, x, y = _axes(data)
@@ -447,10 +459,12 @@ def run(
         notes,
     )
     _warnings(an)
+    stage("tables", t0)
     _write_tables(an)
     if refine:
         _refine(an)
     if figures:
+        stage("figures", t0)
         from .figures import draw_standard  # noqa: PLC0415  (matplotlib only when figures are drawn)
 
         draw_standard(an)
@@ -473,6 +487,7 @@ def run(
             indent=1,
         )
     )
+    stage_log.info(f"analysis: done in {time.perf_counter() - t0:.1f} s")
     return an
 
 
