@@ -20,7 +20,7 @@ from . import rates, theory, trend
 from .options import CRITERIA, NEEDS_CURVES
 from .phase import NONE, pairwise_verdicts, performance_profile, phase_table, rivals
 from .results import Results
-from .stats import log10_ratio
+from .stats import log10_ratio, seed_note
 from .tune import refine_edges, to_toml
 
 log = logging.getLogger("analysis")
@@ -331,15 +331,10 @@ def _warnings(an: Analysis) -> None:
     failed = int((ph["winner"] == NONE).sum())
     if failed:
         an.note("warning", f"{failed} cells where every method failed (median criterion +inf)")
-    n_seeds = int(s["n_seeds"].min()) if len(s) else 0
-    if 0 < n_seeds < 6:
-        an.note(
-            "warning",
-            f"only {n_seeds} seeds per point: the bootstrap CI of the median cannot be wider than the "
-            f"seeds' range, whose coverage is {100 * (1 - 2.0 ** (1 - n_seeds)):.0f}%, so the CIs cover less than the "
-            "nominal "
-            f"{100 * an.level:.0f}%",
-        )
+    exact = "p_noise" in runs and bool((runs["p_noise"] == "none").all())  # no oracle noise in any run
+    seeds = seed_note(int(s["n_seeds"].min()) if len(s) else 0, exact, an.level)
+    if seeds is not None:
+        an.note(*seeds)
     if an.crit == "steps_to_target":
         miss = float(np.mean(~np.isfinite(s["median"].astype(float))))
         if miss > 0:

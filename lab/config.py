@@ -102,6 +102,9 @@ class SweepConfig(_Strict):
     memory_budget_mb: Number = Field(512, gt=0)  # working set of one job (the plan chunks jobs to it)
     # the sweep's budget of run-steps (runs x steps, refined runs not counted): refused before any job
     max_run_steps: int = Field(MAX_RUN_STEPS, gt=0)
+    # the sweep's memory budget: its estimated peak (lab.preflight) must fit it and this machine's
+    # available memory (default: the machine's only)
+    max_memory_gb: Optional[Number] = Field(None, gt=0)
     # every-step accumulators (runners.accumulate; docs/results.md): off by default, since they
     # cost the exact loss and gradient at every step
     accumulate: list[Literal[runners.ACCUMULABLE]] = Field(default_factory=list)  # type: ignore[valid-type]
@@ -112,7 +115,7 @@ class SweepConfig(_Strict):
 
     @model_serializer(mode="wrap")
     def _omit_unset_options(self, handler):
-        """Options added after the first release (``accumulate``, ``[refine]``, ``max_run_steps``) appear in a dump
+        """Options added after the first release (``accumulate``, ``[refine]``, the budgets) appear in a dump
         only when set, so that they leave the config hash and manifest of existing sweeps unchanged."""
         out = handler(self)
         if isinstance(out, dict):
@@ -120,6 +123,8 @@ class SweepConfig(_Strict):
                 out.pop("accumulate", None)
             if self.max_run_steps == MAX_RUN_STEPS:
                 out.pop("max_run_steps", None)
+            if self.max_memory_gb is None:
+                out.pop("max_memory_gb", None)
             if out.get("refine", 0) is None:
                 del out["refine"]
         return out

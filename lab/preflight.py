@@ -4,9 +4,9 @@ cannot fit.
 :func:`estimate` reads the plan (the :class:`lab.plan.JobSpec` list) and the problems' declared
 working sets (``Problem.run_bytes``): jobs, runs, run-steps (runs x steps), the peak memory of the
 largest job (its arrays, plus its result tables) and of assembling the result grids, and this
-machine's available memory. :func:`check` refuses, naming the field, a run larger than the
-config's ``memory_budget_mb``, a peak larger than the available memory, or more run-steps than
-``max_run_steps`` (checked in :mod:`lab.config`). :func:`calibrate` times a few steps of each kind
+machine's available memory. :func:`check` refuses, naming the fields, a peak larger than the
+available memory or the config's ``max_memory_gb`` (more run-steps than ``max_run_steps`` is
+refused by :mod:`lab.config`). :func:`calibrate` times a few steps of each kind
 of job on a small batch (``muonlab run --dry-run``), for a time estimate. Nothing here writes.
 """
 
@@ -156,28 +156,34 @@ def _memory_fields(cfg: SweepConfig, spec: JobSpec) -> str:
 
 
 def check(cfg: SweepConfig, est: Estimate) -> None:
-    """Refuse, in one line naming the field, a run larger than ``memory_budget_mb`` or a peak larger
-    than the available memory. Run-steps against ``max_run_steps`` are checked by lab.config."""
+    """Refuse, in one line naming the fields, a sweep whose estimated peak memory exceeds this
+    machine's available memory or the config's ``max_memory_gb``. (Run-steps against
+    ``max_run_steps`` are checked by lab.config; ``memory_budget_mb`` only sizes the jobs: a run
+    larger than it is a job of its own.)"""
     avail = est.available_bytes
-    here = f"this machine has {size(avail)} available" if avail is not None else "this machine's memory is unknown"
-    budget = cfg.memory_budget_mb * MiB
-    if est.worst is not None and est.run_bytes > budget:
-        raise ConfigError(
-            f"{_memory_fields(cfg, est.worst)}: one run needs ~{size(est.run_bytes)} ({cfg.dtype}), more than "
-            f"memory_budget_mb = {cfg.memory_budget_mb:g}; allowed: smaller sizes, or raise memory_budget_mb "
-            f"({here})"
-        )
-    if avail is None or est.peak_bytes <= avail:
+    limits = []
+    if avail is not None:
+        limits.append((avail, f"this machine has {size(avail)} available"))
+    if cfg.max_memory_gb is not None:
+        limits.append((cfg.max_memory_gb * GiB, f"max_memory_gb = {cfg.max_memory_gb:g}"))
+    if not limits:
+        return
+    limit, which = min(limits, key=lambda x: x[0])
+    if est.peak_bytes <= limit:
         return
     if est.job_bytes >= est.grid_bytes:
+        split = (
+            f", or a smaller memory_budget_mb (now {cfg.memory_budget_mb:g}) to split the jobs"
+            if est.worst is not None and est.worst.runs > 1
+            else ""
+        )
         raise ConfigError(
-            f"{_memory_fields(cfg, est.worst)}: the largest job ({est.worst.runs} runs) needs ~{size(est.job_bytes)}; "
-            f"{here}; allowed: smaller sizes, or a smaller memory_budget_mb (now {cfg.memory_budget_mb:g}) "
-            "to split jobs"
+            f"{_memory_fields(cfg, est.worst)}: the largest job ({est.worst.runs:,} run(s) of ~{size(est.run_bytes)}, "
+            f"{cfg.dtype}) needs ~{size(est.job_bytes)}, but {which}; allowed: smaller sizes{split}"
         )
     raise ConfigError(
         f"log_points: assembling curves.csv ({est.runs:,} runs x {est.logged} logged steps) needs "
-        f"~{size(est.grid_bytes)}; {here}; allowed: fewer log_points, seeds or grid points"
+        f"~{size(est.grid_bytes)}, but {which}; allowed: fewer log_points, seeds or grid points"
     )
 
 
