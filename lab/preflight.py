@@ -28,10 +28,13 @@ from .errors import ConfigError
 from .plan import JobSpec
 
 GiB, MiB = 2**30, 2**20
-# The arrays of one run, measured against Problem.run_bytes (tracemalloc peak of a job / run_bytes,
-# tests/lab/test_preflight.py): the instance is generated on the host in float64 and the batch is
-# split into lanes that hold their own copies, so a job holds up to about twice the declared bytes.
+# A job's memory against its runs' declared Problem.run_bytes (tracemalloc, which traces NumPy's
+# allocations; tests/lab/test_preflight.py checks the bound on every problem kind): the instance is
+# generated on the host in float64 and the lanes hold their own sub-batches, so the bytes per run
+# were 0.4-1.8x the declared ones at the shipped presets' sizes, plus up to ~20 MiB per job (thread
+# pool, set-up temporaries, pandas tables).
 JOB_FACTOR = 2.0
+JOB_OVERHEAD = 32 * 2**20
 # Assembling runs.csv / curves.csv: pandas holds a table about three times over (the parts, their
 # concatenation, the sorted copy) while it writes it.
 GRID_FACTOR = 3
@@ -105,10 +108,11 @@ def run_bytes(spec: JobSpec) -> int:
 
 
 def job_bytes(spec: JobSpec) -> int:
-    """Peak bytes of one job: its arrays (x :data:`JOB_FACTOR`) and its curves/runs tables."""
+    """Peak bytes of one job: its arrays (x :data:`JOB_FACTOR`), its curves/runs tables and
+    :data:`JOB_OVERHEAD`."""
     logged = len(runners.log_steps(spec.steps, spec.log_points))
     tables = spec.runs * (logged * CURVE_COLUMNS + RUN_COLUMNS) * 8
-    return int(JOB_FACTOR * spec.runs * run_bytes(spec)) + tables
+    return int(JOB_FACTOR * spec.runs * run_bytes(spec)) + tables + JOB_OVERHEAD
 
 
 def estimate(cfg: SweepConfig, jobs: list[JobSpec]) -> Estimate:
