@@ -171,7 +171,7 @@ def test_progress_bar_shows_rate_and_eta(tmp_path, capsys):
     store = Store(tmp_path)
     EXECUTORS["local"](jobs, store, progress=True)
     err = capsys.readouterr().err
-    assert "local: 100%" in err and "run/s" in err and "<" in err  # tqdm: [elapsed<remaining, rate]
+    assert "local: 100%" in err and "run-step/s" in err and "<" in err  # tqdm: [elapsed<remaining, rate]
     assert store.done() == {j.key for j in jobs}
 
 
