@@ -28,10 +28,11 @@ from .grids import GridValue, expand
 CRITERIA = tuple(_CRITERIA)  # the tuning criteria (names; definitions in analysis.options.CRITERIA)
 MAX_RUNS = 1_000_000  # runs in one sweep (the run table is held in memory)
 MAX_RUN_STEPS = 10**10  # default of ``max_run_steps``: a guard against a mistyped steps or grid, raise it on purpose
+MAX_STEPS = 10**9  # steps of one run (a Python loop of about 10 us at the least per step: over a day)
 MAX_LOG_POINTS = 100_000  # logged steps per run (curves.csv has runs x logged steps rows)
 LABEL_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.+-")
 
-Seed = Annotated[int, Field(ge=0)]
+Seed = Annotated[int, Field(ge=0, lt=2**63)]  # the oracle streams key on int64 seeds
 Number = Annotated[float, Field(allow_inf_nan=False)]
 
 
@@ -92,7 +93,7 @@ class RefineConfig(_Strict):
 class SweepConfig(_Strict):
     name: str = "sweep"
     description: str = ""
-    steps: int = Field(gt=0)
+    steps: int = Field(gt=0, le=MAX_STEPS)
     log_points: int = Field(30, ge=2, le=MAX_LOG_POINTS)
     seeds: list[Seed] = Field(min_length=1)
     target: Number = Field(1e-2, gt=0, lt=1)
@@ -217,11 +218,18 @@ def _pydantic_message(err: ValidationError) -> str:
 
 
 def _duplicate(values: list):
-    seen = []
+    """The first value that appears twice (same type and equal), or None; linear time, so that a
+    list of 10^5 seeds is checked at once."""
+    seen, unhashable = set(), []
     for v in values:
-        if any(type(v) is type(w) and v == w for w in seen):
-            return v
-        seen.append(v)
+        try:
+            if (type(v), v) in seen:
+                return v
+            seen.add((type(v), v))
+        except TypeError:  # e.g. a list value: compared one by one
+            if any(type(v) is type(w) and v == w for w in unhashable):
+                return v
+            unhashable.append(v)
     return None
 
 

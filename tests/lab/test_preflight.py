@@ -76,7 +76,8 @@ CASES = {
         "at least 2 logged steps",
     ),
     "unknown rate horizon": (cfg_with(analysis__rate_horizon="horizont"), "analysis.rate_horizon", "alpha"),
-    "absurd steps": (cfg_with(steps=10**12), "steps", "max_run_steps"),
+    "absurd steps": (cfg_with(steps=10**12), "steps", "1000000000"),
+    "steps over the budget": (cfg_with(steps=10**9, seeds=list(range(20))), "steps", "max_run_steps"),
     "run-steps over the budget": (cfg_with(max_run_steps=1000), "steps", "max_run_steps = 1e+03"),
     "absurd log_points": (cfg_with(log_points=10**9), "log_points", "100000"),
     "arrays that fit no machine": (
