@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .figstyle import cell_title, linestyles, loglog, palette, plt, save, sns, with_cells
-from .stats import loglog_fit
+from .stats import loglog_fit, nanmedian
 from .theory import REFERENCE_SLOPES, ModeTheory, mode_columns, mode_decay_rates
 
 
@@ -196,8 +196,7 @@ def modes_figure(
         if rids.empty:
             continue
         rates = np.array([mode_decay_rates(curves[curves["run_id"] == r].sort_values("step"), cols) for r in rids])
-        with np.errstate(all="ignore"):
-            med = np.nanmedian(rates, axis=0) if np.isfinite(rates).any() else np.full(len(cols), np.nan)
+        med = nanmedian(rates, axis=0)  # NaN for a mode no run resolved
         ok = np.isfinite(med)
         if not ok.any():
             continue

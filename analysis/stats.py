@@ -205,3 +205,11 @@ def seed_note(n_seeds: int, exact: bool, level: float = LEVEL) -> "tuple[str, st
             f"{100 * level:.0f}%"
         )
     return None
+
+
+def nanmedian(a, axis=0) -> np.ndarray:
+    """``np.nanmedian`` without its "All-NaN slice" warning: a slice with no value gives NaN,
+    which the callers handle (e.g. a mode no run of a method resolved)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+        return np.nanmedian(a, axis=axis)

@@ -4,10 +4,23 @@ exit code 2, no traceback."""
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from pathlib import Path
 
-from .perf_env import configure as _configure_perf_env
+EARLY_INTERRUPT = "muonlab: interrupted during start-up; nothing more was written"
+
+
+def _interrupted_early(signum, frame):  # Ctrl-C before main() is running: one line, exit 130
+    os.write(2, (EARLY_INTERRUPT + "\n").encode())
+    os._exit(130)
+
+
+if __name__ == "__main__" or Path(sys.argv[0] if sys.argv else "").name == "muonlab":  # the command, not an import
+    signal.signal(signal.SIGINT, _interrupted_early)
+
+from .perf_env import configure as _configure_perf_env  # noqa: E402
 
 _configure_perf_env()  # before NumPy loads (OPENBLAS_CORETYPE is read then); recorded in manifests
 
@@ -170,12 +183,14 @@ def _stage_lines(on: bool) -> None:
 def main(argv=None) -> int:
     where = {"at": "start-up"}
     try:
+        if signal.getsignal(signal.SIGINT) is _interrupted_early:
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on, KeyboardInterrupt below
         return _main(argv, where)
     except KeyboardInterrupt:
         if where["at"] == "run":
             msg = "interrupted; finished jobs are kept, re-run the same command to resume"
         else:
-            msg = f"interrupted during {where['at']}; nothing more was written"
+            msg = EARLY_INTERRUPT.removeprefix("muonlab: ").replace("start-up", where["at"])
         print(f"muonlab: {msg}", file=sys.stderr)
         return 130
 

@@ -239,6 +239,8 @@ def _check_values(where: str, name: str, decl, v) -> list:
     if not vals:
         raise ConfigError(f"{where}: empty grid; give at least one value")
     for val in vals:
+        if isinstance(val, int) and not isinstance(val, bool) and not -(2**63) <= val < 2**63:
+            raise ConfigError(f"{where}: got {val}; allowed: an integer of at most 19 digits (int64)")
         try:
             decl.check(name, val)
         except ParamError as e:
@@ -337,6 +339,8 @@ def _check_analysis(cfg: SweepConfig) -> None:
     n_cells = 1
     for v in cfg.grids.problem.values():
         n_cells *= len(v)
+    if a.cells is not None and not a.cells:
+        raise ConfigError("analysis.cells: got []; allowed: a list of cell ids, or no cells field for the default")
     for i, c in enumerate(a.cells or []):
         if not 0 <= c < n_cells:
             raise ConfigError(
