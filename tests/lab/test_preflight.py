@@ -91,6 +91,15 @@ CASES = {
         "available",
     ),
     "over the memory budget": (cfg_with(max_memory_gb=1e-6), "problem.fixed", "max_memory_gb = 1e-06"),
+    "empty cell list": (cfg_with(analysis__cells=[]), "analysis.cells", "no cells field"),
+    "seed beyond int64": (cfg_with(seeds=[2**70]), "seeds.0", "less than"),
+    "parameter beyond int64": (
+        cfg_with(problem__fixed={"m": 10**20, "n": 6, "batch_size": 2, "noise": "minibatch"}),
+        "problem.fixed.m",
+        "int64",
+    ),
+    # 300,000 seeds: the duplicate check is linear, so the run count is refused at once
+    "many seeds": (cfg_with(seeds=list(range(300_000))), "problem.grid", "at most 1,000,000"),
 }
 
 
