@@ -216,9 +216,10 @@ def _small(spec: JobSpec, runs: int, steps: int) -> JobSpec:
 def calibrate(est: Estimate, jobs: list[JobSpec], budget_s: float = 5.0, runs: int = 64, steps: int = 16) -> Estimate:
     """The estimate with ``seconds``: each kind of job (optimizer label x structural parameters)
     run on ``runs`` runs for 2 and 2 + ``steps`` steps (both log steps 0, 1 and the last, so the
-    difference is ``steps`` plain steps; the faster of two tries each); its run-steps/s applied to
-    that kind's run-steps. A small batch vectorizes less than a full job, so the figure errs long.
-    Kinds not timed within ``budget_s`` take the slowest rate measured."""
+    difference is ``steps`` plain steps; the faster of two tries); its run-steps/s applied to that
+    kind's run-steps. A kind whose first 2 steps take over ``budget_s`` / 4 counts them as its rate.
+    A small batch vectorizes less than a full job, so the figure errs long. Kinds not timed within
+    ``budget_s`` take the slowest rate measured."""
     from .jobs import execute  # noqa: PLC0415
 
     groups: dict[tuple, list[JobSpec]] = {}
@@ -231,11 +232,16 @@ def calibrate(est: Estimate, jobs: list[JobSpec], budget_s: float = 5.0, runs: i
         if time.perf_counter() > t_end:
             break
         first = members[0]
-        b = min(runs, first.runs)
-        wall = {}
+        b = max(1, min(runs, first.runs, int(64 * MiB // run_bytes(first))))  # a small batch of small memory
+        t = time.perf_counter()
+        execute(_small(first, b, 2))
+        wall = {2: time.perf_counter() - t}
+        if wall[2] > budget_s / 4:  # slow steps (large matrices): set-up and 2 steps as steps, errs long
+            rate[key] = b * 2 / wall[2]
+            continue
         for s in (2, 2 + steps):
             small = _small(first, b, s)
-            for _ in range(2):
+            for _ in range(2 if s == 2 + steps else 1):
                 t = time.perf_counter()
                 execute(small)
                 wall[s] = min(wall.get(s, np.inf), time.perf_counter() - t)
