@@ -4,6 +4,7 @@ exit code 2, no traceback."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -164,15 +165,19 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a line is logged (tests and tools replace it)."""
+
+    stream = property(lambda self: sys.stderr, lambda self, value: None)
+
+
 def _stage_lines(on: bool) -> None:
     """Print the stage lines of the lab and the analysis (their loggers, INFO) on stderr."""
-    import logging  # noqa: PLC0415
-
     for name in STAGE_LOGGERS:
         log = logging.getLogger(name)
         log.handlers = [h for h in log.handlers if not getattr(h, "_muonlab", False)]
         if on:
-            handler = logging.StreamHandler(sys.stderr)
+            handler = _StderrHandler()
             handler.setFormatter(logging.Formatter("%(message)s"))
             handler._muonlab = True
             log.addHandler(handler)
@@ -193,6 +198,8 @@ def main(argv=None) -> int:
             msg = EARLY_INTERRUPT.removeprefix("muonlab: ").replace("start-up", where["at"])
         print(f"muonlab: {msg}", file=sys.stderr)
         return 130
+    finally:
+        _stage_lines(False)  # the stage lines end with the command
 
 
 def _main(argv, where: dict) -> int:
