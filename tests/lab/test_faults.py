@@ -113,10 +113,10 @@ def test_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch, ca
     victim = keys[5]
     real = lab.jobs.execute
 
-    def flaky(spec):
+    def flaky(spec, progress=None):
         if spec.key == victim:
             raise FloatingPointError("overflow in the victim job")
-        return real(spec)
+        return real(spec, progress)
 
     monkeypatch.setattr(lab.jobs, "execute", flaky)
     out = tmp_path / "out"
