@@ -12,7 +12,7 @@ venv: $(PY)
 	$(PIP) install -q -e .
 
 demo: venv
-	$(VENV)/bin/muonlab run configs/demo.toml --out results/demo
+	$(VENV)/bin/muonlab run configs/demo.toml --out results/demo --report
 
 test: $(PY)
 	$(PIP) install -q -e '.[test]'

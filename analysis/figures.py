@@ -15,6 +15,7 @@ figures); shared style in analysis/figstyle.py."""
 from __future__ import annotations
 
 import inspect
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -180,6 +181,7 @@ def draw_standard(an) -> None:
     def keep(q):
         if q:
             p[q.stem] = q
+            logging.getLogger("analysis.stage").info(f"analysis: figure {q.name}")  # a line per figure drawn
 
     if an.x is not None:
         title = f"winner by {an.crit} (tuned lr, median over seeds, {100 * an.level:.0f}% bootstrap CIs)"

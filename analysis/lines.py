@@ -4,7 +4,6 @@ measured advantage against a claim's variable."""
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ import pandas as pd
 
 from .figstyle import cell_title, linestyles, loglog, palette, plt, save, sns, with_cells
 from .floor import clip
-from .stats import loglog_fit
+from .stats import loglog_fit, nanmedian
 from .theory import ModeTheory, mode_columns, mode_decay_rates
 
 
@@ -216,9 +215,7 @@ def modes_figure(
         if rids.empty:
             continue
         rates = np.array([mode_decay_rates(curves[curves["run_id"] == r].sort_values("step"), cols) for r in rids])
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # modes no run resolved: NaN, left out below
-            med = np.nanmedian(rates, axis=0) if np.isfinite(rates).any() else np.full(len(cols), np.nan)
+        med = nanmedian(rates, axis=0)  # NaN for a mode no run resolved
         ok = np.isfinite(med)
         if not ok.any():
             continue

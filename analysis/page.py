@@ -17,6 +17,7 @@ from . import theory
 from .options import CRITERIA
 from .pipeline import Analysis
 from .pipeline import run as _analyze
+from .pipeline import stage_log
 from .tune import to_toml
 
 
@@ -404,6 +405,7 @@ def report(
     as base64) with the config, provenance, figures, tuned tables, warnings and the theory
     overlays (Shen et al.'s A with the gradient rank seen and the trend test of the advantage)."""
     res = _analyze(out_dir, criterion, focus, refine_edges)
+    stage_log.info(f"analysis: report ({res.out}/report.md, report.html)")
     blocks = _blocks(res)
     out = res.out
     res.paths["report_md"] = out / "report.md"

@@ -184,3 +184,32 @@ def verdict(a: str, b: str, a_lo, a_hi, b_lo, b_hi, a_med, b_med) -> str:
     if not (np.isfinite(a_med) or np.isfinite(b_med)) or bool(cis_overlap(a_lo, a_hi, b_lo, b_hi)):
         return "tie"
     return a if a_med < b_med else b
+
+
+def seed_note(n_seeds: int, exact: bool, level: float = LEVEL) -> "tuple[str, str] | None":
+    """The analysis note on too few seeds per point, as (level, text), or None with 6 or more.
+    A bootstrap CI of the median of n values cannot be wider than their range, which covers the
+    median with probability 1 - 2^(1 - n); one seed gives one value and no interval at all, which
+    is no defect when the oracle is ``exact`` (no noise: each run is then deterministic)."""
+    if n_seeds == 1:
+        if exact:
+            return "info", (
+                "1 seed per point: the oracle is exact (noise = 'none'), so each run is deterministic given its "
+                "seed's instance and start, and no confidence interval over seeds is drawn"
+            )
+        return "warning", "only 1 seed per point with a noisy oracle: the CIs are single values; give more seeds"
+    if 1 < n_seeds < 6:
+        return "warning", (
+            f"only {n_seeds} seeds per point: the bootstrap CI of the median cannot be wider than the seeds' range, "
+            f"whose coverage is {100 * (1 - 2.0 ** (1 - n_seeds)):.0f}%, so the CIs cover less than the nominal "
+            f"{100 * level:.0f}%"
+        )
+    return None
+
+
+def nanmedian(a, axis=0) -> np.ndarray:
+    """``np.nanmedian`` without its "All-NaN slice" warning: a slice with no value gives NaN,
+    which the callers handle (e.g. a mode no run of a method resolved)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+        return np.nanmedian(a, axis=axis)

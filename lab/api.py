@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import tomllib
@@ -17,10 +18,12 @@ from .config import SweepConfig, load_config, parse_config
 from .errors import ConfigError
 from .executors import get as get_executor
 from .plan import check_instances, plan
+from .preflight import calibrate, preflight, size
 from .store import Store
 from .sweep import expand_runs
 
 REPO = Path(__file__).resolve().parents[1]
+stage = logging.getLogger("lab.stage")  # one line per stage (the CLI prints them on stderr)
 
 
 def _resolve(config, backend, dtype) -> SweepConfig:
@@ -43,6 +46,7 @@ def run_sweep(
     executor: str = "local",
     force: bool = False,
     progress: bool = True,
+    report: bool = False,
     **executor_options,
 ) -> dict:
     """Run the sweep described by ``config`` (a TOML path or a SweepConfig) into ``out_dir``.
@@ -51,20 +55,12 @@ def run_sweep(
     ``executor_options`` go to the executor (dask: ``scheduler``, ``workers``, ``client``); None
     values are dropped. Everything is validated before anything is written. A job that raises is
     recorded as failed and the others go on; the grids are assembled only when every job has
-    finished (``complete`` in the result says whether they were). Returns paths and counts.
+    finished (``complete`` in the result says whether they were). ``report``: also render
+    report.md / report.html (:func:`analysis.report`). Returns paths and counts.
     """
     t0 = time.perf_counter()
-    cfg = _resolve(config, backend, dtype)
-    options = {k: v for k, v in executor_options.items() if v is not None}
-    ex = get_executor(executor)
-    ex.check(options)
-    try:
-        bk = get_backend(cfg.backend, cfg.dtype)
-    except BackendError as e:
-        raise ConfigError(str(e)) from None
-    runs = expand_runs(cfg)
-    jobs = plan(cfg, runs)
-    check_instances(cfg, runs, jobs)
+    cfg, ex, options, bk, runs, jobs, est = _prepare(config, backend, dtype, executor, executor_options)
+    stage.info(_plan_line(est))
     store = Store(out_dir)
     store.check(cfg.digest(), force)
     old = store.read_manifest()
@@ -87,10 +83,11 @@ def run_sweep(
     keys = [j.key for j in jobs]
     missing = set(keys) - store.done()
     n_now = len(pending)
+    steps_now = sum(j.runs * j.steps for j in pending)
     if cfg.refine is not None and not missing:
 
         def execute(round_jobs, k):
-            nonlocal t_exec, n_now
+            nonlocal t_exec, n_now, steps_now
             todo = [j for j in round_jobs if j.key not in store.done()]
             manifest["jobs"].update({j.key: j.runs for j in round_jobs})
             manifest.update(refine_rounds=k, n_jobs=len(manifest["jobs"]), n_runs=sum(manifest["jobs"].values()))
@@ -101,6 +98,7 @@ def run_sweep(
                     ex(todo, store, progress=progress, **round_options)
             t_exec += time.perf_counter() - t
             n_now += len(todo)
+            steps_now += sum(j.runs * j.steps for j in todo)
 
         refined = refine.run_rounds(cfg, runs, keys, store, execute)
         runs, keys = refined["runs"], refined["keys"]
@@ -111,6 +109,7 @@ def run_sweep(
         "n_runs": len(runs),
         "n_jobs": len(keys),
         "jobs_run_now": n_now,
+        "run_steps_now": steps_now,
         "steps": cfg.steps,
         "execute_wall_s": t_exec,
         "failed_jobs": len(failed),
@@ -129,6 +128,7 @@ def run_sweep(
 
     import analysis  # noqa: PLC0415  (heavy: seaborn, scipy.stats; only once the jobs are done)
 
+    stage.info(f"assembling runs.csv, curves.csv from {len(keys)} jobs")
     results = store.read_parts("runs", keys)
     runs = runs if "refine_round" in runs else runs.assign(refine_round=0)  # every run is of the base grid
     table = runs.merge(results, on="run_id", how="left", validate="one_to_one").sort_values("run_id")
@@ -148,7 +148,7 @@ def run_sweep(
         (store.dir / "spectra.csv").unlink(missing_ok=True)  # a stale one of an earlier assembly
     manifest.update(status="complete", failed_jobs=0, files=store.grids, job_sessions=store.job_sessions(keys))
     store.write_manifest(manifest)
-    paths.update(analysis.analyze(store.dir))
+    paths.update((analysis.report if report else analysis.analyze)(store.dir))
     _close_session(manifest, session, "complete", n_now, t_exec, t0)
     record_outputs(manifest, paths.values())
     store.write_manifest(manifest)
@@ -232,6 +232,77 @@ def record_outputs(manifest: dict, paths) -> None:
     names = {Path(p).name for p in paths if Path(p).name != "manifest.json"}
     old = manifest.get("outputs")
     manifest["outputs"] = sorted(names | {n for n in (old if isinstance(old, list) else []) if isinstance(n, str)})
+
+
+def _prepare(config, backend, dtype, executor, executor_options):
+    """Everything checked before anything is written: the config, the executor's options, the
+    backend, the plan, the preflight (memory, budget) and every problem cell and optimizer built
+    once (lab.plan.check_instances)."""
+    cfg = _resolve(config, backend, dtype)
+    options = {k: v for k, v in executor_options.items() if v is not None}
+    ex = get_executor(executor)
+    ex.check(options)
+    try:
+        bk = get_backend(cfg.backend, cfg.dtype)
+    except BackendError as e:
+        raise ConfigError(str(e)) from None
+    runs = expand_runs(cfg)
+    jobs = plan(cfg, runs)
+    est = preflight(cfg, jobs)  # before check_instances, which allocates the problems
+    check_instances(cfg, runs, jobs)
+    return cfg, ex, options, bk, runs, jobs, est
+
+
+def _plan_line(est) -> str:
+    avail = f" of {size(est.available_bytes)} available" if est.available_bytes is not None else ""
+    return (
+        f"plan: {est.jobs} jobs, {est.runs:,} runs x {est.steps:,} steps = {est.run_steps:,} run-steps; "
+        f"peak memory ~{size(est.peak_bytes)}{avail}"
+    )
+
+
+def dry_run(config, out_dir="results/sweep", backend=None, dtype=None, executor="local", **executor_options):
+    """What ``run_sweep`` would do, as lines to print: the plan (jobs per optimizer, runs, steps,
+    run-steps), the estimate (peak memory, time from a short calibration on this machine), what
+    ``out_dir`` holds and the files the sweep would write. Validates as ``run_sweep`` does; writes nothing."""
+    cfg, ex, options, bk, runs, jobs, est = _prepare(config, backend, dtype, executor, executor_options)
+    est = calibrate(est, jobs)
+    store = Store(out_dir)
+    store.check(cfg.digest(), force=True)
+    old = store.read_manifest()
+    done = store.done() & {j.key for j in jobs} if old is not None and old.get("config_hash") == cfg.digest() else set()
+    todo = [j for j in jobs if j.key not in done]
+    lines = [f"sweep {cfg.name!r} (config {cfg.digest()}), backend {cfg.backend} {cfg.dtype}, executor {executor}"]
+    lines.append(_plan_line(est))
+    for o in cfg.optimizers:
+        mine = [j for j in jobs if j.meta.get("label") == o.key]
+        rate = est.rates.get(o.key)
+        lines.append(
+            f"  {o.key}: {len(mine)} job(s), {sum(j.runs for j in mine):,} runs"
+            + (f", ~{rate:,.0f} run-steps/s measured on a small batch" if rate else ", not timed (slowest rate used)")
+        )
+    lines.append(
+        f"memory: largest job ~{size(est.job_bytes)} ({est.worst.runs if est.worst else 0} runs, one run "
+        f"~{size(est.run_bytes)}; memory_budget_mb = {cfg.memory_budget_mb:g}), assembling the grids "
+        f"~{size(est.grid_bytes)}"
+    )
+    if est.seconds is not None:
+        share = sum(j.runs * j.steps for j in todo) / max(est.run_steps, 1)
+        lines.append(
+            f"time: ~{est.seconds * share:,.0f} s for the jobs (rates measured here on small batches: errs long), "
+            "then the analysis"
+        )
+    if done:
+        lines.append(f"resume: {len(done)} of {len(jobs)} jobs already done in {out_dir}; {len(todo)} to run")
+    elif old is not None:
+        lines.append(f"out: {out_dir} holds a different config's sweep; the run needs --force (it would discard it)")
+    lines.append(
+        f"would write into {out_dir}/: parts/ (one set per job), manifest.json, runs.csv, curves.csv, spectra.csv, "
+        "summary.csv, sensitivity.csv, phase.csv, profile.csv, analysis.json, rates.csv (when rates are fitted), "
+        "figures (*.png); report.md and report.html with --report"
+    )
+    lines.append("dry run: nothing was written")
+    return lines
 
 
 def sweep_status(out_dir) -> dict:

@@ -4,18 +4,32 @@ exit code 2, no traceback."""
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import signal
 import sys
 from pathlib import Path
 
-from .perf_env import configure as _configure_perf_env
+EARLY_INTERRUPT = "muonlab: interrupted during start-up; nothing more was written"
+
+
+def _interrupted_early(signum, frame):  # Ctrl-C before main() is running: one line, exit 130
+    os.write(2, (EARLY_INTERRUPT + "\n").encode())
+    os._exit(130)
+
+
+if __name__ == "__main__" or Path(sys.argv[0] if sys.argv else "").name == "muonlab":  # the command, not an import
+    signal.signal(signal.SIGINT, _interrupted_early)
+
+from .perf_env import configure as _configure_perf_env  # noqa: E402
 
 _configure_perf_env()  # before NumPy loads (OPENBLAS_CORETYPE is read then); recorded in manifests
 
-from problems.params import ParamError  # noqa: E402
+from .errors import ConfigError  # noqa: E402  (standard library only)
+# Everything else is imported inside main(), so that Ctrl-C while the imports run (seconds on a
+# busy machine) ends in one line and exit code 130, not a traceback.
 
-from problems.backend import BACKENDS, DTYPES, BackendError  # noqa: E402
-from .config import CRITERIA  # noqa: E402
-from .errors import ConfigError  # noqa: E402
+STAGE_LOGGERS = ("lab.stage", "analysis.stage")  # one line per stage of a sweep and of its analysis
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,8 +38,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _cmd_run(args) -> int:
-    from .api import run_sweep
+    from .api import dry_run, run_sweep
 
+    options = dict(executor=args.executor, scheduler=args.scheduler, workers=args.workers)
+    if args.dry_run:
+        for line in dry_run(args.config, out_dir=args.out, backend=args.backend, dtype=args.dtype, **options):
+            print(line)
+        return 0
     res = run_sweep(
         args.config,
         out_dir=args.out,
@@ -33,9 +52,8 @@ def _cmd_run(args) -> int:
         dtype=args.dtype,
         force=args.force,
         progress=not args.quiet,
-        executor=args.executor,
-        scheduler=args.scheduler,
-        workers=args.workers,
+        report=args.report,
+        **options,
     )
     if not res["complete"]:
         print(
@@ -44,15 +62,19 @@ def _cmd_run(args) -> int:
             file=sys.stderr,
         )
         return 1
-    rate = res["n_runs"] * res["steps"] / max(res["execute_wall_s"], 1e-9)
-    print(
-        f"{res['n_runs']} runs ({res['diverged']} diverged) in {res['n_jobs']} jobs, {res['jobs_run_now']} run now; "
-        f"wall {res['wall_s']:.1f} s, {rate:,.0f} run-steps/s in the jobs"
-    )
+    if res["jobs_run_now"] == 0:
+        done = f"nothing to run, all {res['n_jobs']} jobs were done"
+    else:
+        rate = res["run_steps_now"] / max(res["execute_wall_s"], 1e-9)
+        done = f"{res['jobs_run_now']} run now, {rate:,.0f} run-steps/s in the jobs"
+    n = f"{res['n_runs']} runs ({res['diverged']} diverged) in {res['n_jobs']} jobs"
+    print(f"{n}, {done}; wall {res['wall_s']:.1f} s")
     out = Path(args.out)
     print(f"result grids: {out}/runs.csv curves.csv summary.csv phase.csv manifest.json")
     figs = sorted(p.name for p in out.glob("*.png"))
     print(f"figures: {out}/" + " ".join(figs))
+    if "report_html" in res["paths"]:
+        print(f"report: {res['paths']['report_html']}")
     return 0
 
 
@@ -152,7 +174,49 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a line is logged (tests and tools replace it)."""
+
+    stream = property(lambda self: sys.stderr, lambda self, value: None)
+
+
+def _stage_lines(on: bool) -> None:
+    """Print the stage lines of the lab and the analysis (their loggers, INFO) on stderr."""
+    for name in STAGE_LOGGERS:
+        log = logging.getLogger(name)
+        log.handlers = [h for h in log.handlers if not getattr(h, "_muonlab", False)]
+        if on:
+            handler = _StderrHandler()
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            handler._muonlab = True
+            log.addHandler(handler)
+            log.setLevel(logging.INFO)
+            log.propagate = False
+
+
 def main(argv=None) -> int:
+    where = {"at": "start-up"}
+    try:
+        if signal.getsignal(signal.SIGINT) is _interrupted_early:
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on, KeyboardInterrupt below
+        return _main(argv, where)
+    except KeyboardInterrupt:
+        if where["at"] == "run":
+            msg = "interrupted; finished jobs are kept, re-run the same command to resume"
+        else:
+            msg = EARLY_INTERRUPT.removeprefix("muonlab: ").replace("start-up", where["at"])
+        print(f"muonlab: {msg}", file=sys.stderr)
+        return 130
+    finally:
+        _stage_lines(False)  # the stage lines end with the command
+
+
+def _main(argv, where: dict) -> int:
+    from problems.backend import BACKENDS, DTYPES, BackendError  # noqa: PLC0415
+    from problems.params import ParamError  # noqa: PLC0415
+
+    from .config import CRITERIA  # noqa: PLC0415
+
     parser = _Parser(
         prog="muonlab", description="Where does Muon beat GD, SignSGD and MVR? Run sweeps, get tables and figures."
     )
@@ -170,7 +234,13 @@ def main(argv=None) -> int:
     run.add_argument("--backend", choices=BACKENDS, help="override the config's backend")
     run.add_argument("--dtype", choices=DTYPES, help="override the config's dtype")
     run.add_argument("--force", action="store_true", help="discard results of a different config in --out")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--quiet", action="store_true", help="no progress bar, no stage lines")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan, the estimate (memory, time) and the files it would write; write nothing",
+    )
+    run.add_argument("--report", action="store_true", help="also write report.md and report.html (muonlab report)")
     run.add_argument("--executor", default="local", help="where jobs run: local (default, this process) or dask")
     run.add_argument(
         "--scheduler", metavar="ADDRESS", help="dask: address of a running scheduler, e.g. tcp://host:8786"
@@ -230,14 +300,20 @@ def main(argv=None) -> int:
     ben.add_argument("--json", help="write all figures to this JSON file")
     ben.set_defaults(func=_cmd_bench)
     args = parser.parse_args(argv)
+    where["at"] = args.command
+    _stage_lines(not getattr(args, "quiet", False))
     try:
         return args.func(args)
     except (ConfigError, ParamError, BackendError) as e:
         print(f"muonlab: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("muonlab: interrupted; finished jobs are kept, re-run the same command to resume", file=sys.stderr)
-        return 130
+    except MemoryError:
+        print(
+            "muonlab: error: out of memory (MemoryError); see `muonlab run --dry-run CONFIG` for the estimate, "
+            "and lower the sizes or memory_budget_mb",
+            file=sys.stderr,
+        )
+        return 2
 
 
 if __name__ == "__main__":

@@ -27,9 +27,12 @@ from .grids import GridValue, expand
 
 CRITERIA = tuple(_CRITERIA)  # the tuning criteria (names; definitions in analysis.options.CRITERIA)
 MAX_RUNS = 1_000_000  # runs in one sweep (the run table is held in memory)
+MAX_RUN_STEPS = 10**10  # default of ``max_run_steps``: a guard against a mistyped steps or grid, raise it on purpose
+MAX_STEPS = 10**9  # steps of one run (a Python loop of about 10 us at the least per step: over a day)
+MAX_LOG_POINTS = 100_000  # logged steps per run (curves.csv has runs x logged steps rows)
 LABEL_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.+-")
 
-Seed = Annotated[int, Field(ge=0)]
+Seed = Annotated[int, Field(ge=0, lt=2**63)]  # the oracle streams key on int64 seeds
 Number = Annotated[float, Field(allow_inf_nan=False)]
 
 
@@ -90,14 +93,19 @@ class RefineConfig(_Strict):
 class SweepConfig(_Strict):
     name: str = "sweep"
     description: str = ""
-    steps: int = Field(gt=0)
-    log_points: int = Field(30, ge=2)
+    steps: int = Field(gt=0, le=MAX_STEPS)
+    log_points: int = Field(30, ge=2, le=MAX_LOG_POINTS)
     seeds: list[Seed] = Field(min_length=1)
     target: Number = Field(1e-2, gt=0, lt=1)
     divergence_factor: Number = Field(1e6, gt=1)
     dtype: Literal[DTYPES] = "float32"  # type: ignore[valid-type]
     backend: Literal[BACKENDS] = "numpy"  # type: ignore[valid-type]
-    memory_budget_mb: Number = Field(512, gt=0)
+    memory_budget_mb: Number = Field(512, gt=0)  # working set of one job (the plan chunks jobs to it)
+    # the sweep's budget of run-steps (runs x steps, refined runs not counted): refused before any job
+    max_run_steps: int = Field(MAX_RUN_STEPS, gt=0)
+    # the sweep's memory budget: its estimated peak (lab.preflight) must fit it and this machine's
+    # available memory (default: the machine's only)
+    max_memory_gb: Optional[Number] = Field(None, gt=0)
     # every-step accumulators (runners.accumulate; docs/results.md): off by default, since they
     # cost the exact loss and gradient at every step
     accumulate: list[Literal[runners.ACCUMULABLE]] = Field(default_factory=list)  # type: ignore[valid-type]
@@ -108,12 +116,16 @@ class SweepConfig(_Strict):
 
     @model_serializer(mode="wrap")
     def _omit_unset_options(self, handler):
-        """Options added after the first release (``accumulate``, ``[refine]``) appear in a dump
+        """Options added after the first release (``accumulate``, ``[refine]``, the budgets) appear in a dump
         only when set, so that they leave the config hash and manifest of existing sweeps unchanged."""
         out = handler(self)
         if isinstance(out, dict):
             if not self.accumulate:
                 out.pop("accumulate", None)
+            if self.max_run_steps == MAX_RUN_STEPS:
+                out.pop("max_run_steps", None)
+            if self.max_memory_gb is None:
+                out.pop("max_memory_gb", None)
             if out.get("refine", 0) is None:
                 del out["refine"]
         return out
@@ -206,11 +218,18 @@ def _pydantic_message(err: ValidationError) -> str:
 
 
 def _duplicate(values: list):
-    seen = []
+    """The first value that appears twice (same type and equal), or None; linear time, so that a
+    list of 10^5 seeds is checked at once."""
+    seen, unhashable = set(), []
     for v in values:
-        if any(type(v) is type(w) and v == w for w in seen):
-            return v
-        seen.append(v)
+        try:
+            if (type(v), v) in seen:
+                return v
+            seen.add((type(v), v))
+        except TypeError:  # e.g. a list value: compared one by one
+            if any(type(v) is type(w) and v == w for w in unhashable):
+                return v
+            unhashable.append(v)
     return None
 
 
@@ -220,6 +239,8 @@ def _check_values(where: str, name: str, decl, v) -> list:
     if not vals:
         raise ConfigError(f"{where}: empty grid; give at least one value")
     for val in vals:
+        if isinstance(val, int) and not isinstance(val, bool) and not -(2**63) <= val < 2**63:
+            raise ConfigError(f"{where}: got {val}; allowed: an integer of at most 19 digits (int64)")
         try:
             decl.check(name, val)
         except ParamError as e:
@@ -279,6 +300,11 @@ def _check_semantics(cfg: SweepConfig) -> None:
             f"problem.grid: the sweep expands to {size * points:,} runs; allowed: at most "
             f"{MAX_RUNS:,} in one sweep (split it into several configs)"
         )
+    if size * points * cfg.steps > cfg.max_run_steps:
+        raise ConfigError(
+            f"steps: {size * points:,} runs x {cfg.steps:,} steps = {size * points * cfg.steps:.3g} run-steps; "
+            f"allowed: at most max_run_steps = {cfg.max_run_steps:.3g} (fewer steps or runs, or raise max_run_steps)"
+        )
     labels = [o.key for o in cfg.optimizers]
     dup = _duplicate(labels)
     if dup is not None:
@@ -306,6 +332,43 @@ def _check_semantics(cfg: SweepConfig) -> None:
         )
 
 
+def _check_analysis(cfg: SweepConfig) -> None:
+    """The [analysis] fields that depend on the sweep (the cell count, the logged steps, the
+    parameter names), checked here so that a mistake fails before the first job, not after the sweep."""
+    a = cfg.analysis
+    n_cells = 1
+    for v in cfg.grids.problem.values():
+        n_cells *= len(v)
+    if a.cells is not None and not a.cells:
+        raise ConfigError("analysis.cells: got []; allowed: a list of cell ids, or no cells field for the default")
+    for i, c in enumerate(a.cells or []):
+        if not 0 <= c < n_cells:
+            raise ConfigError(
+                f"analysis.cells.{i}: got {c}; allowed: cell ids 0..{n_cells - 1} (the sweep has {n_cells} cell(s))"
+            )
+    if a.rate_window is not None:
+        t0, t1 = a.rate_window
+        if not 1 <= t0 < t1 <= cfg.steps:
+            raise ConfigError(
+                f"analysis.rate_window: got [{t0:g}, {t1:g}]; allowed: [t0, t1] with 1 <= t0 < t1 <= "
+                f"steps = {cfg.steps}"
+            )
+        logged = runners.log_steps(cfg.steps, cfg.log_points)
+        inside = int(((logged >= t0) & (logged <= t1)).sum())
+        if inside < 2:
+            raise ConfigError(
+                f"analysis.rate_window: [{t0:g}, {t1:g}] holds {inside} logged step(s) (log_points = "
+                f"{cfg.log_points}); allowed: a window holding at least 2 logged steps (widen it or raise log_points)"
+            )
+    if a.rate_horizon is not None:
+        names = set(cfg.grids.problem) | {k for hp in cfg.grids.hparams.values() for k in hp}
+        if a.rate_horizon not in names:
+            raise ConfigError(
+                f"analysis.rate_horizon: {a.rate_horizon!r} is not a problem parameter or hyperparameter of this "
+                f"sweep; allowed: one of {', '.join(sorted(names))}"
+            )
+
+
 def _check_refine(cfg: SweepConfig) -> None:
     r = cfg.refine
     if r is None:
@@ -326,6 +389,7 @@ def parse_config(data: dict) -> SweepConfig:
     except ValidationError as err:
         raise ConfigError(_pydantic_message(err)) from None
     _check_semantics(cfg)
+    _check_analysis(cfg)
     _check_refine(cfg)
     _check_accumulated(cfg)
     return cfg
@@ -349,11 +413,25 @@ def _check_accumulated(cfg: SweepConfig) -> None:
 
 def load_config(path: "str | Path") -> SweepConfig:
     """Read and validate a TOML sweep config."""
+    return parse_config(read_toml(path, "config"))
+
+
+def read_toml(path: "str | Path", field: str = "config") -> dict:
+    """The table of a TOML file; a missing or unreadable file is a one-line error naming it."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config: no such file {str(path)!r}") from None
+        raise ConfigError(f"{field}: no such file {str(path)!r}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{field}: {str(path)!r} is a directory; allowed: a TOML file") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{field}: {str(path)!r} is not UTF-8 text (byte {e.start}); allowed: a UTF-8 TOML file"
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"{field}: cannot read {str(path)!r} ({e.strerror or type(e).__name__})") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"config: {path.name} is not valid TOML ({e})") from None
-    return parse_config(data)
+        raise ConfigError(f"{field}: {path.name} is not valid TOML ({e})") from None

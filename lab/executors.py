@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import threading
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Callable
@@ -75,32 +76,51 @@ def get(name: str) -> Executor:
 
 # --- the shared path of a finished job --------------------------------------------------------
 def progress_bar(jobs: list[JobSpec], progress: bool, desc: str):
-    """A bar over runs (not jobs: jobs differ in size), with rate and ETA."""
+    """A bar over run-steps (runs x steps: jobs differ in size), with rate and ETA."""
     return tqdm(
-        total=sum(j.runs for j in jobs),
-        unit="run",
+        total=sum(j.runs * j.steps for j in jobs),
+        unit="run-step",
+        unit_scale=True,
         desc=desc,
         disable=not progress,
         dynamic_ncols=True,
         file=sys.stderr,
+        smoothing=0.1,
     )
 
 
-def finish(store: Store, bar, outcome: JobOutcome) -> None:
-    """Store one job's outcome (parts, or a failure marker) and advance the bar."""
+class StepCounter:
+    """A job's feed into the bar: ``counter(n)`` (called by the run loop, from its lane threads)
+    adds n run-steps; ``counted`` is how many were added."""
+
+    def __init__(self, bar):
+        self.bar, self.counted, self._lock = bar, 0, threading.Lock()
+
+    def __call__(self, n: int) -> None:
+        with self._lock:
+            self.counted += n
+            self.bar.update(n)
+
+
+def finish(store: Store, bar, outcome: JobOutcome, counted: int = 0) -> None:
+    """Store one job's outcome (parts, or a failure marker) and advance the bar to the job's end
+    (``counted``: the run-steps the job already fed it)."""
     store.record(outcome)
     if not outcome.ok:
         tqdm.write(f"muonlab: job {outcome.key} failed: {outcome.error}", file=sys.stderr)
-    bar.update(outcome.runs)
+    bar.update(max(outcome.run_steps - counted, 0))
 
 
 # --- in-process -------------------------------------------------------------------------------
 @register("local")
 def run_local(jobs: list[JobSpec], store: Store, progress: bool = True) -> None:
-    """Run jobs one after another in this process (each job is already vectorized)."""
+    """Run jobs one after another in this process (each job is already vectorized); the bar
+    moves as the steps go (the run loop's progress feed)."""
     with progress_bar(jobs, progress, "local") as bar:
         for spec in jobs:
-            finish(store, bar, run_job(spec))
+            counter = StepCounter(bar) if progress else None
+            outcome = run_job(spec, progress=counter)
+            finish(store, bar, outcome, counter.counted if counter is not None else 0)
 
 
 # --- dask.distributed ---------------------------------------------------------------------------

@@ -26,7 +26,9 @@ from .plan import JobSpec, spec_hparams
 BARE = ("best_", "steps_", "min_", "avg_")
 
 
-def execute(spec: JobSpec) -> dict[str, pd.DataFrame]:
+def execute(spec: JobSpec, progress=None) -> dict[str, pd.DataFrame]:
+    """The job's tables; ``progress`` (optional ``fn(run_steps)``) is fed by the run loop
+    (:func:`runners.run`) as the steps go."""
     t0 = time.perf_counter()
     backend = get_backend(spec.backend, spec.dtype)
     seeds = np.asarray(spec.seeds, np.int64)
@@ -41,6 +43,7 @@ def execute(spec: JobSpec) -> dict[str, pd.DataFrame]:
         divergence_factor=spec.divergence_factor,
         target=spec.target,
         accumulate=spec.accumulate,
+        progress=progress,
     )
     wall = time.perf_counter() - t0
     run_ids = np.asarray(spec.run_ids, np.int64)
@@ -97,22 +100,28 @@ class JobOutcome:
     tables: dict | None = None
     error: str | None = None
     detail: str = ""  # the traceback (or the executor's account) of a failure
+    steps: int = 0  # the job's steps (its run-steps, runs x steps, are what a progress bar counts)
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def run_steps(self) -> int:
+        return self.runs * self.steps
 
     @classmethod
     def failure(cls, spec: JobSpec, exc: BaseException, detail: str | None = None) -> "JobOutcome":
         msg = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
         if detail is None:
             detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        return cls(key=spec.key, runs=spec.runs, error=msg, detail=detail)
+        return cls(key=spec.key, runs=spec.runs, error=msg, detail=detail, steps=spec.steps)
 
 
-def run_job(spec: JobSpec) -> JobOutcome:
-    """Run one job; an exception becomes a failed outcome instead of ending the sweep."""
+def run_job(spec: JobSpec, progress=None) -> JobOutcome:
+    """Run one job; an exception becomes a failed outcome instead of ending the sweep.
+    ``progress``: as in :func:`execute`."""
     try:
-        return JobOutcome(key=spec.key, runs=spec.runs, tables=execute(spec))
+        return JobOutcome(key=spec.key, runs=spec.runs, tables=execute(spec, progress), steps=spec.steps)
     except Exception as exc:  # noqa: BLE001  (any job error is recorded, the sweep goes on)
         return JobOutcome.failure(spec, exc)

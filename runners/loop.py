@@ -37,6 +37,8 @@ ORTH_ERR = "orth_err"
 RANK_RTOL = 1e-6
 OK, DIVERGED = "ok", "diverged"
 
+PROGRESS_EVERY = 0.5  # seconds between progress callbacks (checked every 8th step and at logged steps)
+
 # Wall seconds spent inside run() and its calls, accumulated per process (the benchmark's
 # "array math" share of a sweep; docs/benchmarks.md).
 TIMER = {"calls": 0, "seconds": 0.0}
@@ -139,6 +141,7 @@ def run(
     target: float = 1e-2,
     lanes: int | None = None,
     accumulate=(),
+    progress=None,
 ) -> RunResult:
     """Run ``optimizer`` for ``steps`` steps on every run of ``problem``.
 
@@ -156,6 +159,10 @@ def run(
     and mean over EVERY iterate are kept (:mod:`runners.accumulate`): curves and final values
     ``min_<q>`` / ``avg_<q>``. Costs the exact loss and gradient at every step (reused at logged
     steps); default none, and then nothing else changes.
+
+    ``progress``: optional ``fn(run_steps)``, called from each lane's thread about every
+    :data:`PROGRESS_EVERY` seconds with the run-steps done since its last call (a progress bar's
+    feed; the calls of one run add up to B x steps). It changes no value.
     """
     if int(steps) < 1:
         raise ValueError(f"steps: got {steps!r}; allowed: an integer >= 1")
@@ -172,6 +179,7 @@ def run(
         divergence_factor=divergence_factor,
         target=target,
         accumulate=accumulate,
+        progress=progress,
     )
     try:
         if lanes == 1:
@@ -231,6 +239,7 @@ def _run_batch(
     target,
     accumulate=(),
     sync_every_step: bool | None = None,
+    progress=None,
 ) -> RunResult:
     """The loop on one batch. ``sync_every_step`` (default: on NumPy, where it costs nothing)
     brings the per-run finiteness flags to the host each step; otherwise they stay on the device
@@ -256,6 +265,7 @@ def _run_batch(
     calls = 0
     acc = _acc.Accumulators(accumulate, B, xp) if accumulate else None
     f64 = xp.float64
+    told, t_told = 0, time.perf_counter()  # steps reported to ``progress``, and when
 
     with np.errstate(all="ignore"):
         m = {**_metrics(problem, params, xstar, backend), ORTH_ERR: np.full(B, np.nan)}
@@ -279,6 +289,9 @@ def _run_batch(
             else:
                 new, state = optimizer.step(params, state, oracle, t, hp)
             calls += oracle.calls
+            if progress is not None and (is_logged or not t & 7) and time.perf_counter() - t_told >= PROGRESS_EVERY:
+                progress(B * (t - told))
+                told, t_told = t, time.perf_counter()
             if not sync_every_step and not is_logged:
                 fin = _finite_runs(new, xp)
                 step_dev = xp.where(active_dev & ~fin, t, step_dev)
@@ -314,6 +327,8 @@ def _run_batch(
                 known = m
                 rows.append(m if acc is None else {**m, **acc.snapshot(t, diverged_step, backend)})
 
+    if progress is not None and told < int(steps):
+        progress(B * (int(steps) - told))
     curves = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
     gaps = curves["gap"]
     hit = gaps <= target * gap0[None, :]

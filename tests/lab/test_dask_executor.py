@@ -43,7 +43,7 @@ def test_local_cluster_matches_local_executor(tmp_path, capsys, local_result):
     got = run_sweep(parse_config(MANY_JOBS), out_dir=out, executor="dask", workers=2, progress=True)
     assert got["complete"] and got["jobs_run_now"] == res["n_jobs"]
     err = capsys.readouterr().err
-    assert "dask: 100%" in err and "run/s" in err  # the progress bar, with rate and ETA
+    assert "dask: 100%" in err and "run-step/s" in err  # the progress bar, with rate and ETA
     assert_same_grids(ref, out)
     assert_every_run_once(out, res["n_runs"])
 

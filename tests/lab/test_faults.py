@@ -113,10 +113,10 @@ def test_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch, ca
     victim = keys[5]
     real = lab.jobs.execute
 
-    def flaky(spec):
+    def flaky(spec, progress=None):
         if spec.key == victim:
             raise FloatingPointError("overflow in the victim job")
-        return real(spec)
+        return real(spec, progress)
 
     monkeypatch.setattr(lab.jobs, "execute", flaky)
     out = tmp_path / "out"
@@ -171,7 +171,7 @@ def test_progress_bar_shows_rate_and_eta(tmp_path, capsys):
     store = Store(tmp_path)
     EXECUTORS["local"](jobs, store, progress=True)
     err = capsys.readouterr().err
-    assert "local: 100%" in err and "run/s" in err and "<" in err  # tqdm: [elapsed<remaining, rate]
+    assert "local: 100%" in err and "run-step/s" in err and "<" in err  # tqdm: [elapsed<remaining, rate]
     assert store.done() == {j.key for j in jobs}
 
 
