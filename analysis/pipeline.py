@@ -412,11 +412,8 @@ def run(
     top = None
     if by:  # maps and figures at the largest horizon
         top = (by[0], phase_all[by[0]].max())
-        _note(
-            notes,
-            "info",
-            f"phase maps and profiles are drawn at the largest {by[0]} = {top[1]:g}; phase.csv holds every horizon",
-        )
+        where = f"the largest {by[0]} = {top[1]:g}"
+        _note(notes, "info", f"phase maps and profiles are drawn at {where}; phase.csv holds every horizon")
         phase = phase_all[phase_all[by[0]] == top[1]].reset_index(drop=True)
         summ_map = summary[summary[by[0]] == top[1]]
     else:
