@@ -163,6 +163,11 @@ class EFMuon(Muon):
         return new, {"m": m, "e": tuple(pi - di for pi, di in zip(p, d))}
 
 
+def _stored_gradient_state(params, hp, xp):
+    """The momentum and a stored gradient per layer, both zero (MVR1, MVR3)."""
+    return {"m": tuple(xp.zeros_like(x) for x in params), "g": tuple(xp.zeros_like(x) for x in params)}
+
+
 class _MuonMVR:
     """Muon-MVR (arXiv 2509.15816, seed 000; from the authors' public code description):
     C = G + gamma beta / (1 - beta) (G - G_last), optionally scaled to ||C||_F <= 1 (``clip``,
@@ -228,9 +233,7 @@ class MuonMVR1(_MuonMVR):
             "and beta_1 = 0, M_t = G_t exactly: momentum-free Muon; PAPERS.md)",
         )
 
-    @staticmethod
-    def init(params, hp, xp):
-        return {"m": tuple(xp.zeros_like(x) for x in params), "g": tuple(xp.zeros_like(x) for x in params)}
+    init = staticmethod(_stored_gradient_state)
 
     @staticmethod
     def step(params, state, oracle, t, hp):
@@ -285,9 +288,7 @@ class MuonMVR3(_MuonMVR):
     PAPERS = ("2509.15816",)
     TEST_HPARAMS = {"lr": 0.05, "lr_schedule": "cosine", "horizon": 200}
 
-    @staticmethod
-    def init(params, hp, xp):
-        return {"m": tuple(xp.zeros_like(x) for x in params), "g": tuple(xp.zeros_like(x) for x in params)}
+    init = staticmethod(_stored_gradient_state)
 
     @staticmethod
     def step(params, state, oracle, t, hp):
