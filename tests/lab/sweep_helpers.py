@@ -12,23 +12,33 @@ from pathlib import Path
 TIMING = {"job_wall_s"}  # timing columns: excluded from byte-for-byte comparisons
 GRIDS = ("runs.csv", "curves.csv", "summary.csv", "phase.csv")
 
+
+def lsq_sweep(name, description, optimizers, fixed, grid, *, steps, log_points, memory_budget_mb=None, analysis=None):
+    """A two-seed sweep config on power-law least squares (``fixed``: its fixed parameters), in the
+    key order a config file would have."""
+    cfg = {"name": name, "description": description, "steps": steps, "log_points": log_points, "seeds": [0, 1]}
+    if memory_budget_mb is not None:
+        cfg["memory_budget_mb"] = memory_budget_mb
+    cfg["problem"] = {"kind": "power_law_lsq", "fixed": fixed, "grid": grid}
+    cfg["optimizers"] = optimizers
+    if analysis is not None:
+        cfg["analysis"] = analysis
+    return cfg
+
+
 # About a dozen jobs of one run each (the memory budget is below one run's working set), each a
 # fraction of a second: enough for a worker or the whole process to die in the middle of one.
-MANY_JOBS = {
-    "name": "many_jobs",
-    "description": "twelve one-run jobs",
-    "steps": 800,
-    "log_points": 6,
-    "seeds": [0, 1],
-    "memory_budget_mb": 1e-4,
-    "problem": {
-        "kind": "power_law_lsq",
-        "fixed": {"m": 6, "n": 10, "batch_size": 4, "noise": "minibatch", "label_noise": 0.3},
-        "grid": {"alpha": [0.0, 1.0], "beta": [0.5]},
-    },
-    "optimizers": [{"name": "gd", "lr": [0.1, 0.5]}, {"name": "muon", "lr": [0.01, 0.03]}],
-    "analysis": {"x": "alpha"},
-}
+MANY_JOBS = lsq_sweep(
+    "many_jobs",
+    "twelve one-run jobs",
+    [{"name": "gd", "lr": [0.1, 0.5]}, {"name": "muon", "lr": [0.01, 0.03]}],
+    {"m": 6, "n": 10, "batch_size": 4, "noise": "minibatch", "label_noise": 0.3},
+    {"alpha": [0.0, 1.0], "beta": [0.5]},
+    steps=800,
+    log_points=6,
+    memory_budget_mb=1e-4,
+    analysis={"x": "alpha"},
+)
 
 
 _REFERENCE: dict = {}

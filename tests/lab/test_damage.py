@@ -65,6 +65,18 @@ def no_figures(monkeypatch):
     monkeypatch.setattr(analysis.figures, "draw_standard", _no_drawing)
 
 
+@pytest.fixture
+def out(tmp_path, reference) -> Path:
+    """A copy of the undamaged sweep, to damage."""
+    shutil.copytree(reference[0], tmp_path / "out")
+    return tmp_path / "out"
+
+
+def job_keys(out: Path) -> list[str]:
+    """The keys of the done jobs, sorted."""
+    return sorted(p.name[: -len(".done.json")] for p in (out / "parts").glob("*.done.json"))
+
+
 def one_line(err: str) -> str:
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("muonlab: error:"), err
@@ -73,11 +85,9 @@ def one_line(err: str) -> str:
 
 @pytest.mark.parametrize("table", ["runs", "curves", "spectra"])
 @pytest.mark.parametrize("kind", sorted(DAMAGE))
-def test_damaged_part_is_reported_and_recomputed(tmp_path, reference, no_figures, capsys, table, kind):
+def test_damaged_part_is_reported_and_recomputed(out, reference, no_figures, capsys, table, kind):
     ref_dir, ref = reference
-    out = tmp_path / "out"
-    shutil.copytree(ref_dir, out)
-    key = sorted(p.name[: -len(".done.json")] for p in (out / "parts").glob("*.done.json"))[3]
+    key = job_keys(out)[3]
     DAMAGE[kind](out / "parts" / f"{key}.{table}.csv")
 
     st = sweep_status(out)
@@ -96,12 +106,10 @@ def test_damaged_part_is_reported_and_recomputed(tmp_path, reference, no_figures
     assert sweep_status(out)["jobs"]["damaged"] == 0
 
 
-def test_job_without_index_is_pending_not_done(tmp_path, reference, no_figures):
+def test_job_without_index_is_pending_not_done(out, reference, no_figures):
     """A kill between the parts and the index: the job is not done (its parts are not trusted)."""
-    ref_dir, ref = reference
-    out = tmp_path / "out"
-    shutil.copytree(ref_dir, out)
-    key = sorted(p.name[: -len(".done.json")] for p in (out / "parts").glob("*.done.json"))[0]
+    ref_dir, _ = reference
+    key = job_keys(out)[0]
     (out / "parts" / f"{key}.done.json").unlink()
     truncate(out / "parts" / f"{key}.runs.csv")
     st = sweep_status(out)
@@ -112,10 +120,8 @@ def test_job_without_index_is_pending_not_done(tmp_path, reference, no_figures):
 
 @pytest.mark.parametrize("grid", ["runs", "curves", "spectra"])
 @pytest.mark.parametrize("kind", sorted(DAMAGE))
-def test_damaged_grid_is_refused_by_report_and_rebuilt_by_resume(tmp_path, reference, no_figures, capsys, grid, kind):
+def test_damaged_grid_is_refused_by_report_and_rebuilt_by_resume(out, reference, no_figures, capsys, grid, kind):
     ref_dir, ref = reference
-    out = tmp_path / "out"
-    shutil.copytree(ref_dir, out)
     path = out / f"{grid}.csv"
     DAMAGE[kind](path)
 
@@ -134,11 +140,8 @@ def test_damaged_grid_is_refused_by_report_and_rebuilt_by_resume(tmp_path, refer
     assert (out / "spectra.csv").read_bytes() == (ref_dir / "spectra.csv").read_bytes()
 
 
-def test_truncated_grid_without_records_is_refused(tmp_path, reference, capsys):
+def test_truncated_grid_without_records_is_refused(out, capsys):
     """A directory whose manifest predates integrity records: a cut-off last line is still seen."""
-    ref_dir, _ = reference
-    out = tmp_path / "out"
-    shutil.copytree(ref_dir, out)
     manifest = json.loads((out / "manifest.json").read_text())
     del manifest["files"]
     (out / "manifest.json").write_text(json.dumps(manifest))

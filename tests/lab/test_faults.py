@@ -20,25 +20,17 @@ from lab.store import Store
 from lab.sweep import expand_runs
 
 sys.path.insert(0, str(Path(__file__).parent))
-from sweep_helpers import GRIDS, assert_every_run_once, config, toml  # noqa: E402
+from sweep_helpers import GRIDS, assert_every_run_once, config, lsq_sweep, toml  # noqa: E402
 
-SMALL = {
-    "name": "small",
-    "description": "three optimizers, two cells",
-    "steps": 60,
-    "log_points": 6,
-    "seeds": [0, 1],
-    "problem": {
-        "kind": "power_law_lsq",
-        "fixed": {"m": 4, "n": 6, "batch_size": 3, "noise": "minibatch", "label_noise": 0.2},
-        "grid": {"alpha": [0.0, 1.0]},
-    },
-    "optimizers": [
-        {"name": "gd", "lr": [0.05, 0.3]},
-        {"name": "signsgd", "lr": [0.001, 0.01], "hparams": {"beta": 0.5}},
-        {"name": "muon", "lr": [0.01, 0.05]},
-    ],
-}
+OPTIMIZERS = [
+    {"name": "gd", "lr": [0.05, 0.3]},
+    {"name": "signsgd", "lr": [0.001, 0.01], "hparams": {"beta": 0.5}},
+    {"name": "muon", "lr": [0.01, 0.05]},
+]
+LSQ = {"m": 4, "n": 6, "batch_size": 3, "noise": "minibatch", "label_noise": 0.2}
+SMALL = lsq_sweep(
+    "small", "three optimizers, two cells", OPTIMIZERS, LSQ, {"alpha": [0.0, 1.0]}, steps=60, log_points=6
+)
 HUGE_LR = 1e4
 RUN_KEY = ["optimizer", "cell_id", "seed", "h_lr"]
 NOT_COMPARED = {"run_id", "job", "job_wall_s"}

@@ -4,32 +4,28 @@ run is there, with the family its class declares and its structural hyperparamet
 from __future__ import annotations
 
 import csv
+import sys
+from pathlib import Path
 
 import runners
 from lab.api import run_sweep
 from lab.config import parse_config
 
+sys.path.insert(0, str(Path(__file__).parent))
+from sweep_helpers import lsq_sweep  # noqa: E402
+
 VARIANTS = ("normuon", "adamuon", "dion", "muon_mvr3")
 
-CONFIG = {
-    "name": "variants_smoke",
-    "description": "the Muon variants on a tiny power-law least squares",
-    "steps": 30,
-    "log_points": 4,
-    "seeds": [0, 1],
-    "problem": {
-        "kind": "power_law_lsq",
-        "fixed": {"m": 6, "n": 8, "batch_size": 4, "noise": "minibatch", "label_noise": 0.3},
-        "grid": {"alpha": [0.5, 1.5]},
-    },
-    "optimizers": [
-        {"name": "normuon", "lr": [0.01, 0.03]},
-        {"name": "adamuon", "lr": [0.01, 0.03]},
-        {"name": "dion", "lr": [0.01, 0.03], "hparams": {"rank_fraction": 0.5}},
-        {"name": "muon_mvr3", "lr": [0.01, 0.03]},
-    ],
-    "analysis": {"x": "alpha"},
-}
+OPTIMIZERS = [
+    {"name": "normuon", "lr": [0.01, 0.03]},
+    {"name": "adamuon", "lr": [0.01, 0.03]},
+    {"name": "dion", "lr": [0.01, 0.03], "hparams": {"rank_fraction": 0.5}},
+    {"name": "muon_mvr3", "lr": [0.01, 0.03]},
+]
+LSQ = {"m": 6, "n": 8, "batch_size": 4, "noise": "minibatch", "label_noise": 0.3}
+ABOUT = "the Muon variants on a tiny power-law least squares"
+CONFIG = lsq_sweep("variants_smoke", ABOUT, OPTIMIZERS, LSQ, {"alpha": [0.5, 1.5]}, steps=30, log_points=4)
+CONFIG["analysis"] = {"x": "alpha"}
 
 
 def test_variants_sweep_writes_their_runs_and_families(tmp_path):

@@ -25,6 +25,7 @@ import runners
 from problems.backend import get_backend
 
 sys.path.insert(0, str(Path(__file__).parent))
+from runner_fixtures import FakeOracle, FixedOracle, assert_matches_per_run_reference, fake_data  # noqa: E402
 from test_zoo_reference import beta_at, lr_at  # noqa: E402  (the reference schedule formulas)
 
 B = 3
@@ -33,25 +34,8 @@ STEPS = 6
 BK = get_backend("numpy", "float64")
 
 
-class FakeOracle:
-    """G_l = H_l * (X_l - S_l) + N_l, N the step's draw."""
-
-    def __init__(self, h, s, noise):
-        self.h, self.s, self.noise, self.xp, self.calls = h, s, noise, np, 0
-
-    def __call__(self, params):
-        self.calls += 1
-        return tuple(h * (x - s) + n for h, s, n, x in zip(self.h, self.s, self.noise, params))
-
-
 def _data(seed=0, shapes=SHAPES):
-    rng = np.random.default_rng(seed)
-    gs = np.array([1.0, 0.1, 0.01])[:, None, None]  # per-run gradient scales: eps acts on some runs only
-    x0 = tuple(rng.standard_normal((B, m, n)) for m, n in shapes)
-    h = tuple(gs * rng.uniform(0.5, 2.0, (B, m, n)) for m, n in shapes)
-    s = tuple(rng.standard_normal((B, m, n)) for m, n in shapes)
-    noise = [tuple(gs * 0.3 * rng.standard_normal((B, m, n)) for m, n in shapes) for _ in range(STEPS)]
-    return x0, h, s, noise
+    return fake_data(shapes, STEPS, seed)
 
 
 # --- the references, one run and one layer at a time ------------------------------------------
@@ -165,38 +149,12 @@ CASES = [
 
 @pytest.mark.parametrize("name,hp", CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
 def test_steps_equal_the_per_run_reference(name, hp):
-    x0, h, s, noise = _data()
-    opt = runners.make(name, **{k: np.asarray(v) if isinstance(v, list) else v for k, v in hp.items()})
-    bound = opt.bind(B, BK)
-    params, state = x0, opt.init(x0, bound, np)
-    got = []
-    for t in range(1, STEPS + 1):
-        params, state = opt.step(params, state, FakeOracle(h, s, noise[t - 1]), t, bound)
-        got.append(params)
-    for r in range(B):
-        hr = {k: (v[r] if isinstance(v, list) else v) for k, v in hp.items()}
-        xs, st = [x[r] for x in x0], {}
-        for t in range(1, STEPS + 1):
-            g = [h[l][r] * (p - s[l][r]) + noise[t - 1][l][r] for l, p in enumerate(xs)]
-            xs = REFS[name](hr, xs, st, g, t)
-            for l in range(len(SHAPES)):
-                np.testing.assert_allclose(
-                    got[t - 1][l][r], xs[l], rtol=1e-9, atol=1e-11, err_msg=f"{name} run {r} step {t} layer {l}"
-                )
+    assert_matches_per_run_reference(
+        name, hp, _data(), lambda hr, xs, st, grad, t: REFS[name](hr, xs, st, grad(xs), t), backend=BK
+    )
 
 
 # --- closed forms ---------------------------------------------------------------------------------
-
-
-class ConstantOracle:
-    """The same gradient G at every point and step."""
-
-    def __init__(self, g):
-        self.g, self.xp, self.calls = g, np, 0
-
-    def __call__(self, params):
-        self.calls += 1
-        return self.g
 
 
 def _run(name, hp, x0, oracle_for, steps, backend=BK):
@@ -228,7 +186,7 @@ def test_shampoo_first_step_is_the_damped_polar_factor():
     x0, g = _constant_case()
     eps = np.array([1e-8, 1e-2, 1.0])
     lr = np.array([0.1, 0.2, 0.3])
-    got = _run("shampoo", {"lr": lr, "eps": eps}, x0, lambda t: ConstantOracle(g), 1)
+    got = _run("shampoo", {"lr": lr, "eps": eps}, x0, lambda t: FixedOracle(g), 1)
     for x, xi, gi in zip(got, x0, g):
         want = xi - lr[:, None, None] * _svd_map(gi, lambda s: s / np.sqrt(s * s + eps[:, None]))
         np.testing.assert_allclose(x, want, rtol=1e-10, atol=1e-12)
@@ -238,9 +196,7 @@ def test_shampoo_first_step_is_the_damped_polar_factor():
 def test_shampoo_under_a_constant_gradient_matches_the_closed_form(freq):
     x0, g = _constant_case(2)
     eps, lr, steps = np.array([1e-6, 1e-3, 0.5]), 0.1, 7
-    got = _run(
-        "shampoo", {"lr": lr, "eps": eps, "precondition_frequency": freq}, x0, lambda t: ConstantOracle(g), steps
-    )
+    got = _run("shampoo", {"lr": lr, "eps": eps, "precondition_frequency": freq}, x0, lambda t: FixedOracle(g), steps)
     for x, xi, gi in zip(got, x0, g):
         want = xi.copy()
         for t in range(1, steps + 1):
@@ -265,7 +221,7 @@ def test_soap_without_memory_steps_by_the_damped_polar_factor():
     x0, g = _constant_case(4)
     eps, lr, steps = np.array([1e-4, 1e-2, 0.3]), 0.1, 5
     hp = {"lr": lr, "beta": 0.0, "beta2": 0.0, "shampoo_beta": 0.0, "eps": eps, "precondition_frequency": 1}
-    got = _run("soap", hp, x0, lambda t: ConstantOracle(g), steps)
+    got = _run("soap", hp, x0, lambda t: FixedOracle(g), steps)
     for x, xi, gi in zip(got, x0, g):
         want = xi - lr * (steps - 1) * _svd_map(gi, lambda s: s / (s + eps[:, None]))
         np.testing.assert_allclose(x, want, rtol=1e-9, atol=1e-11)

@@ -16,37 +16,23 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from runner_fixtures import noisy_lsq  # noqa: E402
+from runner_fixtures import (  # noqa: E402
+    FixedOracle,
+    assert_direction_survives_scale,
+    assert_matches_per_run_reference,
+    fake_data,
+    noisy_lsq,
+)
 
 import problems
 import runners
 from problems import ParamError
 from problems.backend import get_backend
 
-B = 3
 SHAPES = ((4, 3), (2, 5))
 STEPS = 4
 BK = get_backend("numpy", "float64")
 KELLER = [(3.4445, -4.7750, 2.0315)] * 5
-
-
-class FakeOracle:
-    def __init__(self, h, s, noise):
-        self.h, self.s, self.noise, self.xp, self.calls = h, s, noise, np, 0
-
-    def __call__(self, params):
-        self.calls += 1
-        return tuple(h * (x - s) + n for h, s, n, x in zip(self.h, self.s, self.noise, params))
-
-
-def _data(seed=0):
-    rng = np.random.default_rng(seed)
-    x0 = tuple(rng.standard_normal((B, m, n)) for m, n in SHAPES)
-    gs = np.array([1.0, 0.1, 0.01])[:, None, None]  # per-run gradient scales: clipping acts on some runs
-    h = tuple(gs * rng.uniform(0.5, 2.0, (B, m, n)) for m, n in SHAPES)
-    s = tuple(rng.standard_normal((B, m, n)) for m, n in SHAPES)
-    noise = [tuple(gs * 0.3 * rng.standard_normal((B, m, n)) for m, n in SHAPES) for _ in range(STEPS)]
-    return x0, h, s, noise
 
 
 # --- the reference, one run and one layer at a time ------------------------------------------
@@ -164,31 +150,21 @@ CASES = [
 ]
 
 
+def _dion_state(state, r):
+    """Dion's initial right factor: an input of the method, taken as given from the batched init."""
+    return {"m": [np.zeros(shape) for shape in SHAPES], "q": [q[r] for q in state["q"]]}
+
+
 @pytest.mark.parametrize("name,hp", CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
 def test_first_steps_equal_the_per_run_reference(name, hp):
-    x0, h, s, noise = _data()
-    opt = runners.make(name, **{k: np.asarray(v) if isinstance(v, list) else v for k, v in hp.items()})
-    bound = opt.bind(B, BK)
-    params, state = x0, opt.init(x0, bound, np)
-    q0 = state.get("q")  # Dion's initial right factor: an input of the method, taken as given
-    got = []
-    for t in range(1, STEPS + 1):
-        params, state = opt.step(params, state, FakeOracle(h, s, noise[t - 1]), t, bound)
-        got.append(params)
-    for r in range(B):
-        hr = {k: (v[r] if isinstance(v, list) else v) for k, v in hp.items()}
-        xs = [x[r] for x in x0]
-        st = {"m": [np.zeros_like(x) for x in xs], "q": [q[r] for q in q0]} if name == "dion" else {}
-        for t in range(1, STEPS + 1):
-
-            def grad(points, lag, t=t):
-                return [h[l][r] * (p - s[l][r]) + noise[t - 1 - lag][l][r] for l, p in enumerate(points)]
-
-            xs = ref_step(name, hr, xs, st, grad, t)
-            for l in range(len(SHAPES)):
-                np.testing.assert_allclose(
-                    got[t - 1][l][r], xs[l], rtol=1e-9, atol=1e-11, err_msg=f"{name} run {r} step {t} layer {l}"
-                )
+    assert_matches_per_run_reference(
+        name,
+        hp,
+        fake_data(SHAPES, STEPS),
+        lambda hr, xs, st, grad, t: ref_step(name, hr, xs, st, grad, t),
+        ref_state=_dion_state if name == "dion" else None,
+        backend=BK,
+    )
 
 
 # --- identities ------------------------------------------------------------------------------
@@ -198,45 +174,22 @@ def _final(name, prob, steps=15, **hp):
     return runners.run(prob, runners.make(name, **hp), steps=steps, seed=[0, 1], log_points=3).params[0]
 
 
-def _lsq(m, n, batch_size=3):
-    return problems.make(
-        "power_law_lsq",
-        runs=2,
-        seed=[0, 1],
-        m=m,
-        n=n,
-        batch_size=batch_size,
-        noise="minibatch",
-        label_noise=0.5,
-        dtype="float64",
-    )
-
-
 @pytest.mark.parametrize("beta2", [0.0, 0.5, 0.95])
 @pytest.mark.parametrize("norm_to,scale", [("polar", "rms"), ("orth", "original")])
 def test_normuon_with_exact_orth_on_wide_layers_is_muon(beta2, norm_to, scale):
     """m <= n, orth = svd, full-rank momenta (a batch of 8 >= m): O O^T = I, every row of O has
     norm 1, so the per-neuron normalizer is the same for every row (for every beta2) and the
     rescale restores Muon's step exactly."""
-    wide = _lsq(4, 6, batch_size=8)
+    wide = noisy_lsq(m=4, n=6, batch_size=8)
     hp = dict(lr=0.05, beta=0.9, orth="svd", scale=scale)
     a = _final("normuon", wide, beta2=beta2, norm_to=norm_to, **hp)
     np.testing.assert_allclose(a, _final("muon", wide, nesterov=False, **hp), rtol=1e-10, atol=1e-12)
-    tall = _lsq(6, 4, batch_size=8)  # rows of O no longer have equal norms
+    tall = noisy_lsq(m=6, n=4, batch_size=8)  # rows of O no longer have equal norms
     assert not np.allclose(
         _final("normuon", tall, beta2=beta2, norm_to=norm_to, **hp),
         _final("muon", tall, nesterov=False, **hp),
         rtol=1e-4,
     )
-
-
-class FixedOracle:
-    def __init__(self, g):
-        self.g, self.xp, self.calls = g, np, 0
-
-    def __call__(self, params):
-        self.calls += 1
-        return self.g
 
 
 HADAMARD = np.array([[1, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]], float)
@@ -268,7 +221,7 @@ def test_adamuon_on_a_hadamard_sign_pattern_has_a_closed_form(orth_kind):
 def test_dion_at_full_rank_with_converged_power_iteration_is_heavy_ball_muon():
     """r = min(m, n): P R^T = P P^T B = B, so M = beta B and B_t = beta B_{t-1} + G_t; converged
     orthogonal iteration makes P the left singular vectors, so P Q^T = P D^-1 P^T B = polar(B)."""
-    for prob in (noisy_lsq(), _lsq(4, 6, batch_size=8)):  # rank-3 and full-rank first gradients
+    for prob in (noisy_lsq(), noisy_lsq(m=4, n=6, batch_size=8)):  # rank-3 and full-rank first gradients
         hp = dict(lr=0.05, beta=0.9)
         muon = _final("muon", prob, momentum="sum", nesterov=False, orth="svd", scale="fan", **hp)
         conv = _final("dion", prob, rank_fraction=1.0, power_iters=200, **hp)
@@ -281,7 +234,7 @@ def test_dion_at_full_rank_with_converged_power_iteration_is_heavy_ball_muon():
 def test_dion_steps_have_rank_r(fraction, r):
     """r = ceil(fraction min(m, n)); the first step -lr s P Q^T (from the same X_0, so the
     difference of two learning rates is that step) has rank exactly r."""
-    prob = _lsq(8, 6, batch_size=8)  # full-rank gradients
+    prob = noisy_lsq(m=8, n=6, batch_size=8)  # full-rank gradients
     a, b = (_final("dion", prob, steps=1, lr=lr, rank_fraction=fraction) for lr in (0.05, 0.1))
     sv = np.linalg.svd(b - a, compute_uv=False)
     assert np.all(sv[:, r - 1] > 1e-8 * sv[:, 0]) and np.all(sv[:, r:] < 1e-10 * sv[:, :1])
@@ -325,13 +278,4 @@ def test_muon_mvr3_at_gamma_zero_is_muon_bit_for_bit():
 @pytest.mark.parametrize("scale", [1e-30, 1e-20, 1e20, 1e30])
 def test_tiny_and_huge_gradients_keep_their_direction(name, hp, scale):
     """float32: the same step at gradient scale 1e-30..1e30 as at unit scale, and no float warning."""
-    bk = get_backend("numpy", "float32")
-    g = (np.random.default_rng(4).standard_normal((2, 6, 4)).astype(np.float32),)
-    x0 = (np.zeros((2, 6, 4), np.float32),)
-    opt = runners.make(name, **hp)
-    bound = opt.bind(2, bk)
-    ref = opt.step(x0, opt.init(x0, bound, np), FixedOracle(g), 1, bound)[0][0]
-    with np.errstate(over="raise", invalid="raise", divide="raise"):
-        got = opt.step(x0, opt.init(x0, bound, np), FixedOracle((g[0] * np.float32(scale),)), 1, bound)[0][0]
-    assert np.abs(ref).max() > 0
-    np.testing.assert_allclose(got, ref, rtol=2e-4, atol=2e-5 * np.abs(ref).max())
+    assert_direction_survives_scale(name, hp, scale)

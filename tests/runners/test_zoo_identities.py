@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from runner_fixtures import noisy_lsq  # noqa: E402
+from runner_fixtures import assert_direction_survives_scale, noisy_lsq  # noqa: E402
 
 import problems
 import runners
@@ -200,15 +200,6 @@ def test_lmo_direction_is_unit_and_attains_the_dual_norm(name):
 # --- tiny and huge gradients: same direction, no NaN (float32) --------------------------------
 
 
-class FixedOracle:
-    def __init__(self, g):
-        self.g, self.xp, self.calls = g, np, 0
-
-    def __call__(self, params):
-        self.calls += 1
-        return self.g
-
-
 @pytest.mark.parametrize(
     "name,hp",
     [
@@ -225,16 +216,7 @@ class FixedOracle:
 )
 @pytest.mark.parametrize("scale", [1e-30, 1e-20, 1e20, 1e30])
 def test_tiny_and_huge_gradients_keep_their_direction(name, hp, scale):
-    bk = get_backend("numpy", "float32")
-    g = (np.random.default_rng(4).standard_normal((2, 6, 4)).astype(np.float32),)
-    x0 = (np.zeros((2, 6, 4), np.float32),)
-    opt = runners.make(name, **hp)
-    bound = opt.bind(2, bk)
-    ref = opt.step(x0, opt.init(x0, bound, np), FixedOracle(g), 1, bound)[0][0]
-    with np.errstate(over="raise", invalid="raise", divide="raise"):
-        got = opt.step(x0, opt.init(x0, bound, np), FixedOracle((g[0] * np.float32(scale),)), 1, bound)[0][0]
-    assert np.abs(ref).max() > 0
-    np.testing.assert_allclose(got, ref, rtol=2e-4, atol=2e-5 * np.abs(ref).max())
+    assert_direction_survives_scale(name, hp, scale)
 
 
 # --- orth specs, parameter errors -------------------------------------------------------------

@@ -8,38 +8,19 @@ draw, the same at every point of that step, so two-point methods see the same dr
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import runners
-from problems.backend import get_backend
 
-B = 3
+sys.path.insert(0, str(Path(__file__).parent))
+from runner_fixtures import assert_matches_per_run_reference, fake_data  # noqa: E402
+
 SHAPES = ((4, 3), (2, 5))
 STEPS = 3
-BK = get_backend("numpy", "float64")
-
-
-
-class FakeOracle:
-    def __init__(self, h, s, noise):
-        self.h, self.s, self.noise, self.xp, self.calls = h, s, noise, np, 0
-
-    def __call__(self, params):
-        self.calls += 1
-        return tuple(h * (x - s) + n for h, s, n, x in zip(self.h, self.s, self.noise, params))
-
-
-def _data(seed=0):
-    rng = np.random.default_rng(seed)
-    x0 = tuple(rng.standard_normal((B, m, n)) for m, n in SHAPES)
-    # per-run gradient scales 1, 0.1, 0.01: clipping and eps act on some runs only
-    gs = np.array([1.0, 0.1, 0.01])[:, None, None]
-    h = tuple(gs * rng.uniform(0.5, 2.0, (B, m, n)) for m, n in SHAPES)
-    s = tuple(rng.standard_normal((B, m, n)) for m, n in SHAPES)
-    noise = [tuple(gs * 0.3 * rng.standard_normal((B, m, n)) for m, n in SHAPES) for _ in range(STEPS)]
-    return x0, h, s, noise
 
 
 # --- the reference, one run at a time ------------------------------------------------------
@@ -356,7 +337,6 @@ def _cases_elsewhere():
     """The optimizer names of the ``CASES`` of the other ``test_*_reference.py`` files beside this
     one (a family whose reference loop lives in its own file, e.g. test_preconditioned_reference.py)."""
     import importlib.util
-    from pathlib import Path
 
     here = Path(__file__)
     for path in sorted(here.parent.glob("test_*_reference.py")):
@@ -373,24 +353,6 @@ def test_every_registered_optimizer_has_a_reference_case():
 
 @pytest.mark.parametrize("name,hp", CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
 def test_first_three_steps_equal_the_per_run_reference(name, hp):
-    x0, h, s, noise = _data()
-    opt = runners.make(name, **{k: np.asarray(v) if isinstance(v, list) else v for k, v in hp.items()})
-    bound = opt.bind(B, BK)
-    params, state = x0, opt.init(x0, bound, np)
-    got = []
-    for t in range(1, STEPS + 1):
-        params, state = opt.step(params, state, FakeOracle(h, s, noise[t - 1]), t, bound)
-        got.append(params)
-    for r in range(B):
-        hr = {k: (v[r] if isinstance(v, list) else v) for k, v in hp.items()}
-        xs, st = [x[r] for x in x0], {}
-        for t in range(1, STEPS + 1):
-
-            def grad(points, t=t):
-                return [h[l][r] * (p - s[l][r]) + noise[t - 1][l][r] for l, p in enumerate(points)]
-
-            xs = ref_step(name, hr, xs, st, grad, t)
-            for l in range(len(SHAPES)):
-                np.testing.assert_allclose(
-                    got[t - 1][l][r], xs[l], rtol=1e-9, atol=1e-11, err_msg=f"{name} run {r} step {t} layer {l}"
-                )
+    assert_matches_per_run_reference(
+        name, hp, fake_data(SHAPES, STEPS), lambda hr, xs, st, grad, t: ref_step(name, hr, xs, st, grad, t)
+    )
