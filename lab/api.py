@@ -60,7 +60,6 @@ def run_sweep(
     """
     t0 = time.perf_counter()
     cfg, ex, options, bk, runs, jobs, est = _prepare(config, backend, dtype, executor, executor_options)
-    stage.info(_plan_line(est))
     store = Store(out_dir)
     store.check(cfg.digest(), force)
     old = store.read_manifest()
@@ -70,6 +69,7 @@ def run_sweep(
     # nothing above writes; the session (a cluster connection) is opened before anything is written
     with ex.open(options) if pending else nullcontext(options) as run_options:
         store.begin(cfg.digest(), force)
+        stage.info(_plan_line(est))  # after --out is known to be usable: a refused one is the only line
         manifest = _open_manifest(old, cfg, runs, jobs, bk.info, executor, options)
         session = manifest["sessions"][-1]
         store.session = len(manifest["sessions"]) - 1

@@ -80,7 +80,7 @@ def test_report_cli_on_a_damaged_manifest_is_one_line_exit_2(tmp_path, capsys):
     (tmp_path / "manifest.json").write_text("{not json")
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert "manifest.json: not a readable manifest" in err and len(err.splitlines()) == 1
+    assert "manifest.json is not a readable manifest" in err and len(err.splitlines()) == 1
 
 
 def test_registry_rejects_duplicates_and_names_the_allowed():
