@@ -17,7 +17,7 @@ demo: venv
 test: $(PY)
 	$(PIP) install -q -e '.[test]'
 	$(VENV)/bin/ruff check .
-	MPLBACKEND=Agg $(PY) -m pytest
+	MPLBACKEND=Agg $(PY) -m pytest -n auto
 
 clean:
 	rm -rf results .pytest_cache
