@@ -218,7 +218,7 @@ def draw_standard(an) -> None:
             an.curve_cells,
             an.swept,
             an.labels,
-            out / "curves_selected.png",
+            path=out / "curves_selected.png",
             floors=an.floors if gap_floor else None,
             floor_text=fl if gap_floor else "",
         )

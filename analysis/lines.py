@@ -68,22 +68,9 @@ def curves_fig(
     return fig
 
 
-def curves_figure(
-    curves: pd.DataFrame,
-    chosen: pd.DataFrame,
-    cells: pd.DataFrame,
-    cell_ids: list,
-    swept: list[str],
-    optimizers: list[str],
-    path: Path,
-    metric: str = "gap",
-    floors: pd.Series | None = None,
-    floor_text: str = "",
-) -> Path | None:
-    """The tuned runs' ``metric`` curves in the chosen cells: median over seeds, band min-max."""
-    if not cell_ids:
-        return None
-    return save(curves_fig(curves, chosen, cells, cell_ids, swept, optimizers, metric, floors, floor_text), path)
+def curves_figure(curves, chosen, cells, cell_ids, *args, path: Path, **kwargs) -> Path | None:
+    """:func:`curves_fig` (same arguments) saved to ``path``; None when no cell is chosen."""
+    return save(curves_fig(curves, chosen, cells, cell_ids, *args, **kwargs), path) if cell_ids else None
 
 
 def profile_figure(
