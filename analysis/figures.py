@@ -23,7 +23,7 @@ import pandas as pd
 
 from . import heatmaps, lines, theory
 from .envelope import envelope, floor_of
-from .floor import QUANTITY, describe, dtype_of
+from .floor import QUANTITY, any_at_floor, describe, dtype_of
 from .registry import Registry
 from .results import Results
 from .rules.common import advantage_against, cell_label, select
@@ -176,7 +176,7 @@ def draw_standard(an) -> None:
     p, out, at = an.paths, an.out, an.at_top
     phase = an.phase_map
     fl = describe(an.crit, dtype_of(an.data)) if an.floors is not None else ""
-    fl_maps = fl if "at_floor" in phase and phase["at_floor"].fillna("").astype(bool).any() else ""  # stated where used
+    fl_maps = fl if any_at_floor(phase) else ""  # stated where used
 
     def keep(q):
         if q:

@@ -78,7 +78,7 @@ def clip(df: pd.DataFrame, floors: "pd.Series | None", cols=("median", "ci_low",
     is applied (phase table, profiles, sensitivity figure). +inf (failures) stays +inf; NaN stays."""
     if floors is None or df.empty:
         return df
-    f = df["cell_id"].map(floors).fillna(0.0).to_numpy(float)
+    f = _row_floors(df, floors, 0.0)
     out = df.copy()
     for c in cols:
         if c in out:
@@ -88,11 +88,20 @@ def clip(df: pd.DataFrame, floors: "pd.Series | None", cols=("median", "ci_low",
 
 
 def at_floor(df: pd.DataFrame, floors: "pd.Series | None", col: str = "median") -> np.ndarray:
-    """Rows of ``df`` whose ``col`` is at or below the cell's floor."""
+    """Rows of ``df`` whose ``col`` is at or below the cell's floor (a cell without one: never)."""
     if floors is None or df.empty:
         return np.zeros(len(df), bool)
-    f = df["cell_id"].map(floors).fillna(0.0).to_numpy(float)
-    return df[col].to_numpy(float) <= f
+    return df[col].to_numpy(float) <= _row_floors(df, floors, -np.inf)
+
+
+def _row_floors(df: pd.DataFrame, floors: pd.Series, missing: float) -> np.ndarray:
+    """The floor of each row's cell (``missing`` where the cell has none)."""
+    return df["cell_id"].map(floors).fillna(missing).to_numpy(float)
+
+
+def any_at_floor(phase: pd.DataFrame) -> bool:
+    """Whether any method of a phase table sits at its cell's floor (its ``at_floor`` column)."""
+    return "at_floor" in phase and bool(phase["at_floor"].fillna("").astype(bool).any())
 
 
 def describe(criterion: str, dtype: "str | None") -> str:

@@ -329,7 +329,7 @@ def sensitivity_grid(
                     b = best[(best["cell_id"] == d["cell_id"].iloc[0]) & (best["optimizer"] == o)]
                     if len(b) and np.isfinite(b["median"].iloc[0]):
                         ax.plot(b["h_lr"], b["median"], "o", mfc="none", mec=pal[o], ms=6, mew=1.2)
-                if floors is not None and len(d0) and floors.get(d0["cell_id"].iloc[0], 0) > 0:
+                if floor_text and floors is not None and len(d0) and floors.get(d0["cell_id"].iloc[0], 0) > 0:
                     ax.axhline(floors[d0["cell_id"].iloc[0]], color="k", lw=0.7, ls=":")
                 loglog(ax)
                 ax.tick_params(labelsize=6)

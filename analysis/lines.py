@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .figstyle import cell_title, linestyles, loglog, palette, plt, save, sns, with_cells
-from .floor import clip
+from .floor import at_floor, clip
 from .stats import loglog_fit, nanmedian
 from .theory import ModeTheory, mode_columns, mode_decay_rates
 
@@ -38,11 +38,7 @@ def curves_fig(
     sel = chosen[chosen["cell_id"].isin(cell_ids)]
     c = curves[curves["run_id"].isin(sel["run_id"])].merge(sel[["run_id", "cell_id", "optimizer"]], on="run_id")
     c = c[c["step"] > 0]
-    floored = (
-        c[metric].to_numpy(float) <= c["cell_id"].map(floors).fillna(-np.inf).to_numpy(float)
-        if floors is not None
-        else None
-    )
+    floored = at_floor(c, floors, metric)
     c = clip(c, floors, cols=(metric,))
     for ax, cid in zip(axes.ravel(), cell_ids):
         d = c[c["cell_id"] == cid]
@@ -52,7 +48,7 @@ def curves_fig(
                 continue
             ax.fill_between(e.index, e["min"], e["max"], color=pal[o], alpha=0.2, lw=0)
             ax.plot(e.index, e["median"], sty[o], color=pal[o], lw=1.3, label=o)
-        if floored is not None and floored[(c["cell_id"] == cid).to_numpy()].any():  # only where a curve sits on it
+        if floored[(c["cell_id"] == cid).to_numpy()].any():  # only where a curve sits on it
             ax.axhline(floors[cid], color="k", lw=0.8, ls=":", label="floor")
         loglog(ax)
         ax.set_title(cell_title(cells, cid, swept), fontsize=8)
@@ -63,7 +59,7 @@ def curves_fig(
     axes[0, 0].legend(fontsize=7, frameon=False)
     fig.supylabel("gap f - f*" if metric == "gap" else metric, fontsize=9)
     title = f"{metric} of the tuned runs: median over seeds, band = min..max"
-    shown = floor_text and floored is not None and floored.any()
+    shown = floor_text and floored.any()
     fig.suptitle(title + (f"\n{floor_text}" if shown else ""), fontsize=9)
     return fig
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import rates, theory, trend
-from .floor import describe, floors_of
+from .floor import any_at_floor, describe, dtype_of, floors_of
 from .options import CRITERIA, NEEDS_CURVES
 from .phase import NONE, pairwise_verdicts, performance_profile, phase_table, rivals
 from .results import Results
@@ -407,8 +407,8 @@ def run(
     stage(f"phase tables ({len(cells)} cells)", t0)
     floors = floors_of(data, crit)
     phase_all = phase_table(summary, cells, focus, chosen, level, by, floors)
-    if phase_all["at_floor"].astype(bool).any():
-        _note(notes, "info", describe(crit, data.config.get("dtype")) + " (phase.csv at_floor)")
+    if any_at_floor(phase_all):
+        _note(notes, "info", describe(crit, dtype_of(data)) + " (phase.csv at_floor)")
     top = None
     if by:  # maps and figures at the largest horizon
         top = (by[0], phase_all[by[0]].max())

@@ -205,7 +205,8 @@ def test_an_optimizer_has_the_same_colour_and_style_in_two_different_sweeps(tmp_
 
 
 def test_palette_is_a_function_of_the_name_only():
-    assert figstyle.palette(["muon", "gd"]) == {"muon": figstyle.colour("muon"), "gd": figstyle.colour("gd")}
+    pal = figstyle.palette
+    assert pal(["muon", "gd"])["muon"] == pal(["x", "muon"])["muon"] == figstyle.COLOURS["muon"]
     assert figstyle.palette(["x1", "gd_tuned"])["gd_tuned"] == figstyle.palette(["gd_tuned"])["gd_tuned"]
     # every registered optimizer has its own fixed colour, distinct from the others and the extras
     assert set(runners.REGISTRY) <= set(figstyle.COLOURS), sorted(set(runners.REGISTRY) - set(figstyle.COLOURS))
