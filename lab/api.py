@@ -8,7 +8,6 @@ import os
 import time
 import tomllib
 from contextlib import nullcontext
-from datetime import datetime, timezone
 from pathlib import Path
 
 
@@ -19,7 +18,7 @@ from .errors import ConfigError
 from .executors import get as get_executor
 from .plan import check_instances, plan
 from .preflight import calibrate, preflight, size
-from .store import Store
+from .store import Store, utc_now
 from .sweep import expand_runs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,10 +31,6 @@ def _resolve(config, backend, dtype) -> SweepConfig:
     if over:
         cfg = parse_config({**cfg.model_dump(mode="json", exclude_none=True), **over})
     return cfg
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def run_sweep(
@@ -178,18 +173,17 @@ def _open_manifest(old: dict | None, cfg, runs, jobs, backend_info: dict, execut
     record), or ``old`` (same config) with its record kept; a session entry is appended to
     ``sessions`` either way (docs/results.md, manifest.json)."""
     session = {
-        "started": _now(),
+        "started": utc_now(),
         "finished": None,
         "status": "running",
         "jobs_run": 0,
         "wall_s": None,
         "execute_wall_s": None,
         "executor": executor,
-        **_provenance(),
+        **(prov := _provenance()),
     }
     if old is None or not isinstance(old.get("sessions"), list):  # new, or written before sessions and
         # part indexes existed (every job is computed again, so this session's record is the sweep's)
-        prov = {k: session[k] for k in ("git_revision", "host", "cpu", "perf_env", "versions")}
         manifest = {
             "config": cfg.model_dump(mode="json"),
             "config_hash": cfg.digest(),
@@ -213,7 +207,11 @@ def _close_session(manifest: dict, session: dict, status: str, n_now: int, t_exe
     resume leaves the record of the sessions that computed the jobs untouched)."""
     wall = round(time.perf_counter() - t0, 3)
     session.update(
-        finished=_now(), status=status, jobs_run=n_now, wall_s=wall, execute_wall_s=round(t_exec, 3) if n_now else 0.0
+        finished=utc_now(),
+        status=status,
+        jobs_run=n_now,
+        wall_s=wall,
+        execute_wall_s=round(t_exec, 3) if n_now else 0.0,
     )
     manifest.update(status=status, jobs_run_now=n_now, **extra)
     if n_now:
@@ -372,7 +370,8 @@ def report(out_dir, criterion: str | None = None, focus: str | None = None, refi
         raise ConfigError(f"dir: {d} is not writable (the report is written into it)")
     from analysis.results import REBUILD  # noqa: PLC0415
 
-    for name, why in store.damaged_grids(manifest or {}).items():  # every grid, also one this analysis skips
+    if bad := store.damaged_grids(manifest or {}):  # every grid, also one this analysis skips
+        name, why = next(iter(bad.items()))
         raise ConfigError(f"{d / name}: damaged: {why}; {REBUILD}")
     import analysis  # noqa: PLC0415
 

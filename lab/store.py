@@ -50,12 +50,6 @@ TMP_GRID = re.compile(rf"^\.{_GRID}\.[^.]+\.tmp$")  # temp files of an interrupt
 TMP_PART = re.compile(rf"^\.{_PART}\.[^.]+\.tmp$")
 
 
-def _umask() -> int:
-    old = os.umask(0o022)
-    os.umask(old)
-    return old
-
-
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file ``.<name>.<random>.tmp`` renamed into place;
     the file gets 0666 less the umask, like any file the user creates. A write the system refuses
@@ -71,7 +65,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
     while True:
         tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 & ~_umask())
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the kernel applies the umask
             break
         except FileExistsError:
             continue
@@ -88,7 +82,8 @@ def csv_bytes(df: pd.DataFrame) -> bytes:
     return df.to_csv(index=False).encode()
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """Now, UTC, to the second (ISO 8601): the manifest's and the indexes' timestamps."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
@@ -216,15 +211,12 @@ class Store:
                 self.parts.rmdir()
         self._verified.clear()
 
-    def clean_temps(self) -> list[Path]:
+    def clean_temps(self) -> None:
         """Remove the temp files a killed writer left (in the directory and in parts/)."""
-        gone = []
         for d, pattern in ((self.dir, TMP_GRID), (self.parts, TMP_PART)):
             for p in d.iterdir() if d.is_dir() else ():
                 if pattern.match(p.name) and p.is_file():
                     p.unlink(missing_ok=True)
-                    gone.append(p)
-        return gone
 
     # --- parts --------------------------------------------------------------------------------
     def _keys(self, suffix: str) -> set[str]:
@@ -249,8 +241,10 @@ class Store:
         idx = self.index(key)
         if idx is None:
             return f"{self.index_path(key).name} unreadable"
+        if "runs" not in idx["parts"] or "curves" not in idx["parts"]:
+            return f"{self.index_path(key).name} lists no runs or curves part"
         sig = []
-        for name, rec in sorted(idx["parts"].items()):
+        for name in sorted(idx["parts"]):
             path = self.parts / f"{key}.{name}.csv"
             try:
                 st = path.stat()
@@ -264,8 +258,6 @@ class Store:
             why = integrity.problem(self.parts / f"{key}.{name}.csv", rec)
             if why is not None:
                 return f"{key}.{name}.csv {why}"
-        if "runs" not in idx["parts"] or "curves" not in idx["parts"]:
-            return f"{self.index_path(key).name} lists no runs or curves part"
         self._verified[key] = sig
         return None
 
@@ -299,7 +291,7 @@ class Store:
                 data = csv_bytes(tables[name])
                 atomic_write(self.parts / f"{key}.{name}.csv", data)
                 parts[name] = integrity.record(data, len(tables[name]))
-        index = {"key": key, "parts": parts, "session": self.session, "written": _now()}
+        index = {"key": key, "parts": parts, "session": self.session, "written": utc_now()}
         atomic_write(self.index_path(key), json.dumps(index, indent=1, sort_keys=True).encode())
         (self.parts / f"{key}.failed.json").unlink(missing_ok=True)
 
