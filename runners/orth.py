@@ -370,6 +370,29 @@ def max_abs_normalize(u):
     return u / xp.where(amax > 0, amax, 1)
 
 
+def safe_scaled(u):
+    """Per run: ``u`` itself where no kernel's normalization can under- or overflow, else
+    :func:`max_abs_normalize` (u). Safe: every run's squared Frobenius norm S (one BLAS dot per run)
+    is finite with tiny / eps <= S / (m n) and S <= max * eps of the dtype, so the mean square is a
+    normal number at full precision and the norm is far from overflow. Inside that range the
+    max-abs rescaling changes only the rounding (every kernel is scale-invariant) and costs three
+    full-size passes per call, which this check replaces by one read (docs/benchmarks.md). On a
+    device the check would wait for the queue every step, so there the rescaling always runs."""
+    xp = _xp(u)
+    if xp is not np:
+        return max_abs_normalize(u)
+    B, m, n = u.shape
+    flat = u.reshape(B, 1, m * n)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):  # out of range: rescaled below
+        sq = xp.matmul(flat, flat.transpose(0, 2, 1))
+    fi = xp.finfo(u.dtype)
+    lo, hi = float(fi.tiny) / float(fi.eps) * m * n, float(fi.max) * float(fi.eps)
+    safe = (sq >= lo) & (sq <= hi)  # (B, 1, 1); NaN and inf fail both comparisons
+    if bool(safe.all()):
+        return u
+    return xp.where(safe, u, max_abs_normalize(u))  # per run: a run's result never depends on its batch
+
+
 PRECISIONS = ("native", *_precision.FORMATS)  # the orth_precision choices
 
 
@@ -383,16 +406,18 @@ def coefficient_set(orth: str):
 
 
 def orthogonalize(u, orth: str = "ns_keller", steps: int | None = None, precision: str = "native"):
-    """The optimizers' entry point: ``resolve(orth)`` applied to the max-abs-normalized ``u``
+    """The optimizers' entry point: ``resolve(orth)`` applied to ``u``, max-abs-normalized where
+    its norm could under- or overflow (:func:`safe_scaled`; always for the emulated formats)
     (``steps``: None or 0 = the kernel's default). ``precision``: "native" runs the kernel in
     ``u``'s dtype; fp32 / tf32 / bf16 / fp16 run a Newton-Schulz set in that format
     (:mod:`runners.precision`; fp32 on float32 input is the native kernel) and any other kernel
     (svd) in float32 on input and output rounded to the format. The result has ``u``'s dtype."""
-    x = max_abs_normalize(u)
     xp = _xp(u)
     if precision == "native" or (precision == "fp32" and u.dtype == xp.float32):
+        x = safe_scaled(u)
         out = resolve(orth)(x, steps or None)
-    else:
+    else:  # the emulated formats (fp16's narrow range among them) always get the max-abs scaling
+        x = max_abs_normalize(u)
         fmt = _precision.FORMATS.get(precision)
         x32 = x.astype(xp.float32)
         cs = coefficient_set(orth) if fmt.name != "fp32" else None
@@ -425,17 +450,52 @@ def probe():
         _PROBE.reset(token)
 
 
+def singular_values(g):
+    """Singular values of each (m, n) matrix of the batch, descending, float64, from the
+    eigenvalues of its float64 Gram matrix on the smaller side: 1.2-1.7x faster than a float64 SVD
+    at W's and the demo's shapes (docs/benchmarks.md). Absolute error ~ sqrt(eps64) s_max for tiny
+    values (the square root of a Gram eigenvalue's rounding), ~ eps64 s_max otherwise. A run with a
+    non-finite entry gets NaN (not a LinAlgError)."""
+    xp = _xp(g)
+    g = g.astype(xp.float64)
+    if g.shape[-2] > g.shape[-1]:
+        g = g.transpose(0, 2, 1)
+    gram = xp.matmul(g, g.transpose(0, 2, 1))
+    ok = xp.isfinite(gram).all(axis=(1, 2))[:, None]
+    ev = xp.linalg.eigvalsh(xp.where(ok[:, :, None], gram, 0))
+    return xp.where(ok, xp.sqrt(xp.maximum(ev[..., ::-1], 0)), xp.nan)
+
+
+# orth_error takes the Gram route (singular_values) where its error on tiny singular values,
+# ~ sqrt(eps64) s_max, lies at least GRAM_RANK_MARGIN times below null_tol's relative threshold
+# max(m, n) eps(dtype), so that it cannot move a singular value across it: float32 input (and the
+# float32 output of the emulated formats) from max(m, n) >= 2 on; float64 input keeps the SVD.
+GRAM_RANK_MARGIN = 10.0
+
+
+def gram_rank_safe(u) -> bool:
+    """Whether :func:`singular_values` counts the same numerically nonzero singular values of
+    ``u`` as its SVD would (see GRAM_RANK_MARGIN)."""
+    xp = _xp(u)
+    return max(u.shape[-2:]) * float(xp.finfo(u.dtype).eps) >= GRAM_RANK_MARGIN * float(np.finfo(np.float64).eps) ** 0.5
+
+
 def orth_error(u, o):
     """(B,) float64 (on u's device): max_i |sigma_i(O) - 1| over the nonzero singular values of U.
     U has k singular values above :func:`null_tol` (the threshold the svd kernel drops); the
     error is taken over the k largest singular values of O, since the exact polar factor of a
     rank-k U has k unit singular values and zeros on U's null space (so orth = svd gives ~0).
-    A zero U gives 0; a run with a non-finite U or O gives NaN."""
+    A zero U gives 0; a run with a non-finite U or O gives NaN. Singular values come from the
+    float64 Gram eigenvalues where that cannot change k (:func:`gram_rank_safe`: 2 x 1.4-1.9x
+    faster at the lab's shapes), else from the float64 SVD."""
     xp = _xp(u)
     u0, bad_u = finite_runs(u)
     o0, bad_o = finite_runs(o)
-    su = xp.linalg.svd(u0.astype(xp.float64), compute_uv=False)
-    so = xp.linalg.svd(o0.astype(xp.float64), compute_uv=False)
+    if gram_rank_safe(u):
+        su, so = singular_values(u0), singular_values(o0)
+    else:
+        su = xp.linalg.svd(u0.astype(xp.float64), compute_uv=False)
+        so = xp.linalg.svd(o0.astype(xp.float64), compute_uv=False)
     k = (su > null_tol(su, u0)).sum(axis=-1, keepdims=True)
     err = xp.where(xp.arange(so.shape[-1])[None, :] < k, xp.abs(so - 1), 0).max(axis=-1)
     for bad in (bad_u, bad_o):

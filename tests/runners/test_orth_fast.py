@@ -106,3 +106,26 @@ def test_gram_product_follows_the_detected_kernel(kernel, syrk, monkeypatch):
     monkeypatch.setattr(orth, "blas_kernel", lambda: kernel)
     assert orth.gram_syrk(np) is syrk
     assert orth.kernel_levers()["gram_product"] == ("syrk" if syrk else "gemm on a scaled transposed copy")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_safe_scaled_rescales_only_the_runs_out_of_range(dtype):
+    """Runs whose norm cannot under- or overflow are passed through untouched (no rescaling pass);
+    a tiny, a huge and a non-finite run in the same batch get the max-abs scaling, each on its own;
+    and orthogonalize gives the same directions either way (every kernel is scale-invariant)."""
+    rng = np.random.default_rng(3)
+    u = rng.standard_normal((5, 6, 9)).astype(dtype)
+    fi = np.finfo(dtype)
+    u[1] *= dtype(fi.tiny)  # mean square far below tiny / eps
+    u[2] *= dtype(np.sqrt(fi.max) / 4)  # squared norm above max * eps
+    u[3, 0, 0] = np.inf
+    got = orth.safe_scaled(u)
+    for b in (0, 4):
+        assert np.array_equal(got[b], u[b])  # untouched, bit for bit
+    ref = orth.max_abs_normalize(u)
+    for b in (1, 2, 3):
+        np.testing.assert_array_equal(got[b], ref[b])
+    assert np.abs(got[1:3]).max() == 1.0
+    for kernel in ("svd", "ns_keller"):
+        via_ref = orth.resolve(kernel)(orth.max_abs_normalize(u[[0, 1, 2, 4]]))
+        np.testing.assert_allclose(orth.orthogonalize(u[[0, 1, 2, 4]], kernel), via_ref, atol=50 * fi.eps)

@@ -197,3 +197,31 @@ def test_lanes_and_batches_give_the_same_orth_err():
     one = runners.run(_problem(), opt, steps=20, log_points=4, lanes=1)
     two = runners.run(_problem(), opt, steps=20, log_points=4, lanes=2)
     np.testing.assert_array_equal(one.curves["orth_err"], two.curves["orth_err"])
+
+
+def _orth_error_reference(u, o):
+    """orth_error's definition straight from float64 SVDs (the independent truth)."""
+    su = np.linalg.svd(u.astype(np.float64), compute_uv=False)
+    so = np.linalg.svd(o.astype(np.float64), compute_uv=False)
+    tol = max(u.shape[-2:]) * np.finfo(u.dtype).eps * su[:, :1]
+    k = (su > tol).sum(axis=1)
+    return np.array([np.abs(s[:kk] - 1).max(initial=0.0) for s, kk in zip(so, k)])
+
+
+@pytest.mark.parametrize("shape", [(8, 12), (12, 8), (16, 16), (2, 3)])
+@pytest.mark.parametrize("kernel", ["svd", "ns_keller", "polar_express"])
+def test_orth_error_gram_route_equals_the_svd_definition(shape, kernel):
+    """float32 input takes the Gram route: the same k (rank-deficient and zero U included) and
+    the same error, to float32 resolution, as the SVD definition."""
+    m, n = shape
+    rng = np.random.default_rng(m * n)
+    r = min(m, n)
+    ranks = [r, r, max(r - 1, 1), 1, 0]
+    u = np.stack([rng.standard_normal((m, k)) @ rng.standard_normal((k, n)) for k in ranks]).astype(F32)
+    u[1] *= np.float32(1e-20)  # tiny but representable: k stays full
+    assert orth.gram_rank_safe(u) and not orth.gram_rank_safe(u.astype(np.float64))
+    o = orth.orthogonalize(u, kernel)
+    ref = _orth_error_reference(u, o)
+    np.testing.assert_allclose(orth.orth_error(u, o), ref, rtol=0, atol=2e-6)
+    if kernel == "svd":
+        assert orth.orth_error(u, o).max() < 1e-5  # k counted right: O's zeros on U's null space do not count
