@@ -245,19 +245,24 @@ def code_levers(repeats: int = 5) -> list[dict]:
 # --- peers: the same workload in other frameworks, interleaved with the lab ---------------
 
 PEER_CASES = ("small", "large")
+# the lab's rows of the side by side: W as defined (metrics at 5 log-spaced steps), and W with
+# metrics at steps 0, 1 and T only (runners.log_steps(T, 0)), closer to the peers, which compute
+# none; the difference is the cost of the logged metrics
+LAB_ROWS = {"lab": 5, "lab_bare": 0}
 
 
 def peer_comparison(cases=PEER_CASES, passes: int = 3, repeats: int = 5, progress=print) -> dict:
     """Lab (``runners.run``, Muon) and each installed peer (lab.peers) on W's ``cases``,
     interleaved pass by pass (lab, then each peer, per case); each figure is the median over
     passes of the per-pass median of ``repeats`` runs. Missing peers are listed with the reason."""
-    names = ["lab", *_peers.RUNNERS]
+    names = [*LAB_ROWS, *_peers.RUNNERS]
     secs = {(c, k): [] for c in cases for k in names}
     missing = {}
     for i in range(passes):
         for case in cases:
             progress(f"peers, pass {i + 1}/{passes}: {case} ...")
-            secs[(case, "lab")].append(workload(case, "muon", repeats=repeats)["seconds"])
+            for name, log_points in LAB_ROWS.items():
+                secs[(case, name)].append(workload(case, "muon", repeats=repeats, log_points=log_points)["seconds"])
             for name in _peers.RUNNERS:
                 if name in missing:
                     continue
@@ -435,7 +440,12 @@ def markdown(res: dict) -> str:
 
 def _peer_lines(pr: dict, peak: float) -> list[str]:
     names = pr["names"]
-    label = {"lab": "lab `runners.run`", "torch": "hand-batched torch.bmm", "jax": "JAX + optax muon"}
+    label = {
+        "lab": "lab `runners.run`",
+        "lab_bare": "lab, metrics at steps 0, 1, T only",
+        "torch": "hand-batched torch.bmm",
+        "jax": "JAX + optax muon",
+    }
     v = pr["versions"]
     lines = [
         f"Side by side (Muon on W, T = {STEPS}; {pr['passes']} interleaved passes x {pr['repeats']} runs, medians; "
@@ -447,7 +457,7 @@ def _peer_lines(pr: dict, peak: float) -> list[str]:
     ]
     for r in pr["rows"]:
         cells = ["skipped" if r[k] is None else f"{r[k]['gflops']:.1f} ({r[k]['gflops'] / peak:.2f})" for k in names]
-        best = max((r[k]["gflops"] for k in names if k != "lab" and r[k] is not None), default=None)
+        best = max((r[k]["gflops"] for k in names if k not in LAB_ROWS and r[k] is not None), default=None)
         ratio = "n/a" if best is None else f"{r['lab']['gflops'] / best:.2f}x"
         lines.append(f"| {r['case']} {r['m']}x{r['n']}, B = {r['B']} | " + " | ".join(cells) + f" | {ratio} |")
     lines += [f"\nPeer {k} skipped: {why}" for k, why in pr["missing"].items()]

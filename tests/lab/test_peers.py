@@ -48,3 +48,5 @@ def test_missing_peer_is_a_line_not_a_crash(monkeypatch):
     assert "nopeer" in res["missing"] and any("skipped" in s for s in lines)
     text = "\n".join(bench._peer_lines(res, peak=100.0))
     assert "skipped" in text and "pip install" in text
+    # the lab's second row (fewer logged metrics) is measured but is not a peer: no ratio without one
+    assert res["rows"][0]["lab_bare"]["gflops"] > 0 and text.splitlines()[-3].endswith("| n/a |")
