@@ -59,6 +59,11 @@ def _facets(df: pd.DataFrame, extra: list[str]) -> list[tuple[str, pd.DataFrame]
     return out
 
 
+def _groups(df: pd.DataFrame, keys: list[str]):
+    """(key tuple, rows) of ``df`` for each value of ``keys`` (the rows as ``df[df[k] == v]`` selects them)."""
+    return ((k if isinstance(k, tuple) else (k,), g) for k, g in df.groupby(keys, sort=False))
+
+
 def winner_map(
     phase: pd.DataFrame,
     x: str,
@@ -273,7 +278,7 @@ def sensitivity_grid(
     )
     s = clip(with_cells(s, cells), floors)
     s = s[np.isfinite(s["median"].astype(float))]
-    best = clip(with_cells(summary, cells), floors)
+    best_of = dict(_groups(clip(with_cells(summary, cells), floors), ["cell_id", "optimizer"]))
     pal, sty = palette(optimizers), linestyles(optimizers)
     paths = []
     facet_rows = (
@@ -289,33 +294,32 @@ def sensitivity_grid(
         xs = sorted(sub[f"p_{x}"].unique()) if x else [None]
         ys = sorted(sub[f"p_{y}"].unique(), reverse=True) if y else [None]
         fig, axes = plt.subplots(
-            len(ys),
-            len(xs),
-            figsize=(0.6 + 1.75 * len(xs), 0.6 + 1.45 * len(ys)),
-            sharex=True,
-            sharey=True,
-            squeeze=False,
+            len(ys), len(xs), figsize=(0.6 + 1.75 * len(xs), 0.6 + 1.45 * len(ys)), squeeze=False
         )
-        # fixed limits (the axes are shared): autoscaling dozens of panels dominated the analysis time
+        # every panel gets the same fixed limits and log scales, tick labels on the outer panels
+        # only: shared axes draw the same, but each of their draws visits every sibling (49^2 on
+        # the demo's grid), and autoscaling dozens of panels dominated the analysis time
         lo = sub["ci_low"].astype(float).where(lambda v: v > 0).min()
         hi = sub["ci_high"].astype(float).replace(np.inf, np.nan).max()
         for ax in axes.flat:
             ax.set_autoscale_on(False)
-        if np.isfinite(lo) and np.isfinite(hi) and hi > 0:
-            axes[0, 0].set_ylim(lo / 1.5, hi * 1.5)
-        axes[0, 0].set_xlim(sub["h_lr"].min() / 1.5, sub["h_lr"].max() * 1.5)
+            if np.isfinite(lo) and np.isfinite(hi) and hi > 0:
+                ax.set_ylim(lo / 1.5, hi * 1.5)
+            ax.set_xlim(sub["h_lr"].min() / 1.5, sub["h_lr"].max() * 1.5)
+            loglog(ax)
+            ax.label_outer()
+        keys = [f"p_{a}" for a in (x, y) if a]
+        panels = dict(_groups(sub, keys)) if keys else {(): sub}
         for i, yv in enumerate(ys):
             for j, xv in enumerate(xs):
                 ax = axes[i, j]
-                d0 = sub
-                if x:
-                    d0 = d0[d0[f"p_{x}"] == xv]
-                if y:
-                    d0 = d0[d0[f"p_{y}"] == yv]
+                d0 = panels.get(tuple(v for v, a in ((xv, x), (yv, y)) if a), sub.iloc[:0])
+                by_opt = dict(_groups(d0, ["optimizer"]))
                 for o in optimizers:
-                    d = d0[d0["optimizer"] == o].sort_values("h_lr")
-                    if d.empty:
+                    d = by_opt.get((o,))
+                    if d is None:
                         continue
+                    d = d.sort_values("h_lr")
                     top = d["median"].max() * 1e3
                     ax.fill_between(
                         d["h_lr"],
@@ -326,12 +330,11 @@ def sensitivity_grid(
                         lw=0,
                     )
                     ax.plot(d["h_lr"], d["median"], sty[o], marker=".", ms=3, lw=1, color=pal[o])
-                    b = best[(best["cell_id"] == d["cell_id"].iloc[0]) & (best["optimizer"] == o)]
-                    if len(b) and np.isfinite(b["median"].iloc[0]):
+                    b = best_of.get((d["cell_id"].iloc[0], o))
+                    if b is not None and np.isfinite(b["median"].iloc[0]):
                         ax.plot(b["h_lr"], b["median"], "o", mfc="none", mec=pal[o], ms=6, mew=1.2)
                 if floor_text and floors is not None and len(d0) and floors.get(d0["cell_id"].iloc[0], 0) > 0:
                     ax.axhline(floors[d0["cell_id"].iloc[0]], color="k", lw=0.7, ls=":")
-                loglog(ax)
                 ax.tick_params(labelsize=6)
                 if i == 0 and x:
                     ax.set_title(f"{x} = {fmt(xv)}", fontsize=7)
