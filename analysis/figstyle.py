@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import gc
 import zlib
 from pathlib import Path
 
@@ -15,10 +14,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
 
 __all__ = [
     "DPI",
+    "GROUP_COLOURS",
     "NONE_COLOUR",
     "TIE_COLOUR",
     "cell_title",
@@ -30,7 +29,6 @@ __all__ = [
     "palette",
     "plt",
     "save",
-    "sns",
     "with_cells",
 ]
 
@@ -81,7 +79,6 @@ def save(fig, path: Path) -> Path:
     box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(matplotlib.rcParams["savefig.pad_inches"])
     fig.savefig(path, dpi=DPI, bbox_inches=box)
     plt.close(fig)
-    gc.collect(0)  # the closed figure's cycles, where they are still young (analysis.pipeline.young_gc)
     return path
 
 
@@ -140,6 +137,20 @@ EXTRA_COLOURS = (
     "#66A61E",
 )
 LINESTYLES = ("-", "--", ":", "-.")
+# Colours of groups that are not optimizers (e.g. the values of a parameter), in order, cycling:
+# seaborn's "colorblind" palette, stated here so that drawing needs no seaborn import.
+GROUP_COLOURS = (
+    "#0173B2",
+    "#DE8F05",
+    "#029E73",
+    "#D55E00",
+    "#CC78BC",
+    "#CA9161",
+    "#FBAFE4",
+    "#949494",
+    "#ECE133",
+    "#56B4E9",
+)
 
 
 def _crc(name: str, salt: str = "") -> int:

@@ -14,6 +14,7 @@ figures); shared style in analysis/figstyle.py."""
 
 from __future__ import annotations
 
+import gc
 import inspect
 import logging
 from pathlib import Path
@@ -179,6 +180,7 @@ def draw_standard(an) -> None:
     fl_maps = fl if any_at_floor(phase) else ""  # stated where used
 
     def keep(q):
+        gc.collect(0)  # the figures just drawn are unreachable: a young pass frees them (pipeline.young_gc)
         if q:
             p[q.stem] = q
             logging.getLogger("analysis.stage").info(f"analysis: figure {q.name}")  # a line per figure drawn

@@ -9,13 +9,14 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.colors import ListedColormap, TwoSlopeNorm
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from .figstyle import NONE_COLOUR, TIE_COLOUR, fmt, linestyles, loglog, palette, plt, save, sns, with_cells
+from .figstyle import NONE_COLOUR, TIE_COLOUR, fmt, linestyles, loglog, palette, plt, save, with_cells
 from .floor import clip
 from .phase import NONE, rivals
 from .tune import tuned_columns
@@ -32,7 +33,7 @@ def _ticks(ax, grid: pd.DataFrame, x: str, y: str | None) -> None:
     if y is None:
         ax.set_yticks([])
     else:
-        ax.set_yticks(np.arange(grid.shape[0]) + 0.5, [fmt(v) for v in grid.index], rotation=0)
+        ax.set_yticks(np.arange(grid.shape[0]) + 0.5, [fmt(v) for v in grid.index], rotation=0, va="center")
     ax.set_xlabel(x)
     ax.set_ylabel(y or "")
 
@@ -57,6 +58,45 @@ def _facets(df: pd.DataFrame, extra: list[str]) -> list[tuple[str, pd.DataFrame]
         key = key if isinstance(key, tuple) else (key,)
         out.append(("".join(f"_{e}={fmt(v)}" for e, v in zip(extra[1:], key)), sub))
     return out
+
+
+def _heatmap(ax, grid: pd.DataFrame, labels: np.ndarray, fontsize: float, cmap, **scale) -> None:
+    """``grid`` as seaborn's heatmap draws it, in one QuadMesh: rows top-down, white cell borders,
+    no spines, NaN cells left blank; ``labels`` written in every drawn cell, dark on a light colour
+    and white on a dark one (seaborn's rule: W3C relative luminance > 0.408). ``scale``: ``norm``
+    or ``vmin`` / ``vmax``. (seaborn also draws the whole figure once per heatmap, to check
+    tick-label overlaps that :func:`_ticks` then overrides.)"""
+    v = grid.to_numpy(float)
+    values = np.ma.masked_where(np.isnan(v), v)
+    mesh = ax.pcolormesh(values, cmap=cmap, linewidths=0.5, edgecolor="white", **scale)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set(xlim=(0, v.shape[1]), ylim=(0, v.shape[0]))
+    ax.invert_yaxis()
+    mesh.update_scalarmappable()
+    rgb = np.asarray(mesh.get_facecolors(), float)[:, :3]
+    lum = np.where(rgb <= 0.03928, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4) @ [0.2126, 0.7152, 0.0722]
+    for r, c in zip(*np.nonzero(~np.isnan(v))):
+        ink = ".15" if lum[r * v.shape[1] + c] > 0.408 else "w"  # the mesh's colours are row-major
+        ax.text(c + 0.5, r + 0.5, str(labels[r, c]), color=ink, ha="center", va="center", fontsize=fontsize)
+
+
+def _facet_grid(sub: pd.DataFrame, col: str | None, order: list | None, height: float, aspect: float):
+    """(figure, axes (1 x n), [(axes, rows)] of the panels with rows): one panel per value of
+    ``col`` in ``order`` (one panel when None), ``height`` inches tall and ``aspect`` times as wide,
+    titled by the value, as seaborn's FacetGrid lays them out; the caller draws, then lays out
+    with ``figure.tight_layout()``."""
+    names = order if col else [None]
+    fig = plt.figure(figsize=(len(names) * height * aspect, height))
+    axes = fig.subplots(1, len(names), squeeze=False)
+    panels = []
+    for ax, name in zip(axes[0], names):
+        if col:
+            ax.set_title(name, size=matplotlib.rcParams["axes.labelsize"])
+        rows = sub if col is None else sub[sub[col] == name]
+        if len(rows):
+            panels.append((ax, rows))
+    return fig, axes, panels
 
 
 def _groups(df: pd.DataFrame, keys: list[str]):
@@ -92,23 +132,12 @@ def winner_map(
         ncol = sub[f"p_{x}"].nunique()
         nrow = sub[f"p_{y}"].nunique() if y else 1
 
-        def draw(data, **_):
-            ax = plt.gca()
+        h = 0.62 * nrow + 1.0
+        fig, _, panels = _facet_grid(sub, row, order, h, max(0.8, (0.85 * ncol + 0.6) / h))
+        for ax, data in panels:
             grid = _pivot(data, x, y, "_code").astype(float)
             labels = _pivot(data, x, y, "_label")
-            sns.heatmap(
-                grid,
-                ax=ax,
-                cmap=cmap,
-                vmin=-0.5,
-                vmax=len(cats) - 0.5,
-                cbar=False,
-                annot=labels.to_numpy(),
-                fmt="",
-                annot_kws={"fontsize": 6},
-                linewidths=0.5,
-                linecolor="white",
-            )
+            _heatmap(ax, grid, labels.to_numpy(), 6, cmap, vmin=-0.5, vmax=len(cats) - 0.5)
             tie = _pivot(data, x, y, "_code").to_numpy() == code["tie"]
             edge = _pivot(data, x, y, "_edge").to_numpy().astype(bool)
             for r, c in zip(*np.nonzero(tie)):
@@ -116,20 +145,7 @@ def winner_map(
             for r, c in zip(*np.nonzero(edge)):
                 ax.add_patch(plt.Polygon([[c + 1, r], [c + 0.82, r], [c + 1, r + 0.18]], color="black"))
             _ticks(ax, grid, x, y)
-
-        h = 0.62 * nrow + 1.0
-        g = sns.FacetGrid(
-            sub,
-            col=row,
-            col_order=order,
-            height=h,
-            aspect=max(0.8, (0.85 * ncol + 0.6) / h),
-            sharex=False,
-            sharey=False,
-            despine=False,
-        )
-        g.map_dataframe(draw)
-        g.set_titles(col_template="{col_name}" if row else "")
+        fig.tight_layout()
         handles = [Patch(color=pal[o], label=o) for o in optimizers]
         handles += [
             Patch(facecolor=TIE_COLOUR, hatch="////", edgecolor="#7a7a7a", label="tie (CIs overlap)"),
@@ -138,9 +154,9 @@ def winner_map(
         ]
         if (ph["winner"] == NONE).any():
             handles.append(Patch(facecolor=NONE_COLOUR, edgecolor="black", label="all methods failed"))
-        g.figure.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize=7, frameon=False)
-        g.figure.suptitle(title + (f" [{suffix[1:]}]" if suffix else ""), fontsize=9, y=1.03)
-        paths.append(save(g.figure, path.with_name(path.stem + suffix + path.suffix)))
+        fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize=7, frameon=False)
+        fig.suptitle(title + (f" [{suffix[1:]}]" if suffix else ""), fontsize=9, y=1.03)
+        paths.append(save(fig, path.with_name(path.stem + suffix + path.suffix)))
     return paths
 
 
@@ -189,41 +205,19 @@ def ratio_maps(
             ncol = sub[f"p_{x}"].nunique()
             nrow = sub[f"p_{y}"].nunique() if y else 1
 
-            def draw(data, **_):
-                ax = plt.gca()
-                grid = _pivot(data, x, y, "_value").astype(float)
-                sns.heatmap(
-                    grid.clip(-vmax, vmax),
-                    ax=ax,
-                    cmap="RdBu_r",
-                    norm=norm,
-                    cbar=False,
-                    annot=_pivot(data, x, y, "_label").to_numpy(),
-                    fmt="",
-                    annot_kws={"fontsize": 6.5},
-                    linewidths=0.5,
-                    linecolor="white",
-                )
-                _ticks(ax, grid, x, y)
-
             h = max(2.4, 0.55 * nrow + 1.0)
-            g = sns.FacetGrid(
-                sub,
-                col=col,
-                col_order=order_,
-                height=h,
-                aspect=max(0.8, (0.7 * ncol + 0.5) / h),
-                sharex=False,
-                sharey=False,
-                despine=False,
-            )
-            g.map_dataframe(draw)
-            g.set_titles(col_template="{col_name}" if col else "")
-            for ax in g.axes[:, 1:].ravel():
+            fig, axes, panels = _facet_grid(sub, col, order_, h, max(0.8, (0.7 * ncol + 0.5) / h))
+            for ax, data in panels:
+                grid = _pivot(data, x, y, "_value").astype(float)
+                labels = _pivot(data, x, y, "_label").to_numpy()
+                _heatmap(ax, grid.clip(-vmax, vmax), labels, 6.5, "RdBu_r", norm=norm)
+                _ticks(ax, grid, x, y)
+            fig.tight_layout()
+            for ax in axes[:, 1:].ravel():
                 ax.set_ylabel("")
-            g.figure.subplots_adjust(right=0.8)
-            cax = g.figure.add_axes([0.86, 0.15, 0.025, 0.7])
-            g.figure.colorbar(
+            fig.subplots_adjust(right=0.8)
+            cax = fig.add_axes([0.86, 0.15, 0.025, 0.7])
+            fig.colorbar(
                 plt.cm.ScalarMappable(norm=norm, cmap="RdBu_r"),
                 cax=cax,
                 label=f"log10 ratio of {criterion}, {focus} / {r}\n(blue: {focus} better)",
@@ -233,10 +227,10 @@ def ratio_maps(
             )
             if floor_text:
                 head += f"; \u2264 / \u2265: {focus} / {r} at the floor ({floor_text})"
-            width = max(40, int(g.figure.get_figwidth() * 11))  # characters per title line
+            width = max(40, int(fig.get_figwidth() * 11))  # characters per title line
             head = textwrap.fill(head, width)
-            g.figure.suptitle(head, fontsize=8, y=1.04 + 0.035 * head.count("\n"))
-            paths.append(save(g.figure, path.with_name(f"{path.stem}_{r}{suffix}{path.suffix}")))
+            fig.suptitle(head, fontsize=8, y=1.04 + 0.035 * head.count("\n"))
+            paths.append(save(fig, path.with_name(f"{path.stem}_{r}{suffix}{path.suffix}")))
     return paths
 
 

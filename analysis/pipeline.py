@@ -389,11 +389,12 @@ def _refine(an: Analysis) -> None:
 
 @contextmanager
 def young_gc():
-    """Python's cyclic garbage collector paused, then run on the young generation only: what was
-    allocated in the block. Its automatic full passes over every live object (the imported
-    modules' too) cost a tenth of the demo's analysis; the objects made in the block are all still
-    young (nothing is promoted while paused), so one young pass at the end (and one per saved
-    figure, analysis/figstyle.py ``save``) frees their cycles. A no-op where the collector is off."""
+    """Python's cyclic garbage collector paused, then run on the young generation only. Its
+    automatic full passes over every live object (the imported modules' too) cost a tenth of the
+    demo's analysis; nothing is promoted while it is paused, so the young generation holds all that
+    the block allocated, and one young pass at the end frees their cycles (figures.draw_standard
+    makes one after each figure, whose closed figures are unreachable by then, to bound the memory
+    held). A no-op where the collector is off."""
     if not gc.isenabled():
         yield
         return
