@@ -180,7 +180,7 @@ def draw_standard(an) -> None:
     fl_maps = fl if any_at_floor(phase) else ""  # stated where used
 
     def keep(q):
-        gc.collect(0)  # the figures just drawn are unreachable: a young pass frees them (pipeline.young_gc)
+        gc.collect(0)  # the figures just drawn are unreachable: a young pass frees them (gcpause.young_gc)
         if q:
             p[q.stem] = q
             logging.getLogger("analysis.stage").info(f"analysis: figure {q.name}")  # a line per figure drawn

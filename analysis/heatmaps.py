@@ -287,9 +287,7 @@ def sensitivity_grid(
     for suffix, sub in facet_rows:
         xs = sorted(sub[f"p_{x}"].unique()) if x else [None]
         ys = sorted(sub[f"p_{y}"].unique(), reverse=True) if y else [None]
-        fig, axes = plt.subplots(
-            len(ys), len(xs), figsize=(0.6 + 1.75 * len(xs), 0.6 + 1.45 * len(ys)), squeeze=False
-        )
+        fig, axes = plt.subplots(len(ys), len(xs), figsize=(0.6 + 1.75 * len(xs), 0.6 + 1.45 * len(ys)), squeeze=False)
         # every panel gets the same fixed limits and log scales, tick labels on the outer panels
         # only: shared axes draw the same, but each of their draws visits every sibling (49^2 on
         # the demo's grid), and autoscaling dozens of panels dominated the analysis time

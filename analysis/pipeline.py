@@ -7,11 +7,9 @@ docs/protocol.md."""
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import pandas as pd
 
 from . import rates, theory, trend
 from .floor import any_at_floor, describe, dtype_of, floors_of
+from .gcpause import young_gc
 from .options import CRITERIA, NEEDS_CURVES
 from .phase import NONE, pairwise_verdicts, performance_profile, phase_table, rivals
 from .results import Results
@@ -387,36 +386,12 @@ def _refine(an: Analysis) -> None:
     an.note("info", f"--refine-edges: widened grids written to {path.name}; run it with muonlab run")
 
 
-@contextmanager
-def young_gc():
-    """Python's cyclic garbage collector paused, then run on the young generation only. Its
-    automatic full passes over every live object (the imported modules' too) cost a tenth of the
-    demo's analysis; nothing is promoted while it is paused, so the young generation holds all that
-    the block allocated, and one young pass at the end frees their cycles (figures.draw_standard
-    makes one after each figure, whose closed figures are unreachable by then, to bound the memory
-    held). A no-op where the collector is off."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-        gc.collect(0)
-
-
+@young_gc()
 def run(
     out_dir, criterion: str | None = None, focus: str | None = None, refine: bool = False, figures: bool = True
 ) -> Analysis:
     """The whole computation on ``out_dir`` (see :func:`analyze`); returns the :class:`Analysis`.
-    Each stage (tuning, phase, theory, rates, tables, figures) logs a line to ``analysis.stage``.
-    Runs with the garbage collector paused (:func:`young_gc`)."""
-    with young_gc():
-        return _run(out_dir, criterion, focus, refine, figures)
-
-
-def _run(out_dir, criterion: str | None, focus: str | None, refine: bool, figures: bool) -> Analysis:
+    Each stage (tuning, phase, theory, rates, tables, figures) logs a line to ``analysis.stage``; GC paused."""
     t0 = time.perf_counter()
     data = Results(out_dir, criterion=criterion, focus=focus)
     a = data.options

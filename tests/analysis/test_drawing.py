@@ -21,7 +21,7 @@ from matplotlib.ticker import NullLocator
 from PIL import Image
 
 from analysis import figstyle, heatmaps
-from analysis.pipeline import young_gc
+from analysis.gcpause import young_gc
 
 plt = figstyle.plt
 
@@ -128,9 +128,7 @@ def test_sensitivity_panels_share_limits_and_scales_without_shared_axes(tmp_path
         return path
 
     monkeypatch.setattr(heatmaps, "save", keep)
-    cells = pd.DataFrame(
-        {"cell_id": range(6), "p_alpha": [0.0, 1.0, 2.0] * 2, "p_beta": [0.0] * 3 + [1.0] * 3}
-    )
+    cells = pd.DataFrame({"cell_id": range(6), "p_alpha": [0.0, 1.0, 2.0] * 2, "p_beta": [0.0] * 3 + [1.0] * 3})
     rows = [
         {"cell_id": c, "optimizer": o, "h_lr": lr, "median": m, "ci_low": m / 2, "ci_high": m * 2}
         for c in range(6)
