@@ -2,7 +2,7 @@
 of savefig(bbox_inches="tight"), the in-view log locator keeps every tick matplotlib's own draws,
 the seaborn-free heatmap carries every cell's value and colour, the unshared lr-sensitivity
 panels share their limits and scales, and the paused garbage collector is restored and frees
-the closed figures.
+the closed figures; the figure drawn in a forked process is the one drawn here.
 
 The references are matplotlib's and seaborn's own results (seaborn is installed for the lab),
 not the code under test."""
@@ -10,7 +10,10 @@ not the code under test."""
 from __future__ import annotations
 
 import gc
+import os
+import sys
 import weakref
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,8 +23,12 @@ from matplotlib.colors import ListedColormap, TwoSlopeNorm
 from matplotlib.ticker import NullLocator
 from PIL import Image
 
-from analysis import figstyle, heatmaps
+from analysis import figstyle, forked, heatmaps
 from analysis.gcpause import young_gc
+from analysis.pipeline import run
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_figures import CELLS, write_sweep, zero_gap  # noqa: E402
 
 plt = figstyle.plt
 
@@ -175,3 +182,32 @@ def test_young_gc_restores_the_collector_and_frees_the_figures_drawn_in_it(tmp_p
         assert not gc.isenabled()  # left as the caller had it
     finally:
         gc.enable()
+
+
+def _boom():
+    raise OSError(28, "No space left on device", "lr_sensitivity.png")
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_forked_job_returns_its_result_and_raises_its_error(monkeypatch, enabled):
+    monkeypatch.setattr(forked, "ENABLED", enabled)
+    pid = os.getpid()
+    assert forked.start(lambda: [os.getpid() == pid, 7])() == [not (enabled and forked.cores() >= 2), 7]
+    with pytest.raises(OSError, match="No space left") as e:
+        forked.start(_boom)()
+    assert e.value.errno == 28
+
+
+def test_standard_figures_drawn_in_a_forked_process_equal_those_drawn_here(tmp_path, monkeypatch):
+    opts = {"gd": "gd", "muon": "muon"}
+    here, there = (
+        write_sweep(tmp_path / "here", CELLS, opts, zero_gap),
+        write_sweep(tmp_path / "there", CELLS, opts, zero_gap),
+    )
+    monkeypatch.setattr(forked, "ENABLED", False)
+    a = run(here)
+    monkeypatch.setattr(forked, "ENABLED", True)
+    b = run(there)
+    assert sorted(a.paths) == sorted(b.paths) and "lr_sensitivity" in b.paths
+    for name in ("lr_sensitivity", "phase_winner", "curves_selected"):
+        assert np.array_equal(_pixels(a.paths[name]), _pixels(b.paths[name])), name

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 import runners
-from analysis import figstyle, heatmaps, lines
+from analysis import figstyle, forked, heatmaps, lines
 from analysis.floor import QUANTITY, cell_floors, clip
 from analysis.options import CRITERIA
 from analysis.pipeline import run as analyse
@@ -104,6 +104,7 @@ def capture(monkeypatch):
 
     for mod in (heatmaps, lines):
         monkeypatch.setattr(mod, "save", keep)
+    monkeypatch.setattr(forked, "ENABLED", False)  # every figure drawn in this process, to be captured
     yield figs
     for f in figs.values():
         figstyle.plt.close(f)
