@@ -99,9 +99,21 @@ def _facet_grid(sub: pd.DataFrame, col: str | None, order: list | None, height: 
     return fig, axes, panels
 
 
+def _key(k) -> tuple:
+    return k if isinstance(k, tuple) else (k,)
+
+
 def _groups(df: pd.DataFrame, keys: list[str]):
     """(key tuple, rows) of ``df`` for each value of ``keys`` (the rows as ``df[df[k] == v]`` selects them)."""
-    return ((k if isinstance(k, tuple) else (k,), g) for k, g in df.groupby(keys, sort=False))
+    return ((_key(k), g) for k, g in df.groupby(keys, sort=False))
+
+
+def _firsts(df: pd.DataFrame, keys: list[str], col: str):
+    """(key tuple, ``col`` of the group's first row in ``df``'s order) per value of ``keys`` (one
+    group, key (), without keys)."""
+    if not keys:
+        return [((), df[col].iat[0])] if len(df) else []
+    return [(_key(k), df[col].iat[idx[0]]) for k, idx in df.groupby(keys, sort=False).indices.items()]
 
 
 def winner_map(
@@ -272,7 +284,10 @@ def sensitivity_grid(
     )
     s = clip(with_cells(s, cells), floors)
     s = s[np.isfinite(s["median"].astype(float))]
-    best_of = dict(_groups(clip(with_cells(summary, cells), floors), ["cell_id", "optimizer"]))
+    best_of = {  # (cell, method) -> (tuned lr, its median)
+        k: (g["h_lr"].to_numpy(float), g["median"].to_numpy(float))
+        for k, g in _groups(clip(with_cells(summary, cells), floors), ["cell_id", "optimizer"])
+    }
     pal, sty = palette(optimizers), linestyles(optimizers)
     paths = []
     facet_rows = (
@@ -301,32 +316,34 @@ def sensitivity_grid(
             loglog(ax)
             ax.label_outer()
         keys = [f"p_{a}" for a in (x, y) if a]
-        panels = dict(_groups(sub, keys)) if keys else {(): sub}
+        cell_of = {k: cid for k, cid in _firsts(sub, keys, "cell_id")}  # a panel's cell: its first row's
+        srt = sub.sort_values("h_lr", kind="stable")  # each (panel, method) curve in lr order
+        lr, med, band_lo, band_hi = (srt[c].to_numpy(float) for c in ("h_lr", "median", "ci_low", "ci_high"))
+        curves = {_key(k): idx for k, idx in srt.groupby([*keys, "optimizer"], sort=False).indices.items()}
         for i, yv in enumerate(ys):
             for j, xv in enumerate(xs):
                 ax = axes[i, j]
-                d0 = panels.get(tuple(v for v, a in ((xv, x), (yv, y)) if a), sub.iloc[:0])
-                by_opt = dict(_groups(d0, ["optimizer"]))
+                at = tuple(v for v, a in ((xv, x), (yv, y)) if a)
                 for o in optimizers:
-                    d = by_opt.get((o,))
-                    if d is None:
+                    idx = curves.get((*at, o))
+                    if idx is None:
                         continue
-                    d = d.sort_values("h_lr")
-                    top = d["median"].max() * 1e3
+                    top = med[idx].max() * 1e3
                     ax.fill_between(
-                        d["h_lr"],
-                        d["ci_low"].clip(upper=top),
-                        d["ci_high"].clip(upper=top),
+                        lr[idx],
+                        np.minimum(band_lo[idx], top),
+                        np.minimum(band_hi[idx], top),
                         color=pal[o],
                         alpha=0.18,
                         lw=0,
                     )
-                    ax.plot(d["h_lr"], d["median"], sty[o], marker=".", ms=3, lw=1, color=pal[o])
-                    b = best_of.get((d["cell_id"].iloc[0], o))
-                    if b is not None and np.isfinite(b["median"].iloc[0]):
-                        ax.plot(b["h_lr"], b["median"], "o", mfc="none", mec=pal[o], ms=6, mew=1.2)
-                if floor_text and floors is not None and len(d0) and floors.get(d0["cell_id"].iloc[0], 0) > 0:
-                    ax.axhline(floors[d0["cell_id"].iloc[0]], color="k", lw=0.7, ls=":")
+                    ax.plot(lr[idx], med[idx], sty[o], marker=".", ms=3, lw=1, color=pal[o])
+                    b = best_of.get((srt["cell_id"].iat[idx[0]], o))
+                    if b is not None and np.isfinite(b[1][0]):
+                        ax.plot(*b, "o", mfc="none", mec=pal[o], ms=6, mew=1.2)
+                cid = cell_of.get(at)
+                if floor_text and floors is not None and cid is not None and floors.get(cid, 0) > 0:
+                    ax.axhline(floors[cid], color="k", lw=0.7, ls=":")
                 ax.tick_params(labelsize=6)
                 if i == 0 and x:
                     ax.set_title(f"{x} = {fmt(xv)}", fontsize=7)
@@ -353,5 +370,5 @@ def sensitivity_grid(
             handles.append(Line2D([], [], ls=":", color="black", lw=0.7, label="floor"))
         fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.98, top), fontsize=8, frameon=False)
         fig.suptitle(title, fontsize=9, y=1 - 0.05 / height, va="top")
-        paths.append(save(fig, path.with_name(path.stem + suffix + path.suffix)))
+        paths.append(save(fig, path.with_name(path.stem + suffix + path.suffix), inside=axes[1:-1, 1:-1].ravel()))
     return paths

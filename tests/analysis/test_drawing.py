@@ -37,6 +37,28 @@ def _pixels(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGBA"))
 
 
+def test_save_leaving_out_inner_grid_panels_writes_the_same_image(tmp_path):
+    def grid():
+        fig, axes = plt.subplots(4, 4, figsize=(7, 6))
+        for ax in axes.flat:
+            ax.plot([1, 10, 100], [3.0, 1.0, 2.0])
+            figstyle.loglog(ax)
+            ax.label_outer()
+        for j in range(4):
+            axes[0, j].set_title(f"x = {j}")
+            axes[j, -1].annotate(f"y = {j}", (1.04, 0.5), xycoords="axes fraction", rotation=-90, va="center")
+        fig.legend(handles=axes[0, 0].get_lines(), labels=["a"], loc="upper left", bbox_to_anchor=(0.98, 0.9))
+        return fig, axes
+
+    ref, _ = grid()
+    ref.savefig(tmp_path / "ref.png", dpi=figstyle.DPI, bbox_inches="tight")
+    plt.close(ref)
+    fig, axes = grid()
+    figstyle.save(fig, tmp_path / "new.png", inside=axes[1:-1, 1:-1].ravel())
+    assert np.array_equal(_pixels(tmp_path / "ref.png"), _pixels(tmp_path / "new.png"))
+    assert all(ax.get_visible() for ax in axes.flat)
+
+
 def _sample_figure(layout=None):
     fig, axes = plt.subplots(2, 3, figsize=(7, 4), layout=layout)
     t = np.geomspace(1, 1000, 30)
@@ -130,7 +152,7 @@ def test_group_colours_are_seaborns_colorblind_palette():
 def test_sensitivity_panels_share_limits_and_scales_without_shared_axes(tmp_path, monkeypatch):
     figs = {}
 
-    def keep(fig, path):
+    def keep(fig, path, **_):
         figs[path.name] = fig
         return path
 

@@ -96,7 +96,7 @@ def capture(monkeypatch):
     """The figures the drawing modules save, by file name (drawn, not closed)."""
     figs = {}
 
-    def keep(fig, path):
+    def keep(fig, path, **_):
         fig.canvas.draw()
         figs[Path(path).name] = fig
         Path(path).write_bytes(b"")
