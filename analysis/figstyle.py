@@ -77,7 +77,9 @@ def save(fig, path: Path, inside=()) -> Path:
     engine = fig.get_layout_engine()
     if engine is not None:
         engine.execute(fig)
-        fig.set_layout_engine("none")  # laid out: keep the positions
+        fig.set_layout_engine(None)  # laid out: keep the positions (no engine: no undrawn pass in savefig)
+        if fig.get_layout_engine() is not None:  # rcParams name a default engine: a placeholder instead
+            fig.set_layout_engine("none")
     shown = [ax for ax in inside if ax.get_visible()]
     for ax in shown:
         ax.set_visible(False)
