@@ -14,6 +14,7 @@ figures); shared style in analysis/figstyle.py."""
 
 from __future__ import annotations
 
+import gc
 import inspect
 import logging
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import heatmaps, lines, theory
+from . import forked, heatmaps, lines, theory
 from .envelope import envelope, floor_of
 from .floor import QUANTITY, any_at_floor, describe, dtype_of
 from .registry import Registry
@@ -172,17 +173,49 @@ def wants_rates(an, refs: pd.DataFrame) -> bool:
 def draw_standard(an) -> None:
     """The standard figures of an :class:`analysis.pipeline.Analysis`, into its directory; their
     paths go to ``an.paths`` by file stem. Criterion values are drawn at the cell's stated floor
-    (analysis/floor.py) where they fall below it; rates.png only where :func:`wants_rates`."""
-    p, out, at = an.paths, an.out, an.at_top
-    phase = an.phase_map
+    (analysis/floor.py) where they fall below it; rates.png only where :func:`wants_rates`. The
+    lr-sensitivity grid (the most panels) is drawn beside the others (:func:`analysis.forked.start`)."""
+    p, at = an.paths, an.at_top
     fl = describe(an.crit, dtype_of(an.data)) if an.floors is not None else ""
-    fl_maps = fl if any_at_floor(phase) else ""  # stated where used
+    fl_maps = fl if any_at_floor(an.phase_map) else ""  # stated where used
 
     def keep(q):
+        gc.collect(0)  # the figures just drawn are unreachable: a young pass frees them (gcpause.young_gc)
         if q:
             p[q.stem] = q
             logging.getLogger("analysis.stage").info(f"analysis: figure {q.name}")  # a line per figure drawn
 
+    sensitivity = forked.start(
+        lambda: heatmaps.sensitivity_grid(
+            at(an.sens),
+            at(an.summary),
+            an.cells,
+            an.x,
+            an.y,
+            an.labels,
+            an.out / "lr_sensitivity.png",
+            an.crit,
+            an.extra,
+            an.floors,
+            fl_maps,
+        )
+    )
+    try:
+        _draw_others(an, keep, fl, fl_maps)
+    except BaseException:
+        try:
+            sensitivity()  # reaps the process; the first error is the one raised
+        except BaseException:  # noqa: BLE001, S110
+            pass
+        raise
+    for q in sensitivity():
+        keep(q)
+
+
+def _draw_others(an, keep, fl: str, fl_maps: str) -> None:
+    """The standard figures but the lr-sensitivity grid (:func:`draw_standard`)."""
+    out, at = an.out, an.at_top
+    phase = an.phase_map
     if an.x is not None:
         title = f"winner by {an.crit} (tuned lr, median over seeds, {100 * an.level:.0f}% bootstrap CIs)"
         for q in heatmaps.winner_map(phase, an.x, an.y, an.labels, out / "phase_winner.png", title, an.extra):
@@ -191,20 +224,6 @@ def draw_standard(an) -> None:
             phase, an.x, an.y, an.focus, out / "phase_ratio.png", an.crit, an.extra, an.labels, floor_text=fl_maps
         ):
             keep(q)
-    for q in heatmaps.sensitivity_grid(
-        at(an.sens),
-        at(an.summary),
-        an.cells,
-        an.x,
-        an.y,
-        an.labels,
-        out / "lr_sensitivity.png",
-        an.crit,
-        an.extra,
-        an.floors,
-        fl_maps,
-    ):
-        keep(q)
     keep(lines.profile_figure(an.profile, an.labels, out / "performance_profile.png", an.crit, fl_maps))
     if not an.data.has("curves"):
         return

@@ -9,13 +9,14 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.colors import ListedColormap, TwoSlopeNorm
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from .figstyle import NONE_COLOUR, TIE_COLOUR, fmt, linestyles, loglog, palette, plt, save, sns, with_cells
+from .figstyle import NONE_COLOUR, TIE_COLOUR, fmt, linestyles, loglog, palette, plt, save, with_cells
 from .floor import clip
 from .phase import NONE, rivals
 from .tune import tuned_columns
@@ -32,7 +33,7 @@ def _ticks(ax, grid: pd.DataFrame, x: str, y: str | None) -> None:
     if y is None:
         ax.set_yticks([])
     else:
-        ax.set_yticks(np.arange(grid.shape[0]) + 0.5, [fmt(v) for v in grid.index], rotation=0)
+        ax.set_yticks(np.arange(grid.shape[0]) + 0.5, [fmt(v) for v in grid.index], rotation=0, va="center")
     ax.set_xlabel(x)
     ax.set_ylabel(y or "")
 
@@ -57,6 +58,62 @@ def _facets(df: pd.DataFrame, extra: list[str]) -> list[tuple[str, pd.DataFrame]
         key = key if isinstance(key, tuple) else (key,)
         out.append(("".join(f"_{e}={fmt(v)}" for e, v in zip(extra[1:], key)), sub))
     return out
+
+
+def _heatmap(ax, grid: pd.DataFrame, labels: np.ndarray, fontsize: float, cmap, **scale) -> None:
+    """``grid`` as seaborn's heatmap draws it, in one QuadMesh: rows top-down, white cell borders,
+    no spines, NaN cells left blank; ``labels`` written in every drawn cell, dark on a light colour
+    and white on a dark one (seaborn's rule: W3C relative luminance > 0.408). ``scale``: ``norm``
+    or ``vmin`` / ``vmax``. (seaborn also draws the whole figure once per heatmap, to check
+    tick-label overlaps that :func:`_ticks` then overrides.)"""
+    v = grid.to_numpy(float)
+    values = np.ma.masked_where(np.isnan(v), v)
+    mesh = ax.pcolormesh(values, cmap=cmap, linewidths=0.5, edgecolor="white", **scale)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set(xlim=(0, v.shape[1]), ylim=(0, v.shape[0]))
+    ax.invert_yaxis()
+    mesh.update_scalarmappable()
+    rgb = np.asarray(mesh.get_facecolors(), float)[:, :3]
+    lum = np.where(rgb <= 0.03928, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4) @ [0.2126, 0.7152, 0.0722]
+    for r, c in zip(*np.nonzero(~np.isnan(v))):
+        ink = ".15" if lum[r * v.shape[1] + c] > 0.408 else "w"  # the mesh's colours are row-major
+        ax.text(c + 0.5, r + 0.5, str(labels[r, c]), color=ink, ha="center", va="center", fontsize=fontsize)
+
+
+def _facet_grid(sub: pd.DataFrame, col: str | None, order: list | None, height: float, aspect: float):
+    """(figure, axes (1 x n), [(axes, rows)] of the panels with rows): one panel per value of
+    ``col`` in ``order`` (one panel when None), ``height`` inches tall and ``aspect`` times as wide,
+    titled by the value, as seaborn's FacetGrid lays them out; the caller draws, then lays out
+    with ``figure.tight_layout()``."""
+    names = order if col else [None]
+    fig = plt.figure(figsize=(len(names) * height * aspect, height))
+    axes = fig.subplots(1, len(names), squeeze=False)
+    panels = []
+    for ax, name in zip(axes[0], names):
+        if col:
+            ax.set_title(name, size=matplotlib.rcParams["axes.labelsize"])
+        rows = sub if col is None else sub[sub[col] == name]
+        if len(rows):
+            panels.append((ax, rows))
+    return fig, axes, panels
+
+
+def _key(k) -> tuple:
+    return k if isinstance(k, tuple) else (k,)
+
+
+def _groups(df: pd.DataFrame, keys: list[str]):
+    """(key tuple, rows) of ``df`` for each value of ``keys`` (the rows as ``df[df[k] == v]`` selects them)."""
+    return ((_key(k), g) for k, g in df.groupby(keys, sort=False))
+
+
+def _firsts(df: pd.DataFrame, keys: list[str], col: str):
+    """(key tuple, ``col`` of the group's first row in ``df``'s order) per value of ``keys`` (one
+    group, key (), without keys)."""
+    if not keys:
+        return [((), df[col].iat[0])] if len(df) else []
+    return [(_key(k), df[col].iat[idx[0]]) for k, idx in df.groupby(keys, sort=False).indices.items()]
 
 
 def winner_map(
@@ -87,23 +144,12 @@ def winner_map(
         ncol = sub[f"p_{x}"].nunique()
         nrow = sub[f"p_{y}"].nunique() if y else 1
 
-        def draw(data, **_):
-            ax = plt.gca()
+        h = 0.62 * nrow + 1.0
+        fig, _, panels = _facet_grid(sub, row, order, h, max(0.8, (0.85 * ncol + 0.6) / h))
+        for ax, data in panels:
             grid = _pivot(data, x, y, "_code").astype(float)
             labels = _pivot(data, x, y, "_label")
-            sns.heatmap(
-                grid,
-                ax=ax,
-                cmap=cmap,
-                vmin=-0.5,
-                vmax=len(cats) - 0.5,
-                cbar=False,
-                annot=labels.to_numpy(),
-                fmt="",
-                annot_kws={"fontsize": 6},
-                linewidths=0.5,
-                linecolor="white",
-            )
+            _heatmap(ax, grid, labels.to_numpy(), 6, cmap, vmin=-0.5, vmax=len(cats) - 0.5)
             tie = _pivot(data, x, y, "_code").to_numpy() == code["tie"]
             edge = _pivot(data, x, y, "_edge").to_numpy().astype(bool)
             for r, c in zip(*np.nonzero(tie)):
@@ -111,20 +157,7 @@ def winner_map(
             for r, c in zip(*np.nonzero(edge)):
                 ax.add_patch(plt.Polygon([[c + 1, r], [c + 0.82, r], [c + 1, r + 0.18]], color="black"))
             _ticks(ax, grid, x, y)
-
-        h = 0.62 * nrow + 1.0
-        g = sns.FacetGrid(
-            sub,
-            col=row,
-            col_order=order,
-            height=h,
-            aspect=max(0.8, (0.85 * ncol + 0.6) / h),
-            sharex=False,
-            sharey=False,
-            despine=False,
-        )
-        g.map_dataframe(draw)
-        g.set_titles(col_template="{col_name}" if row else "")
+        fig.tight_layout()
         handles = [Patch(color=pal[o], label=o) for o in optimizers]
         handles += [
             Patch(facecolor=TIE_COLOUR, hatch="////", edgecolor="#7a7a7a", label="tie (CIs overlap)"),
@@ -133,9 +166,9 @@ def winner_map(
         ]
         if (ph["winner"] == NONE).any():
             handles.append(Patch(facecolor=NONE_COLOUR, edgecolor="black", label="all methods failed"))
-        g.figure.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize=7, frameon=False)
-        g.figure.suptitle(title + (f" [{suffix[1:]}]" if suffix else ""), fontsize=9, y=1.03)
-        paths.append(save(g.figure, path.with_name(path.stem + suffix + path.suffix)))
+        fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize=7, frameon=False)
+        fig.suptitle(title + (f" [{suffix[1:]}]" if suffix else ""), fontsize=9, y=1.03)
+        paths.append(save(fig, path.with_name(path.stem + suffix + path.suffix)))
     return paths
 
 
@@ -184,41 +217,19 @@ def ratio_maps(
             ncol = sub[f"p_{x}"].nunique()
             nrow = sub[f"p_{y}"].nunique() if y else 1
 
-            def draw(data, **_):
-                ax = plt.gca()
-                grid = _pivot(data, x, y, "_value").astype(float)
-                sns.heatmap(
-                    grid.clip(-vmax, vmax),
-                    ax=ax,
-                    cmap="RdBu_r",
-                    norm=norm,
-                    cbar=False,
-                    annot=_pivot(data, x, y, "_label").to_numpy(),
-                    fmt="",
-                    annot_kws={"fontsize": 6.5},
-                    linewidths=0.5,
-                    linecolor="white",
-                )
-                _ticks(ax, grid, x, y)
-
             h = max(2.4, 0.55 * nrow + 1.0)
-            g = sns.FacetGrid(
-                sub,
-                col=col,
-                col_order=order_,
-                height=h,
-                aspect=max(0.8, (0.7 * ncol + 0.5) / h),
-                sharex=False,
-                sharey=False,
-                despine=False,
-            )
-            g.map_dataframe(draw)
-            g.set_titles(col_template="{col_name}" if col else "")
-            for ax in g.axes[:, 1:].ravel():
+            fig, axes, panels = _facet_grid(sub, col, order_, h, max(0.8, (0.7 * ncol + 0.5) / h))
+            for ax, data in panels:
+                grid = _pivot(data, x, y, "_value").astype(float)
+                labels = _pivot(data, x, y, "_label").to_numpy()
+                _heatmap(ax, grid.clip(-vmax, vmax), labels, 6.5, "RdBu_r", norm=norm)
+                _ticks(ax, grid, x, y)
+            fig.tight_layout()
+            for ax in axes[:, 1:].ravel():
                 ax.set_ylabel("")
-            g.figure.subplots_adjust(right=0.8)
-            cax = g.figure.add_axes([0.86, 0.15, 0.025, 0.7])
-            g.figure.colorbar(
+            fig.subplots_adjust(right=0.8)
+            cax = fig.add_axes([0.86, 0.15, 0.025, 0.7])
+            fig.colorbar(
                 plt.cm.ScalarMappable(norm=norm, cmap="RdBu_r"),
                 cax=cax,
                 label=f"log10 ratio of {criterion}, {focus} / {r}\n(blue: {focus} better)",
@@ -228,10 +239,10 @@ def ratio_maps(
             )
             if floor_text:
                 head += f"; \u2264 / \u2265: {focus} / {r} at the floor ({floor_text})"
-            width = max(40, int(g.figure.get_figwidth() * 11))  # characters per title line
+            width = max(40, int(fig.get_figwidth() * 11))  # characters per title line
             head = textwrap.fill(head, width)
-            g.figure.suptitle(head, fontsize=8, y=1.04 + 0.035 * head.count("\n"))
-            paths.append(save(g.figure, path.with_name(f"{path.stem}_{r}{suffix}{path.suffix}")))
+            fig.suptitle(head, fontsize=8, y=1.04 + 0.035 * head.count("\n"))
+            paths.append(save(fig, path.with_name(f"{path.stem}_{r}{suffix}{path.suffix}")))
     return paths
 
 
@@ -273,7 +284,10 @@ def sensitivity_grid(
     )
     s = clip(with_cells(s, cells), floors)
     s = s[np.isfinite(s["median"].astype(float))]
-    best = clip(with_cells(summary, cells), floors)
+    best_of = {  # (cell, method) -> (tuned lr, its median)
+        k: (g["h_lr"].to_numpy(float), g["median"].to_numpy(float))
+        for k, g in _groups(clip(with_cells(summary, cells), floors), ["cell_id", "optimizer"])
+    }
     pal, sty = palette(optimizers), linestyles(optimizers)
     paths = []
     facet_rows = (
@@ -288,50 +302,48 @@ def sensitivity_grid(
     for suffix, sub in facet_rows:
         xs = sorted(sub[f"p_{x}"].unique()) if x else [None]
         ys = sorted(sub[f"p_{y}"].unique(), reverse=True) if y else [None]
-        fig, axes = plt.subplots(
-            len(ys),
-            len(xs),
-            figsize=(0.6 + 1.75 * len(xs), 0.6 + 1.45 * len(ys)),
-            sharex=True,
-            sharey=True,
-            squeeze=False,
-        )
-        # fixed limits (the axes are shared): autoscaling dozens of panels dominated the analysis time
+        fig, axes = plt.subplots(len(ys), len(xs), figsize=(0.6 + 1.75 * len(xs), 0.6 + 1.45 * len(ys)), squeeze=False)
+        # every panel gets the same fixed limits and log scales, tick labels on the outer panels
+        # only: shared axes draw the same, but each of their draws visits every sibling (49^2 on
+        # the demo's grid), and autoscaling dozens of panels dominated the analysis time
         lo = sub["ci_low"].astype(float).where(lambda v: v > 0).min()
         hi = sub["ci_high"].astype(float).replace(np.inf, np.nan).max()
         for ax in axes.flat:
             ax.set_autoscale_on(False)
-        if np.isfinite(lo) and np.isfinite(hi) and hi > 0:
-            axes[0, 0].set_ylim(lo / 1.5, hi * 1.5)
-        axes[0, 0].set_xlim(sub["h_lr"].min() / 1.5, sub["h_lr"].max() * 1.5)
+            if np.isfinite(lo) and np.isfinite(hi) and hi > 0:
+                ax.set_ylim(lo / 1.5, hi * 1.5)
+            ax.set_xlim(sub["h_lr"].min() / 1.5, sub["h_lr"].max() * 1.5)
+            loglog(ax)
+            ax.label_outer()
+        keys = [f"p_{a}" for a in (x, y) if a]
+        cell_of = {k: cid for k, cid in _firsts(sub, keys, "cell_id")}  # a panel's cell: its first row's
+        srt = sub.sort_values("h_lr", kind="stable")  # each (panel, method) curve in lr order
+        lr, med, band_lo, band_hi = (srt[c].to_numpy(float) for c in ("h_lr", "median", "ci_low", "ci_high"))
+        curves = {_key(k): idx for k, idx in srt.groupby([*keys, "optimizer"], sort=False).indices.items()}
         for i, yv in enumerate(ys):
             for j, xv in enumerate(xs):
                 ax = axes[i, j]
-                d0 = sub
-                if x:
-                    d0 = d0[d0[f"p_{x}"] == xv]
-                if y:
-                    d0 = d0[d0[f"p_{y}"] == yv]
+                at = tuple(v for v, a in ((xv, x), (yv, y)) if a)
                 for o in optimizers:
-                    d = d0[d0["optimizer"] == o].sort_values("h_lr")
-                    if d.empty:
+                    idx = curves.get((*at, o))
+                    if idx is None:
                         continue
-                    top = d["median"].max() * 1e3
+                    top = med[idx].max() * 1e3
                     ax.fill_between(
-                        d["h_lr"],
-                        d["ci_low"].clip(upper=top),
-                        d["ci_high"].clip(upper=top),
+                        lr[idx],
+                        np.minimum(band_lo[idx], top),
+                        np.minimum(band_hi[idx], top),
                         color=pal[o],
                         alpha=0.18,
                         lw=0,
                     )
-                    ax.plot(d["h_lr"], d["median"], sty[o], marker=".", ms=3, lw=1, color=pal[o])
-                    b = best[(best["cell_id"] == d["cell_id"].iloc[0]) & (best["optimizer"] == o)]
-                    if len(b) and np.isfinite(b["median"].iloc[0]):
-                        ax.plot(b["h_lr"], b["median"], "o", mfc="none", mec=pal[o], ms=6, mew=1.2)
-                if floor_text and floors is not None and len(d0) and floors.get(d0["cell_id"].iloc[0], 0) > 0:
-                    ax.axhline(floors[d0["cell_id"].iloc[0]], color="k", lw=0.7, ls=":")
-                loglog(ax)
+                    ax.plot(lr[idx], med[idx], sty[o], marker=".", ms=3, lw=1, color=pal[o])
+                    b = best_of.get((srt["cell_id"].iat[idx[0]], o))
+                    if b is not None and np.isfinite(b[1][0]):
+                        ax.plot(*b, "o", mfc="none", mec=pal[o], ms=6, mew=1.2)
+                cid = cell_of.get(at)
+                if floor_text and floors is not None and cid is not None and floors.get(cid, 0) > 0:
+                    ax.axhline(floors[cid], color="k", lw=0.7, ls=":")
                 ax.tick_params(labelsize=6)
                 if i == 0 and x:
                     ax.set_title(f"{x} = {fmt(xv)}", fontsize=7)
@@ -358,5 +370,5 @@ def sensitivity_grid(
             handles.append(Line2D([], [], ls=":", color="black", lw=0.7, label="floor"))
         fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.98, top), fontsize=8, frameon=False)
         fig.suptitle(title, fontsize=9, y=1 - 0.05 / height, va="top")
-        paths.append(save(fig, path.with_name(path.stem + suffix + path.suffix)))
+        paths.append(save(fig, path.with_name(path.stem + suffix + path.suffix), inside=axes[1:-1, 1:-1].ravel()))
     return paths

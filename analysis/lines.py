@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .figstyle import cell_title, linestyles, loglog, palette, plt, save, sns, with_cells
+from .figstyle import GROUP_COLOURS, cell_title, linestyles, loglog, palette, plt, save, with_cells
 from .floor import at_floor, clip
 from .stats import loglog_fit, nanmedian
 from .theory import ModeTheory, mode_columns, mode_decay_rates
@@ -266,7 +266,7 @@ def advantage_figure(
     """The measured advantage log10(rival / focus) of each cell against the claim's variable."""
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
     groups = [("", adv)] if not hue else list(adv.groupby([f"p_{h}" for h in hue], sort=True))
-    colours = sns.color_palette("colorblind", max(len(groups), 3))
+    colours = [GROUP_COLOURS[i % len(GROUP_COLOURS)] for i in range(max(len(groups), 3))]
     for (key, g), col in zip(groups, colours):
         key = key if isinstance(key, tuple) else (key,)
         lab = ", ".join(f"{h} = {k:g}" for h, k in zip(hue or [], key)) if hue else None

@@ -18,6 +18,7 @@ import pandas as pd
 
 from . import rates, theory, trend
 from .floor import any_at_floor, describe, dtype_of, floors_of
+from .gcpause import young_gc
 from .options import CRITERIA, NEEDS_CURVES
 from .phase import NONE, pairwise_verdicts, performance_profile, phase_table, rivals
 from .results import Results
@@ -385,11 +386,12 @@ def _refine(an: Analysis) -> None:
     an.note("info", f"--refine-edges: widened grids written to {path.name}; run it with muonlab run")
 
 
+@young_gc()
 def run(
     out_dir, criterion: str | None = None, focus: str | None = None, refine: bool = False, figures: bool = True
 ) -> Analysis:
     """The whole computation on ``out_dir`` (see :func:`analyze`); returns the :class:`Analysis`.
-    Each stage (tuning, phase, theory, rates, tables, figures) logs a line to ``analysis.stage``."""
+    Each stage (tuning, phase, theory, rates, tables, figures) logs a line to ``analysis.stage``; GC paused."""
     t0 = time.perf_counter()
     data = Results(out_dir, criterion=criterion, focus=focus)
     a = data.options

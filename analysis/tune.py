@@ -116,15 +116,19 @@ def sensitivity(
         scores = criterion(runs, scores, curves)
     keys = ["cell_id", *by]
     df = runs.assign(score=scores.to_numpy(float), point=_point_ids(runs, keys).to_numpy())
-    g = df.sort_values("seed", kind="stable").groupby("point", sort=True)
+    df = df.sort_values("seed", kind="stable")
+    g = df.groupby("point", sort=True)
     first = g.first()
-    samples = [np.asarray(s, float) for s in g["score"].apply(np.asarray)]
+    # each point's scores in seed order: the rows by point (stable, so seeds stay in order), split
+    by_point = df.sort_values("point", kind="stable")
+    sizes = g.size().to_numpy()
+    samples = np.split(by_point["score"].to_numpy(float), np.cumsum(sizes)[:-1])
     med, lo, hi = median_ci(samples, level)
     kind = ["optimizer_kind"] if "optimizer_kind" in first else []
     out = first[list(dict.fromkeys([*keys, "optimizer", *kind, *hparam_columns(runs)]))].copy()
     out["median"], out["ci_low"], out["ci_high"] = med, lo, hi
-    out["n_seeds"] = g.size().to_numpy()
-    out["n_diverged"] = g["status"].agg(lambda s: int((s != "ok").sum())).to_numpy()
+    out["n_seeds"] = sizes
+    out["n_diverged"] = (df["status"] != "ok").groupby(df["point"], sort=True).sum().astype(int).to_numpy()
     return out.reset_index()
 
 

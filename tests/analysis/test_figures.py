@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 import runners
-from analysis import figstyle, heatmaps, lines
+from analysis import figstyle, forked, heatmaps, lines
 from analysis.floor import QUANTITY, cell_floors, clip
 from analysis.options import CRITERIA
 from analysis.pipeline import run as analyse
@@ -96,7 +96,7 @@ def capture(monkeypatch):
     """The figures the drawing modules save, by file name (drawn, not closed)."""
     figs = {}
 
-    def keep(fig, path):
+    def keep(fig, path, **_):
         fig.canvas.draw()
         figs[Path(path).name] = fig
         Path(path).write_bytes(b"")
@@ -104,6 +104,7 @@ def capture(monkeypatch):
 
     for mod in (heatmaps, lines):
         monkeypatch.setattr(mod, "save", keep)
+    monkeypatch.setattr(forked, "ENABLED", False)  # every figure drawn in this process, to be captured
     yield figs
     for f in figs.values():
         figstyle.plt.close(f)

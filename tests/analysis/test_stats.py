@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from analysis.stats import bootstrap_ci, cis_overlap, log10_ratio, log10_ratio_ci, loglog_fit, median_ci
+from analysis.stats import _median, bootstrap_ci, cis_overlap, log10_ratio, log10_ratio_ci, loglog_fit, median_ci
 
 
 def _coverage(n, groups=400, seed=1):
@@ -76,3 +76,17 @@ def test_loglog_fits_by_group_skips_bad_points():
     assert np.allclose(r.loc[[7, 8, 9], "slope"], [-1.0, -0.25, 0.5])
     assert list(r.loc[[7, 8, 9], "n"]) == [10, 10, 8]
     assert np.isclose(10 ** r.loc[7, "intercept"], 5.0)
+
+
+def test_median_of_three_is_numpys_median_exactly():
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(40, 50, 3))
+    x[0, :, 1] = x[0, :, 0]  # ties
+    x[1, :, 2] = np.inf
+    x[2, :5, 0] = np.nan
+    x[3] = rng.integers(0, 2, size=(50, 3))  # many equal values
+    for axis, arr in ((-1, x), (0, np.moveaxis(x, -1, 0)), (1, np.moveaxis(x, -1, 1))):
+        assert np.array_equal(_median(arr, axis=axis), np.median(arr, axis=axis), equal_nan=True)
+    y = rng.normal(size=(7, 4))  # other lengths: numpy's own
+    assert np.array_equal(_median(y), np.median(y, axis=-1))
