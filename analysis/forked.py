@@ -1,13 +1,16 @@
 """One job run beside the caller in a forked process (:func:`start`): figures.draw_standard draws
 its biggest figure there while it draws the others, a second core's worth of drawing (the fork
 copies the imported matplotlib, so the child starts in milliseconds, not the second that a fresh
-interpreter takes). Where there is no fork or a single core, or :data:`ENABLED` is off (tests
-that capture figures in this process), the job runs here, when waited for."""
+interpreter takes). Where there is no fork or a single core, where other Python threads are alive
+(a fork copies only the calling thread, and a lock another thread holds would stay held in the
+child), or :data:`ENABLED` is off (tests that capture figures in this process), the job runs here,
+when waited for."""
 
 from __future__ import annotations
 
 import os
 import pickle
+import threading
 from collections.abc import Callable
 
 ENABLED = True
@@ -24,7 +27,7 @@ def cores() -> int:
 def start(job: Callable[[], object]) -> Callable[[], object]:
     """Start ``job`` (no arguments; its result and any exception must pickle) beside the caller;
     returns ``wait()``, which returns the job's result or raises its exception."""
-    if not (ENABLED and hasattr(os, "fork") and cores() >= 2):
+    if not (ENABLED and hasattr(os, "fork") and cores() >= 2 and threading.active_count() == 1):
         return job
     r, w = os.pipe()
     pid = os.fork()

@@ -76,7 +76,10 @@ def get(name: str) -> Executor:
 
 # --- the shared path of a finished job --------------------------------------------------------
 def progress_bar(jobs: list[JobSpec], progress: bool, desc: str):
-    """A bar over run-steps (runs x steps: jobs differ in size), with rate and ETA."""
+    """A bar over run-steps (runs x steps: jobs differ in size), with rate and ETA. No tqdm
+    monitor thread: the run loop feeds the bar every 0.5 s, and a thread left alive after the run
+    would keep analysis.forked from drawing a figure beside the others."""
+    tqdm.monitor_interval = 0
     return tqdm(
         total=sum(j.runs * j.steps for j in jobs),
         unit="run-step",

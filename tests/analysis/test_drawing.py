@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import os
+import threading
 import sys
 import weakref
 from pathlib import Path
@@ -214,10 +215,23 @@ def _boom():
 def test_forked_job_returns_its_result_and_raises_its_error(monkeypatch, enabled):
     monkeypatch.setattr(forked, "ENABLED", enabled)
     pid = os.getpid()
-    assert forked.start(lambda: [os.getpid() == pid, 7])() == [not (enabled and forked.cores() >= 2), 7]
+    alone = threading.active_count() == 1
+    assert forked.start(lambda: [os.getpid() == pid, 7])() == [not (enabled and forked.cores() >= 2 and alone), 7]
     with pytest.raises(OSError, match="No space left") as e:
         forked.start(_boom)()
     assert e.value.errno == 28
+
+
+def test_no_fork_while_another_thread_is_alive(monkeypatch):
+    monkeypatch.setattr(forked, "ENABLED", True)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert forked.start(os.getpid)() == os.getpid()  # ran here, not in a child
+    finally:
+        stop.set()
+        other.join()
 
 
 def test_standard_figures_drawn_in_a_forked_process_equal_those_drawn_here(tmp_path, monkeypatch):
