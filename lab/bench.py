@@ -39,6 +39,7 @@ CASES = {  # name: (m, n, N, B)
     "wide": (64, 256, 256, 8),
 }
 STEPS = 100
+LOG_POINTS = 5  # W logs its metrics at 5 log-spaced steps (runners.log_steps: steps 0, 1, 3, 10, 32, 100)
 DEMO = Path(__file__).resolve().parents[1] / "configs" / "demo.toml"
 
 
@@ -123,7 +124,13 @@ def step_flops(opt, m: int, n: int, N: int, calls: float) -> tuple[float | None,
 
 
 def workload(
-    case: str, name: str, backend="numpy", repeats: int = 5, log_points: int = 5, lanes=None, steps: int = STEPS
+    case: str,
+    name: str,
+    backend="numpy",
+    repeats: int = 5,
+    log_points: int = LOG_POINTS,
+    lanes=None,
+    steps: int = STEPS,
 ) -> dict:
     """Throughput of optimizer ``name`` (registry defaults) on W's ``case``."""
     m, n, N, B = CASES[case]
@@ -248,7 +255,7 @@ PEER_CASES = ("small", "large")
 # the lab's rows of the side by side: W as defined (metrics at 5 log-spaced steps), and W with
 # metrics at steps 0, 1 and T only (runners.log_steps(T, 0)), closer to the peers, which compute
 # none; the difference is the cost of the logged metrics
-LAB_ROWS = {"lab": 5, "lab_bare": 0}
+LAB_ROWS = {"lab": LOG_POINTS, "lab_bare": 0}
 
 
 def peer_comparison(cases=PEER_CASES, passes: int = 3, repeats: int = 5, progress=print) -> dict:
@@ -327,7 +334,7 @@ def bench(
     cases=tuple(CASES),
     optimizers=None,
     repeats: int = 5,
-    log_points: int = 5,
+    log_points: int = LOG_POINTS,
     with_demo: bool = True,
     levers: bool = False,
     peers: bool = False,
