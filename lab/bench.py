@@ -322,10 +322,10 @@ def machine(backend="numpy") -> dict:
         "perf_env": perf_env.settings(),
     }
     if backend == "cupy":
-        xp = get_backend("cupy").xp
-        props = xp.cuda.runtime.getDeviceProperties(0)
+        cupy = get_backend("cupy").module
+        props = cupy.cuda.runtime.getDeviceProperties(0)
         out["gpu"] = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
-        out["cupy"] = xp.__version__
+        out["cupy"] = cupy.__version__
     return out
 
 

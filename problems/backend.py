@@ -1,8 +1,15 @@
 """Array backend: the one place that chooses the array module (`xp`), the dtype and the RNG.
 
-The ground floor of the house: this module imports only NumPy (and CuPy, here and nowhere else),
-so every package above it (``problems``, ``runners``, ``lab``) may import it without pulling in
-configs, pandas or plotting (docs/design.md).
+The ground floor of the house: this module imports only NumPy (and CuPy and PyTorch, here and
+nowhere else), so every package above it (``problems``, ``runners``, ``lab``) may import it without
+pulling in configs, pandas or plotting (docs/design.md).
+
+Every ``xp`` is an Array API namespace (the standard at data-apis.org): NumPy >= 2.1 itself, and
+for CuPy and PyTorch the wrappers of ``array_api_compat`` (``array_api_compat.cupy`` /
+``array_api_compat.torch``). Array code above this module therefore writes the standard's forms:
+``xp.astype(x, dtype)``, ``xp.max(x, axis=...)``, ``x.swapaxes(-1, -2)`` (a method of all three
+array types), ``xp.flip`` rather than negative strides, ``xp.linalg.svdvals``, and
+``xp.asarray(x, copy=True)`` for a copy.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-BACKENDS = ("numpy", "cupy")
+BACKENDS = ("numpy", "cupy", "torch")
 DTYPES = ("float32", "float64")
 
 
@@ -29,25 +36,54 @@ class Backend:
     name: str
     xp: Any
     dtype: Any
+    module: Any = None  # the library itself (numpy, cupy, torch); xp is its Array API namespace
+    device: str = "cpu"  # where the arrays live: "cpu", or "cuda" (cupy; torch with a visible GPU)
 
     def asarray(self, a, dtype=None):
-        """Move a host (NumPy) array or scalar onto this backend, cast to the float dtype."""
-        return self.xp.asarray(a, dtype=self.dtype if dtype is None else dtype)
+        """Move a host (NumPy) array or scalar onto this backend, cast to the float dtype (on the
+        host a NumPy array of that dtype is shared, not copied)."""
+        dtype = self.dtype if dtype is None else dtype
+        if self.name == "torch":
+            return self.xp.asarray(a, dtype=dtype, device=self.device)
+        return self.xp.asarray(a, dtype=dtype)
 
     def to_host(self, a) -> np.ndarray:
         """Bring an array back to NumPy (a no-op on the numpy backend)."""
         if self.name == "cupy":
-            return self.xp.asnumpy(a)
+            return self.module.asnumpy(a)
+        if self.name == "torch" and isinstance(a, self.module.Tensor):
+            return a.detach().cpu().numpy()
         return np.asarray(a)
 
     def sync(self) -> None:
-        """Wait until queued device work is done (timing; a no-op on the numpy backend)."""
+        """Wait until queued device work is done (timing; a no-op on the host)."""
         if self.name == "cupy":
-            self.xp.cuda.get_current_stream().synchronize()
+            self.module.cuda.get_current_stream().synchronize()
+        elif self.name == "torch" and self.device != "cpu":
+            self.module.cuda.synchronize()
+
+    @property
+    def on_host(self) -> bool:
+        """Whether the arrays live in host memory (numpy, torch on the CPU): reading a flag costs
+        no device wait there."""
+        return self.device == "cpu"
+
+    @property
+    def np_dtype(self) -> np.dtype:
+        """The float dtype as a NumPy dtype (host buffers, itemsizes)."""
+        return np.dtype(dtype_name(self.dtype))
 
     @property
     def info(self) -> dict:
-        return {"backend": self.name, "dtype": np.dtype(self.dtype).name}
+        out = {"backend": self.name, "dtype": dtype_name(self.dtype)}
+        if self.name == "torch":
+            out["device"] = self.device
+        return out
+
+
+def dtype_name(dtype) -> str:
+    """'float32' / 'float64' / ... for a NumPy, CuPy or torch dtype."""
+    return str(dtype).rsplit(".", 1)[-1] if "torch" in str(dtype) else np.dtype(dtype).name
 
 
 def _import_cupy():
@@ -62,7 +98,21 @@ def _import_cupy():
         cupy.cuda.runtime.getDeviceCount()
     except Exception:
         raise BackendError("backend: 'cupy' is installed but no GPU is visible; use backend = 'numpy'") from None
-    return cupy
+    import array_api_compat.cupy as xp  # noqa: PLC0415
+
+    return cupy, xp
+
+
+def _import_torch():
+    try:
+        import torch  # noqa: PLC0415  (the one place torch is imported for array work)
+        import array_api_compat.torch as xp  # noqa: PLC0415
+    except Exception as exc:
+        raise BackendError(
+            "backend: 'torch' is not usable here (" + type(exc).__name__ + "); install the 'torch' extra "
+            "(pip install torch==2.13.0, then pip install -e .[torch]), or use backend = 'numpy'"
+        ) from None
+    return torch, xp
 
 
 _CACHE: dict[tuple[str, str], Backend] = {}
@@ -78,19 +128,27 @@ def get_backend(name: "str | Backend" = "numpy", dtype: str = "float32") -> Back
         raise BackendError(f"dtype: unknown dtype {dtype!r}; allowed: {', '.join(DTYPES)}")
     key = (name, dtype)
     if key not in _CACHE:
-        xp = np if name == "numpy" else _import_cupy()
-        _CACHE[key] = Backend(name=name, xp=xp, dtype=getattr(xp, dtype))
+        if name == "numpy":
+            _CACHE[key] = Backend(name=name, xp=np, dtype=getattr(np, dtype), module=np)
+        elif name == "cupy":
+            cupy, xp = _import_cupy()
+            _CACHE[key] = Backend(name=name, xp=xp, dtype=getattr(xp, dtype), module=cupy, device="cuda")
+        else:
+            torch, xp = _import_torch()
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+            _CACHE[key] = Backend(name=name, xp=xp, dtype=getattr(xp, dtype), module=torch, device=device)
     return _CACHE[key]
 
 
 def available_backends() -> list[str]:
     """Backends that work on this machine (for tests that parametrize over them)."""
     out = ["numpy"]
-    try:
-        get_backend("cupy")
-        out.append("cupy")
-    except BackendError:
-        pass
+    for name in BACKENDS[1:]:
+        try:
+            get_backend(name)
+            out.append(name)
+        except BackendError:
+            pass
     return out
 
 
@@ -187,7 +245,7 @@ class RunRNG:
         shape = tuple(int(s) for s in shape)
         st = self._state.get(shape)
         if st is None:
-            host_dtype = np.float32 if np.dtype(self.backend.dtype) == np.float32 else np.float64
+            host_dtype = np.float32 if self.backend.np_dtype == np.float32 else np.float64
             per_call = len(self._uniq) * int(np.prod(shape)) * np.dtype(host_dtype).itemsize
             block = self.block or max(32, self.BLOCK_BYTES // max(per_call, 1))
             gens = [host_rng(s, self.stream, *shape) for s in self._uniq]
@@ -204,10 +262,17 @@ class RunRNG:
 
 
 def array_module(a):
-    """The array module an array belongs to (numpy, or cupy for a CuPy array)."""
+    """The Array API namespace an array belongs to: numpy, or the array_api_compat wrapper of
+    CuPy or torch for their arrays."""
     mod = type(a).__module__.split(".")[0]
-    if mod == "cupy":
-        import sys
+    if mod == "numpy" or mod == "builtins":
+        return np
+    xp = _NAMESPACES.get(mod)
+    if xp is None:
+        import importlib  # noqa: PLC0415
 
-        return sys.modules["cupy"]
-    return np
+        xp = _NAMESPACES[mod] = importlib.import_module("array_api_compat." + mod)
+    return xp
+
+
+_NAMESPACES: dict = {}
