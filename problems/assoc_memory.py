@@ -85,7 +85,7 @@ class AssocMemory(Problem):
 
     def _softmax_cols(self, w):
         xp = self.xp
-        z = w - w.max(axis=1, keepdims=True)
+        z = w - xp.max(w, axis=1, keepdims=True)
         e = xp.exp(z)
         return e / e.sum(axis=1, keepdims=True), z, e
 
@@ -108,7 +108,7 @@ class AssocMemory(Problem):
         if k == 0:
             return {}
         s, _, _ = self._softmax_cols(params[0])
-        err = 1 - self.xp.diagonal(s, axis1=1, axis2=2)  # (B, N)
+        err = 1 - self.xp.linalg.diagonal(s)  # (B, N)
         items = np.unique(np.round(np.geomspace(1, self.n, min(k, self.n))).astype(int))
         return {f"mode_err_{j}": err[:, j - 1] for j in items}
 
@@ -116,7 +116,7 @@ class AssocMemory(Problem):
         e = self.p("label_flip")[:, None, None]
         with np.errstate(divide="ignore"):
             w = np.where(e > 0, np.log(self.target_host), np.nan)  # log q_i per column; none without noise
-        return (self.backend.asarray(w.astype(self.dtype)),), self.backend.asarray(self.fstar_host.copy())
+        return (self.backend.asarray(w),), self.backend.asarray(self.fstar_host.copy())
 
     def constants(self):
         return {

@@ -14,6 +14,7 @@ array types), ``xp.flip`` rather than negative strides, ``xp.linalg.svdvals``, a
 
 from __future__ import annotations
 
+import sys
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ class Backend:
         host a NumPy array of that dtype is shared, not copied)."""
         dtype = self.dtype if dtype is None else dtype
         if self.name == "torch":
+            if isinstance(a, np.ndarray) and not a.flags.writeable:
+                a = np.array(a)  # torch shares host memory and cannot mark a tensor read-only
             return self.xp.asarray(a, dtype=dtype, device=self.device)
         return self.xp.asarray(a, dtype=dtype)
 
@@ -184,11 +187,15 @@ def limit_blas_threads(n: int):
     """Limit the host BLAS to ``n`` threads inside the block (process-wide; concurrent and nested
     blocks share one limit, restored when the last one exits)."""
     ctl = _blas_controller()
+    torch = sys.modules.get("torch")  # torch's own thread pool (its BLAS and elementwise kernels), if loaded
     with _BLAS_LOCK:
         if _BLAS["users"] == 0:
             _BLAS["saved"] = [lib.num_threads for lib in ctl.lib_controllers]
             for lib in ctl.lib_controllers:
                 lib.set_num_threads(n)
+            if torch is not None:
+                _BLAS["torch"] = torch.get_num_threads()
+                torch.set_num_threads(n)
         _BLAS["users"] += 1
     try:
         yield
@@ -198,6 +205,17 @@ def limit_blas_threads(n: int):
             if _BLAS["users"] == 0:
                 for lib, k in zip(ctl.lib_controllers, _BLAS["saved"]):
                     lib.set_num_threads(k)
+                if torch is not None and "torch" in _BLAS:
+                    torch.set_num_threads(_BLAS.pop("torch"))
+
+
+def single_thread() -> None:
+    """Make the calling thread's own array work single-threaded (a lane's initializer): torch's
+    intra-op thread count is set per thread (OpenMP), so a limit set elsewhere does not reach it.
+    NumPy's BLAS is limited process-wide by :func:`limit_blas_threads`."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 def host_rng(*key: int) -> np.random.Generator:
@@ -276,3 +294,11 @@ def array_module(a):
 
 
 _NAMESPACES: dict = {}
+
+
+def device_of(a):
+    """The device an array lives on, in the form its namespace's ``device=`` arguments take
+    ("cpu" for NumPy)."""
+    import array_api_compat  # noqa: PLC0415
+
+    return array_api_compat.device(a)

@@ -54,6 +54,15 @@ class Problem:
         """Parameter ``name`` as a host array of shape (B,)."""
         return per_run(self.params[name], self.runs, dtype)
 
+    def zeros(self, shape):
+        """A backend array of zeros in the float dtype, on the backend's device."""
+        kw = {"device": self.backend.device} if self.backend.name == "torch" else {}
+        return self.xp.zeros(shape, dtype=self.dtype, **kw)
+
+    def index(self, idx):
+        """A host integer index array moved onto the backend (for indexing backend arrays)."""
+        return self.backend.asarray(np.asarray(idx, np.int64), dtype=self.xp.int64)
+
     @property
     def instance_key(self) -> int:
         """Integer mixed into the seed of instance generation, distinct per problem kind."""
@@ -77,7 +86,7 @@ class Problem:
     def finite(self, name: str, arr) -> np.ndarray:
         """Check generated host data for NaN/inf (also after the cast to the backend dtype);
         the error names the parameter ``name`` that produced it."""
-        check_finite(name, arr, np.dtype(self.dtype))
+        check_finite(name, arr, self.backend.np_dtype)
         return arr
 
     def unused(self, reason: str, *names) -> None:
@@ -103,7 +112,7 @@ class Problem:
 
     def init(self, rng) -> tuple:
         """Initial parameters (a tuple of (B, m, n) arrays); default: zeros."""
-        return tuple(self.xp.zeros((self.runs, m, n), dtype=self.dtype) for m, n in self.layer_shapes)
+        return tuple(self.zeros((self.runs, m, n)) for m, n in self.layer_shapes)
 
     def loss(self, params) -> "object":
         raise NotImplementedError

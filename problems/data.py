@@ -27,5 +27,5 @@ def regression_batch_grad(xp, x, d, e_scaled, row_w):
     """Minibatch gradient of 1/2 mean_i ||D x_i - eps_i||^2 in D: (1/b) sum_i (D x_i - eps_i) x_i^T.
     x: (B, b, n) samples, d: (B, m, n), e_scaled: (B, b, m) label noise, row_w: (B, b, 1) weights
     (1/b on a run's first b rows)."""
-    r = xp.matmul(x, d.transpose(0, 2, 1)) - e_scaled  # rows (D x_i - eps_i)^T, (B, b, m)
-    return xp.matmul((r * row_w).transpose(0, 2, 1), x)
+    r = xp.matmul(x, d.swapaxes(-1, -2)) - e_scaled  # rows (D x_i - eps_i)^T, (B, b, m)
+    return xp.matmul((r * row_w).swapaxes(-1, -2), x)

@@ -109,14 +109,14 @@ class DiagonalAbs(Problem):
         self.xstar = bk.asarray(xstar)
         self.lam = bk.asarray(self.p("offdiag")[:, None, None])
         self.off = bk.asarray(1.0 - np.eye(m, n)[None])
-        self.idx = bk.xp.arange(k)
+        self.idx = self.index(np.arange(k))
 
     def _residual(self, params):
-        d = self.xp.diagonal(params[0], axis1=1, axis2=2)
+        d = self.xp.linalg.diagonal(params[0])
         return self.xp.matmul(self.a, d[..., None])[..., 0] - self.c
 
     def init(self, rng):
-        x0 = self.xp.zeros((self.runs, self.m, self.n), dtype=self.dtype)
+        x0 = self.zeros((self.runs, self.m, self.n))
         scale = self.p("init_scale")
         if np.any(scale > 0):
             g = rng.normal((self.m, self.n))
@@ -141,7 +141,7 @@ class DiagonalAbs(Problem):
         return (g,)
 
     def optimum(self):
-        return (self.xstar,), self.xp.zeros(self.runs, dtype=self.dtype)
+        return (self.xstar,), self.zeros(self.runs)
 
     def constants(self):
         k, mn = self.k, self.m * self.n

@@ -186,7 +186,7 @@ def eig_apply(xp, d, u, lam, mu):
     B = d.shape[0]
     v = d.reshape(B, 1, -1)
     coef = xp.matmul(v, u) * lam[:, None, :]  # (B, 1, r)
-    out = xp.matmul(coef, u.transpose(0, 2, 1)).reshape(d.shape)
+    out = xp.matmul(coef, u.swapaxes(-1, -2)).reshape(d.shape)
     return out + mu * d
 
 
@@ -199,7 +199,7 @@ class EigH(Operator):
         self.u_seed, self.seed_index = u_seed, np.asarray(seed_index)
         self.lam_host, self.mu_host = lam, np.asarray(mu, np.float64)
         xp = backend.xp
-        self.u = backend.asarray(u_seed)[xp.asarray(self.seed_index)]
+        self.u = backend.asarray(u_seed)[backend.asarray(self.seed_index, dtype=xp.int64)]
         self.lam = backend.asarray(lam)
         self.mu = backend.asarray(self.mu_host[:, None, None])
 
@@ -246,14 +246,14 @@ def to_tiles(xp, d, grid):
     """(B, m, n) -> (B, kr*kc, m/kr, n/kc), tiles in row-major order."""
     B, m, n = d.shape
     kr, kc = grid
-    t = d.reshape(B, kr, m // kr, kc, n // kc).transpose(0, 1, 3, 2, 4)
+    t = xp.permute_dims(d.reshape(B, kr, m // kr, kc, n // kc), (0, 1, 3, 2, 4))
     return t.reshape(B, kr * kc, m // kr, n // kc)
 
 
 def from_tiles(xp, t, grid, shape):
     B, m, n = shape
     kr, kc = grid
-    return t.reshape(B, kr, kc, m // kr, n // kc).transpose(0, 1, 3, 2, 4).reshape(B, m, n)
+    return xp.permute_dims(t.reshape(B, kr, kc, m // kr, n // kc), (0, 1, 3, 2, 4)).reshape(B, m, n)
 
 
 def block_apply(xp, d, a_blk, c_blk, a_glob, c_glob, coupling, mu, grid, with_glob=True):

@@ -183,7 +183,7 @@ class LinearNet(Problem):
 
     def _chain(self, params, g):
         w1, w2 = params
-        return (self.xp.matmul(w2.transpose(0, 2, 1), g), self.xp.matmul(g, w1.transpose(0, 2, 1)))
+        return (self.xp.matmul(w2.swapaxes(-1, -2), g), self.xp.matmul(g, w1.swapaxes(-1, -2)))
 
     def grad(self, params):
         return self._chain(params, self._resid(params) * self.s_row)

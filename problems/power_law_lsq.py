@@ -101,7 +101,8 @@ class PowerLawLSQ(Problem):
         if self.batched:
             w = (np.arange(self.bmax)[None, :] < self.batch[:, None]) / np.maximum(self.batch, 1)[:, None]
             self.row_w = bk.asarray(w[:, :, None])  # (B, bmax, 1): 1/b on the run's first b rows
-            self.exact_rows = bk.xp.asarray(self.batch == 0)[:, None, None]
+            self.any_exact = bool(np.any(self.batch == 0))  # host flag: no device read per step
+            self.exact_rows = bk.asarray((self.batch == 0)[:, None, None], dtype=bk.xp.bool)
             self.noise_scale = bk.asarray((np.sqrt(self.label_var) / np.sqrt(m))[:, None, None])
 
     # --- geometry helpers ---------------------------------------------------------------------
@@ -133,7 +134,7 @@ class PowerLawLSQ(Problem):
         if self.q is not None:
             x = xp.matmul(x, self.qt)
         g = regression_batch_grad(xp, x, params[0] - self.xstar, xi["e"] * self.noise_scale, self.row_w)
-        if self.exact_rows.any():
+        if self.any_exact:
             g = xp.where(self.exact_rows, self.grad(params)[0], g)
         return (g,)
 

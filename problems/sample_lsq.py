@@ -86,7 +86,7 @@ class SampleLSQ(Problem):
         }
         for k in ("f_star", "cov", "xhat_fro"):
             setattr(sub, k, getattr(self, k)[idx])
-        dev = self.xp.asarray(idx)
+        dev = self.index(idx)
         for k in ("a", "at_n", "y", "xhat", "s"):
             setattr(sub, k, getattr(self, k)[dev])
         return sub

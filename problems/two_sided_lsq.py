@@ -127,7 +127,7 @@ class TwoSidedLSQ(Problem):
         if op.p is not None:
             d = xp.matmul(xp.matmul(op.pt, d), op.q)  # Q_out^T D Q_in
         r = (xp.matmul(x_out, d) * x_in).sum(axis=2) - xi["e"] * self.label_std  # (B, b)
-        g = xp.matmul((x_out * (r / self.batch)[:, :, None]).transpose(0, 2, 1), x_in)
+        g = xp.matmul((x_out * (r / self.batch)[:, :, None]).swapaxes(-1, -2), x_in)
         if op.p is not None:
             g = xp.matmul(xp.matmul(op.p, g), op.qt)
         return (g,)

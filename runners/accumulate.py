@@ -60,7 +60,7 @@ class Accumulators:
         """Accumulate one iterate: ``q[name]`` (B,) device values of every accumulated quantity
         at it; ``mask`` (B,) device bool: the runs for which it counts (the active ones)."""
         xp = self.xp
-        vals = {n: q[n].astype(xp.float64) for n in self.names}
+        vals = {n: xp.astype(q[n], xp.float64) for n in self.names}
         if "gap" in vals:
             vals["sqrt_gap"] = xp.sqrt(xp.maximum(vals["gap"], 0.0))
         for k in self.keys:

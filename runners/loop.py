@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from problems.backend import RunRNG, blas_threads, limit_blas_threads
+from problems.backend import RunRNG, blas_threads, limit_blas_threads, single_thread
 
 from . import accumulate as _acc
 from . import orth as _orth
@@ -81,7 +81,7 @@ def _numerical_rank(s, xp, rtol: float = RANK_RTOL):
     """(B,) float64: the number of entries of each row of ``s`` (singular values, descending,
     (B, k)) above ``rtol`` x the row's largest; 0 for a zero row, NaN for a non-finite one."""
     top = s[..., :1]
-    count = ((s > rtol * top) & (top > 0)).sum(axis=-1).astype(xp.float64)
+    count = xp.astype(((s > rtol * top) & (top > 0)).sum(axis=-1), xp.float64)
     return xp.where(xp.isfinite(top[..., 0]), count, xp.nan)
 
 
@@ -172,7 +172,7 @@ def run(
         if lanes == 1:
             return _run_batch(problem, optimizer, seeds, **kw)
         parts = np.array_split(np.arange(B), lanes)
-        with limit_blas_threads(1), ThreadPoolExecutor(lanes, thread_name_prefix="muonlab-lane") as pool:
+        with limit_blas_threads(1), ThreadPoolExecutor(lanes, thread_name_prefix="muonlab-lane", initializer=single_thread) as pool:
             futures = [
                 pool.submit(
                     _run_batch, _take_problem(problem, idx), _take_optimizer(optimizer, idx, B), seeds[idx], **kw

@@ -73,7 +73,7 @@ def _to_tf32(x):
 
 def _to_half(x):
     xp = _xp(x)
-    return x.astype(xp.float16).astype(xp.float32)
+    return xp.astype(xp.astype(x, xp.float16), xp.float32)
 
 
 def _same(x):
@@ -109,7 +109,7 @@ def matmul(a, b, fmt: Format, stored: bool = False):
     rounding when the operands have that format too (bf16, fp16)."""
     xp = _xp(a)
     if fmt.name == "fp16" and xp is not np:  # a native half GEMM on the device
-        return xp.matmul(a.astype(xp.float16), b.astype(xp.float16)).astype(xp.float32)
+        return xp.astype(xp.matmul(xp.astype(a, xp.float16), xp.astype(b, xp.float16)), xp.float32)
     if not (stored and fmt.operand is fmt.storage):
         a, b = fmt.operand(a), fmt.operand(b)
     return fmt.storage(xp.matmul(a, b))
@@ -121,14 +121,14 @@ def newton_schulz(u, coeffs, norm_scale: float, fmt: Format):
     xp = _xp(u)
     st = fmt.storage
     tall = u.shape[-2] > u.shape[-1]
-    x = st(xp.ascontiguousarray(u.transpose(0, 2, 1) if tall else u, dtype=xp.float32))
+    x = st(xp.ascontiguousarray(u.swapaxes(-1, -2) if tall else u, dtype=xp.float32))
     nrm = st(st(xp.sqrt((x * x).sum(axis=(-2, -1), keepdims=True))) * xp.float32(norm_scale))  # a stored scalar
     x = st(x / xp.where(nrm > 0, nrm, 1))
     for a, b, c in coeffs:
-        g = matmul(x, x.transpose(0, 2, 1), fmt, True)  # A = X X^T
+        g = matmul(x, x.swapaxes(-1, -2), fmt, True)  # A = X X^T
         if c != 0:
             g = st(st(xp.float32(b) * g) + matmul(st(xp.float32(c) * g), g, fmt, True))  # B = b A + (c A) A
         else:
             g = st(xp.float32(b) * g)
         x = st(st(xp.float32(a) * x) + matmul(g, x, fmt, True))  # X = a X + B X
-    return x.transpose(0, 2, 1) if tall else x
+    return x.swapaxes(-1, -2) if tall else x

@@ -191,7 +191,7 @@ def fro(u, axis=(-2, -1)):
     """Euclidean norm over ``axis`` (keepdims), computed on the max-abs-scaled array so tiny or
     huge entries neither underflow nor overflow."""
     xp = array_module(u)
-    amax = xp.abs(u).max(axis=axis, keepdims=True)
+    amax = xp.max(xp.abs(u), axis=axis, keepdims=True)
     s = xp.where(amax > 0, amax, 1)
     return s * xp.sqrt(((u / s) ** 2).sum(axis=axis, keepdims=True))
 
@@ -199,7 +199,7 @@ def fro(u, axis=(-2, -1)):
 def fro_layers(us):
     """Euclidean norm over all layers together, (B, 1, 1)."""
     xp = array_module(us[0])
-    amax = xp.max(xp.stack([xp.abs(u).max(axis=(-2, -1)) for u in us]), axis=0)[:, None, None]
+    amax = xp.max(xp.stack([xp.max(xp.abs(u), axis=(-2, -1)) for u in us]), axis=0)[:, None, None]
     s = xp.where(amax > 0, amax, 1)
     return s * xp.sqrt(sum(((u / s) ** 2).sum(axis=(-2, -1), keepdims=True) for u in us))
 
@@ -209,8 +209,8 @@ def nuclear(u):
     max-abs-scaled matrix."""
     xp = array_module(u)
     u, bad = finite_runs(u)
-    amax = xp.abs(u).max(axis=(-2, -1), keepdims=True)
-    sv = xp.linalg.svd(max_abs_normalize(u), compute_uv=False)
+    amax = xp.max(xp.abs(u), axis=(-2, -1), keepdims=True)
+    sv = xp.linalg.svdvals(max_abs_normalize(u))
     out = amax * sv.sum(axis=-1)[:, None, None]
     return out if bad is None else xp.where(bad[:, None, None], xp.nan, out)
 

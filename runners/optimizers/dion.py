@@ -8,7 +8,7 @@ import zlib
 
 import numpy as np
 
-from problems.backend import array_module, host_rng
+from problems.backend import array_module, device_of, dtype_name, host_rng
 from problems.params import Param
 
 from ..registry import register
@@ -30,7 +30,7 @@ def _unit_columns(r, q_prev):
     B would be blown up to a unit direction that B does not contain."""
     xp = array_module(r)
     nrm = base.fro(r, axis=-2)
-    keep = nrm > max(r.shape[-2:]) * xp.finfo(r.dtype).eps * nrm.max(axis=-1, keepdims=True)
+    keep = nrm > max(r.shape[-2:]) * xp.finfo(r.dtype).eps * xp.max(nrm, axis=-1, keepdims=True)
     q = xp.where(keep, r / xp.where(keep, nrm, 1), 0)
     return q, xp.where(keep, q, q_prev)
 
@@ -41,12 +41,12 @@ def power_iteration(b, q, iters: int):
     unit-column R of the last step, the warm start for the next call). On the max-abs-scaled B,
     so a tiny or huge B neither underflows nor overflows; R is returned at B's scale."""
     xp = array_module(b)
-    amax = xp.abs(b).max(axis=(-2, -1), keepdims=True)
+    amax = xp.max(xp.abs(b), axis=(-2, -1), keepdims=True)
     s = xp.where(amax > 0, amax, 1)
     bn = b / s
     for _ in range(iters):
         p = xp.linalg.qr(xp.matmul(bn, q))[0]
-        r = xp.matmul(bn.transpose(0, 2, 1), p)
+        r = xp.matmul(bn.swapaxes(-1, -2), p)
         q_unit, q = _unit_columns(r, q)
     return p, s * r, q_unit, q
 
@@ -105,8 +105,8 @@ class Dion:
         for x in params:
             B, m, n = x.shape
             r = rank(hp["rank_fraction"], m, n)
-            q0 = host_rng(_Q0_KEY, n, r).standard_normal((n, r)).astype(np.dtype(x.dtype))
-            qs.append(xp.repeat(xp.asarray(q0)[None], B, axis=0))
+            q0 = host_rng(_Q0_KEY, n, r).standard_normal((n, r)).astype(dtype_name(x.dtype))
+            qs.append(xp.repeat(xp.asarray(q0, device=device_of(x))[None], B, axis=0))
         return {"m": tuple(xp.zeros_like(x) for x in params), "q": tuple(qs)}
 
     @staticmethod
@@ -118,8 +118,8 @@ class Dion:
         for x, g, m_prev, q_prev in zip(params, grads, state["m"], state["q"]):
             b = m_prev + g
             p, r, q_unit, q = power_iteration(b, q_prev, hp["power_iters"])
-            ms.append(b - (1 - mu) * xp.matmul(p, r.transpose(0, 2, 1)))
+            ms.append(b - (1 - mu) * xp.matmul(p, r.swapaxes(-1, -2)))
             qs.append(q)
-            step = (lr * sfn(*x.shape[-2:])) * xp.matmul(p, q_unit.transpose(0, 2, 1))
+            step = (lr * sfn(*x.shape[-2:])) * xp.matmul(p, q_unit.swapaxes(-1, -2))
             new.append(base.decay(x, lr, hp["weight_decay"]) - step)
         return tuple(new), {"m": tuple(ms), "q": tuple(qs)}

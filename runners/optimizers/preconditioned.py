@@ -31,7 +31,7 @@ def _t(a):
 
 def kron_stats(l, r, g, b, w):
     """L <- b L + w G G^T and R <- b R + w G^T G, per run (b, w: (B, 1, 1)), in float64."""
-    g = g.astype(l.dtype)
+    g = array_module(g).astype(g, l.dtype)
     return b * l + w * (g @ _t(g)), b * r + w * (_t(g) @ g)
 
 
@@ -51,7 +51,7 @@ def eigenbasis(s, dtype):
     to ``dtype``; NaN for runs with non-finite S."""
     xp = array_module(s)
     s, bad = finite_runs(s)
-    q = xp.linalg.eigh(s)[1].astype(dtype)
+    q = xp.astype(xp.linalg.eigh(s)[1], dtype)
     return q if bad is None else xp.where(bad[:, None, None], xp.nan, q)
 
 
@@ -64,7 +64,7 @@ def _sides(params, xp, dtype=None, eye=False):
         for x in params:
             k, dt = x.shape[axis], dtype or xp.float64
             one = xp.eye(k, dtype=dt) if eye else xp.zeros((k, k), dtype=dt)
-            mats.append(xp.broadcast_to(one, (x.shape[0], k, k)).copy())
+            mats.append(xp.asarray(xp.broadcast_to(one, (x.shape[0], k, k)), copy=True))
         out.append(tuple(mats))
     return tuple(out)
 
@@ -128,7 +128,7 @@ class Shampoo:
             pl = tuple(damped_power(li, eps, -0.25) for li in ls)
             pr = tuple(damped_power(ri, eps, -0.25) for ri in rs)
         new = tuple(
-            base.decay(x, lr, hp["weight_decay"]) - lr * (a @ (mi / (1 - p1)).astype(a.dtype) @ c).astype(x.dtype)
+            base.decay(x, lr, hp["weight_decay"]) - lr * xp.astype(a @ xp.astype(mi / (1 - p1), a.dtype) @ c, x.dtype)
             for x, mi, a, c in zip(params, m, pl, pr)
         )
         return new, {"m": m, "l": ls, "r": rs, "pl": pl, "pr": pr, "p1": p1}
