@@ -172,7 +172,8 @@ def run(
         if lanes == 1:
             return _run_batch(problem, optimizer, seeds, **kw)
         parts = np.array_split(np.arange(B), lanes)
-        with limit_blas_threads(1), ThreadPoolExecutor(lanes, thread_name_prefix="muonlab-lane", initializer=single_thread) as pool:
+        pool = ThreadPoolExecutor(lanes, thread_name_prefix="muonlab-lane", initializer=single_thread)
+        with limit_blas_threads(1), pool:
             futures = [
                 pool.submit(
                     _run_batch, _take_problem(problem, idx), _take_optimizer(optimizer, idx, B), seeds[idx], **kw

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import zlib
 
-import numpy as np
 
 from problems.backend import array_module, device_of, dtype_name, host_rng
 from problems.params import Param
