@@ -1,12 +1,12 @@
 """The run loop: T steps of one optimizer on a batch of B problems, metrics at log-spaced steps,
 divergent runs frozen and flagged while the others go on.
 
-Speed (docs/benchmarks.md): on NumPy the batch is split into ``lanes`` sub-batches that run in
-threads, each with single-threaded BLAS and no synchronization until the end (NumPy releases the
-GIL inside matmuls and ufuncs); this uses every core on small matrices, where BLAS itself would
-run single-threaded. Runs are independent and a sub-batch is rebuilt from its runs' seeds and
-parameters, so the split changes no value. Between logged steps the loop checks the parameters
-for non-finite values on the device and, on a GPU, never waits for it.
+Speed (docs/benchmarks.md): on the host (NumPy, torch on the CPU) the batch is split into ``lanes``
+sub-batches that run in threads, each with single-threaded BLAS and no synchronization until the end
+(both libraries release the GIL inside matmuls and elementwise kernels); this uses every core on
+small matrices, where BLAS itself would run single-threaded. Runs are independent and a sub-batch is
+rebuilt from its runs' seeds and parameters, so the split changes no value. Between logged steps the
+loop checks the parameters for non-finite values on the device and, on a GPU, never waits for it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from problems.backend import RunRNG, blas_threads, limit_blas_threads, single_thread
+from problems.backend import RunRNG, all_finite, limit_blas_threads, single_thread
 
 from . import accumulate as _acc
 from . import orth as _orth
@@ -109,11 +109,11 @@ def _metrics(problem, params, xstar, backend):
 
 
 def _finite_runs(params, xp):
-    """(B,) device bool: every entry of every layer of the run is finite (isfinite + all: 15 us
-    at 32 x 64 x 64, faster than a per-run sum, 21 us, and exact)."""
+    """(B,) device bool: every entry of every layer of the run is finite (exact; backend.all_finite:
+    on NumPy isfinite + all, 15 us at 32 x 64 x 64, faster than a per-run sum, 21 us)."""
     ok = None
     for x in params:
-        f = xp.isfinite(x).all(axis=(1, 2))
+        f = all_finite(x, (1, 2))
         ok = f if ok is None else ok & f
     return ok
 
@@ -138,8 +138,9 @@ def run(
     parameters and flagged 'diverged'. ``steps_to_target`` is the first logged step whose gap is
     at most ``target`` x the initial gap (inf if none).
 
-    ``lanes``: sub-batches run in parallel threads on NumPy (None: ``$MUONLAB_LANES`` if set, else
-    one per BLAS thread, at most B; 1: the whole batch in this thread). The result does not
+    ``lanes``: sub-batches run in parallel threads on the host (None: ``$MUONLAB_LANES`` if set,
+    else one per thread of the array library, ``Backend.threads``, at most B; 1: the whole batch in
+    this thread). The result does not
     depend on it.
 
     ``accumulate``: quantities (of :data:`runners.accumulate.ACCUMULABLE`) whose running minimum
@@ -158,7 +159,7 @@ def run(
     B = problem.runs
     seeds = np.broadcast_to(np.asarray(seed, np.int64), (B,))
     if lanes is None:
-        lanes = int(os.environ.get("MUONLAB_LANES", 0)) or (blas_threads() if problem.backend.name == "numpy" else 1)
+        lanes = int(os.environ.get("MUONLAB_LANES", 0)) or problem.backend.threads
     lanes = max(1, min(int(lanes), B))
     kw = dict(
         steps=int(steps),
@@ -229,7 +230,7 @@ def _run_batch(
     sync_every_step: bool | None = None,
     progress=None,
 ) -> RunResult:
-    """The loop on one batch. ``sync_every_step`` (default: on NumPy, where it costs nothing)
+    """The loop on one batch. ``sync_every_step`` (default: on the host, where it costs nothing)
     brings the per-run finiteness flags to the host each step; otherwise they stay on the device
     and frozen runs are restored with ``where`` every step, the host waiting only at logged steps.
 
@@ -237,7 +238,7 @@ def _run_batch(
     the runs still active; where X_{t-1} was logged, its logged metrics are reused."""
     backend, xp, B = problem.backend, problem.xp, problem.runs
     if sync_every_step is None:
-        sync_every_step = backend.name == "numpy"
+        sync_every_step = backend.on_host
     rng = RunRNG(seeds, backend, stream=1)
     params = problem.init(RunRNG(seeds, backend, stream=2))
     hp = optimizer.bind(B, backend)

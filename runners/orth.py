@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from problems.backend import array_module as _xp
-from problems.backend import blas_kernel
+from problems.backend import all_finite, blas_kernel
 from problems.backend import device_of as _device
 from problems.registry import Registry
 
@@ -93,7 +93,7 @@ def finite_runs(u):
     run; callers zero such runs before the SVD and give them NaN after it (the loop then flags
     the run as diverged)."""
     xp = _xp(u)
-    bad = ~xp.isfinite(u).all(axis=(-2, -1))
+    bad = ~all_finite(u, (-2, -1))
     if not bool(bad.any()):
         return u, None
     return xp.where(bad[:, None, None], 0, u), bad
@@ -469,7 +469,7 @@ def singular_values(g):
     if g.shape[-2] > g.shape[-1]:
         g = g.swapaxes(-1, -2)
     gram = xp.matmul(g, g.swapaxes(-1, -2))
-    ok = xp.isfinite(gram).all(axis=(1, 2))[:, None]
+    ok = all_finite(gram, (1, 2))[:, None]
     ev = xp.linalg.eigvalsh(xp.where(ok[:, :, None], gram, 0))
     return xp.where(ok, xp.sqrt(xp.clip(xp.flip(ev, axis=-1), 0, None)), xp.nan)
 
