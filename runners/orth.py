@@ -135,7 +135,8 @@ _DETECTED: dict = {}
 
 
 # torch takes the transposed view itself (its batched GEMM reads it with a transpose flag, no copy):
-# on the Intel AVX-512 kind, 8 x 256^2 W ran +x% faster than with the scaled transposed copy.
+# on the Intel AVX-512 kind W ran 177-182 -> 197-202 GFLOP/s (large) and 112-113 -> 120-125 (small)
+# against the scaled transposed copy (one lane, 2 runs each; docs/benchmarks.md).
 VIEW_GEMM_NAMESPACES = frozenset({"array_api_compat.torch"})
 
 

@@ -42,25 +42,34 @@ from typing import Callable
 import numpy as np
 
 from problems.backend import array_module as _xp
+from problems.backend import device_of
 from problems.registry import Registry
 
 
 def round_mantissa(x, bits: int):
     """float32 ``x`` rounded to ``bits`` explicit mantissa bits (nearest, ties to even), keeping
     the float32 exponent range: bits = 10 is TF32, bits = 7 is bfloat16. NaN stays NaN; a value
-    that rounds past the largest finite one becomes inf, as a cast does."""
+    that rounds past the largest finite one becomes inf, as a cast does. The bit pattern is read as
+    int32 (torch has no unsigned shifts): two's complement arithmetic wraps modulo 2^32, so every
+    bit equals the unsigned computation's, and the arithmetic shift's sign bits are masked off."""
     xp = _xp(x)
-    x = xp.ascontiguousarray(x, dtype=xp.float32)
+    x = _float32(x, xp)
     drop = 23 - int(bits)
-    u = x.view(xp.uint32)
-    t = u >> xp.uint32(drop)  # in place from here: one temporary
-    t &= xp.uint32(1)
-    t += xp.uint32((1 << (drop - 1)) - 1)
+    u = x.view(xp.int32)
+    t = u >> drop  # in place from here: one temporary
+    t &= 1
+    t += (1 << (drop - 1)) - 1
     t += u
-    t &= xp.uint32((0xFFFFFFFF >> drop) << drop)
+    t &= -(1 << drop)  # 0xFFFFFFFF << drop as int32
     r = t.view(xp.float32)
     nan = xp.isnan(x)
     return xp.where(nan, x, r) if xp is not np or nan.any() else r
+
+
+def _float32(x, xp):
+    """A C-contiguous float32 copy of x on NumPy (the layout the bit-exact tests were written on),
+    a float32 array elsewhere."""
+    return np.ascontiguousarray(x, dtype=np.float32) if xp is np else xp.astype(x, xp.float32)
 
 
 def _to_bf16(x):
@@ -108,7 +117,7 @@ def matmul(a, b, fmt: Format, stored: bool = False):
     ``stored``: a and b already hold values of the storage format, which then needs no operand
     rounding when the operands have that format too (bf16, fp16)."""
     xp = _xp(a)
-    if fmt.name == "fp16" and xp is not np:  # a native half GEMM on the device
+    if fmt.name == "fp16" and str(device_of(a)) != "cpu":  # a native half GEMM on the device
         return xp.astype(xp.matmul(xp.astype(a, xp.float16), xp.astype(b, xp.float16)), xp.float32)
     if not (stored and fmt.operand is fmt.storage):
         a, b = fmt.operand(a), fmt.operand(b)
@@ -121,14 +130,18 @@ def newton_schulz(u, coeffs, norm_scale: float, fmt: Format):
     xp = _xp(u)
     st = fmt.storage
     tall = u.shape[-2] > u.shape[-1]
-    x = st(xp.ascontiguousarray(u.swapaxes(-1, -2) if tall else u, dtype=xp.float32))
-    nrm = st(st(xp.sqrt((x * x).sum(axis=(-2, -1), keepdims=True))) * xp.float32(norm_scale))  # a stored scalar
+    x = st(_float32(u.swapaxes(-1, -2) if tall else u, xp))
+
+    def f32(v):  # a float32 scalar (0-d array): the products below round as float32 on every backend
+        return xp.asarray(v, dtype=xp.float32)
+
+    nrm = st(st(xp.sqrt((x * x).sum(axis=(-2, -1), keepdims=True))) * f32(norm_scale))  # a stored scalar
     x = st(x / xp.where(nrm > 0, nrm, 1))
     for a, b, c in coeffs:
         g = matmul(x, x.swapaxes(-1, -2), fmt, True)  # A = X X^T
         if c != 0:
-            g = st(st(xp.float32(b) * g) + matmul(st(xp.float32(c) * g), g, fmt, True))  # B = b A + (c A) A
+            g = st(st(f32(b) * g) + matmul(st(f32(c) * g), g, fmt, True))  # B = b A + (c A) A
         else:
-            g = st(xp.float32(b) * g)
-        x = st(st(xp.float32(a) * x) + matmul(g, x, fmt, True))  # X = a X + B X
+            g = st(f32(b) * g)
+        x = st(st(f32(a) * x) + matmul(g, x, fmt, True))  # X = a X + B X
     return x.swapaxes(-1, -2) if tall else x
