@@ -30,7 +30,7 @@ from runners import loop, orth
 
 from . import peers as _peers
 from . import perf_env
-from problems.backend import BackendError, blas_threads, get_backend, limit_blas_threads
+from problems.backend import BackendError, get_backend, limit_blas_threads, single_thread
 
 CASES = {  # name: (m, n, N, B)
     "small": (64, 64, 256, 64),
@@ -66,13 +66,13 @@ def _median_time(fn, repeats: int, sync) -> float:
 # --- the matmul peak -------------------------------------------------------------------------
 
 
-def _lanes_matmul(a, b, c, lanes, reps, pool):
+def _lanes_matmul(xp, a, b, c, lanes, reps, pool):
     """``reps`` products on ``lanes`` sub-batches in threads, one BLAS thread each, joined once
     at the end (as the run loop's lanes)."""
 
     def one(sl):
         for _ in range(reps):
-            np.matmul(a[sl], b[sl], out=c[sl])
+            xp.matmul(a[sl], b[sl], out=c[sl])
 
     bounds = np.linspace(0, a.shape[0], lanes + 1).astype(int)
     list(pool.map(one, [slice(i, j) for i, j in zip(bounds[:-1], bounds[1:])]))
@@ -84,21 +84,21 @@ def matmul_peak(backend="numpy", repeats: int = 5, seconds: float = 0.1) -> dict
     the best of them."""
     bk = get_backend(backend, "float32")
     xp = bk.xp
-    square = (256, 512, 1024) if bk.name == "numpy" else (1024, 2048, 4096, 8192)
+    square = (256, 512, 1024) if bk.on_host else (1024, 2048, 4096, 8192)
     shapes = [(1, n) for n in square] + [(64, 64), (8, 256)]
     rows = []
-    lanes = blas_threads() if bk.name == "numpy" else 1
+    lanes = bk.threads
     for B, n in shapes:
         a = bk.asarray(np.random.default_rng(0).standard_normal((B, n, n)))
-        b, c = a.copy(), xp.empty_like(a)
+        b, c = xp.asarray(a, copy=True), xp.empty_like(a)
         flops = 2.0 * B * n**3
-        reps = max(1, int(seconds * (50e9 if bk.name == "numpy" else 2e13) / flops))
+        reps = max(1, int(seconds * (50e9 if bk.on_host else 2e13) / flops))
         shape = f"{B} x {n}x{n}" if B > 1 else f"{n}x{n}"
         t = _median_time(lambda: [xp.matmul(a, b, out=c) for _ in range(reps)], repeats, bk.sync)
         rows.append({"shape": shape, "how": "one call (BLAS threads)", "gflops": flops * reps / t / 1e9})
         if B > 1 and lanes > 1:
-            with limit_blas_threads(1), ThreadPoolExecutor(lanes) as pool:
-                t = _median_time(lambda: _lanes_matmul(a, b, c, lanes, reps, pool), repeats, bk.sync)
+            with limit_blas_threads(1), ThreadPoolExecutor(lanes, initializer=single_thread) as pool:
+                t = _median_time(lambda: _lanes_matmul(xp, a, b, c, lanes, reps, pool), repeats, bk.sync)
             rows.append({"shape": shape, "how": f"{lanes} lanes x 1 BLAS thread", "gflops": flops * reps / t / 1e9})
     return {"rows": rows, "peak": max(r["gflops"] for r in rows)}
 
@@ -253,11 +253,16 @@ def code_levers(repeats: int = 5) -> list[dict]:
 
 PEER_CASES = ("small", "large")
 # the lab's rows of the side by side, name: (backend, log_points): W as defined (metrics at 5
-# log-spaced steps) on NumPy and on the torch backend (where installed), and W on NumPy with
+# log-spaced steps) on NumPy and on the torch backend (where installed), and W on each with
 # metrics at steps 0, 1 and T only (runners.log_steps(T, 0)), closer to the peers, which compute
 # none; the difference is the cost of the logged metrics. The ratio column takes the faster of
 # the W rows (LAB_W).
-LAB_ROWS = {"lab": ("numpy", LOG_POINTS), "lab_torch": ("torch", LOG_POINTS), "lab_bare": ("numpy", 0)}
+LAB_ROWS = {
+    "lab": ("numpy", LOG_POINTS),
+    "lab_torch": ("torch", LOG_POINTS),
+    "lab_bare": ("numpy", 0),
+    "lab_torch_bare": ("torch", 0),
+}
 LAB_W = ("lab", "lab_torch")
 
 
@@ -337,6 +342,8 @@ def machine(backend="numpy") -> dict:
         props = cupy.cuda.runtime.getDeviceProperties(0)
         out["gpu"] = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
         out["cupy"] = cupy.__version__
+    if backend != "numpy":
+        out["backend_info"] = get_backend(backend).info
     return out
 
 
@@ -401,9 +408,11 @@ def markdown(res: dict) -> str:
     mc = res["machine"]
     blas = "; ".join(f"{b['internal_api']} {b['version']} {b['architecture']} x{b['num_threads']}" for b in mc["blas"])
     core = mc["perf_env"].get("openblas_coretype", {})
+    bi = mc.get("backend_info", {})
     lines = [
         f"Machine: {mc['cpu']}, {mc['cores']} cores"
         + (f", GPU {mc['gpu']} (CuPy {mc['cupy']})" if "gpu" in mc else "")
+        + (f"; torch {bi['torch']} on {bi['device']}" if "torch" in bi else "")
         + f"; Python {mc['python']}, NumPy {mc['numpy']}; BLAS {blas}; OPENBLAS_CORETYPE={core.get('value')} "
         f"({core.get('source')}); backend {res['backend']}; medians of {res['repeats']} repeats.",
         "",
@@ -462,6 +471,7 @@ def _peer_lines(pr: dict, peak: float) -> list[str]:
         "lab": "lab `runners.run`",
         "lab_torch": "lab, backend torch",
         "lab_bare": "lab, metrics at steps 0, 1, T only",
+        "lab_torch_bare": "lab, backend torch, metrics at steps 0, 1, T only",
         "torch": "hand-batched torch.bmm",
         "jax": "JAX + optax muon",
     }

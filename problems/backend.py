@@ -39,6 +39,10 @@ class Backend:
     dtype: Any
     module: Any = None  # the library itself (numpy, cupy, torch); xp is its Array API namespace
     device: str = "cpu"  # where the arrays live: "cpu", or "cuda" (cupy; torch with a visible GPU)
+    # the run loop splits a batch into lanes only where each lane's largest layer holds at least
+    # this many entries (B / lanes x m x n): torch dispatches every op under the GIL and spreads
+    # each op over its own threads, so small per-lane ops run faster in one lane (docs/benchmarks.md)
+    lane_min_elements: int = 0
 
     def asarray(self, a, dtype=None):
         """Move a host (NumPy) array or scalar onto this backend, cast to the float dtype (on the
@@ -145,6 +149,12 @@ def _import_torch():
 
 _CACHE: dict[tuple[str, str], Backend] = {}
 
+# Measured on the Intel AVX-512 kind, torch 2.13 (W, Muon, GFLOP/s, 1 lane vs 2 lanes): tall / wide
+# (4 x 256 x 64 entries per lane) 134-154 vs 91-97; small (32 x 64 x 64 = 131k) 134-138 vs 135-136;
+# large (4 x 256 x 256 = 262k) 197-202 vs 223-225; the demo's Muon job (220 x 32 x 64 = 450k)
+# 6.4 s vs 5.4 s.
+TORCH_LANE_MIN = 1 << 17
+
 
 def get_backend(name: "str | Backend" = "numpy", dtype: str = "float32") -> Backend:
     """Return the backend called ``name`` ('numpy' or 'cupy') with float ``dtype``."""
@@ -164,7 +174,9 @@ def get_backend(name: "str | Backend" = "numpy", dtype: str = "float32") -> Back
         else:
             torch, xp = _import_torch()
             device = "cuda" if torch.cuda.is_available() else "cpu"
-            _CACHE[key] = Backend(name=name, xp=xp, dtype=getattr(xp, dtype), module=torch, device=device)
+            _CACHE[key] = Backend(
+                name, xp, getattr(xp, dtype), module=torch, device=device, lane_min_elements=TORCH_LANE_MIN
+            )
     return _CACHE[key]
 
 

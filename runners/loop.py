@@ -139,7 +139,8 @@ def run(
     at most ``target`` x the initial gap (inf if none).
 
     ``lanes``: sub-batches run in parallel threads on the host (None: ``$MUONLAB_LANES`` if set,
-    else one per thread of the array library, ``Backend.threads``, at most B; 1: the whole batch in
+    else one per thread of the array library, ``Backend.threads``, at most B, and 1 where a lane's
+    largest layer would hold fewer than ``Backend.lane_min_elements`` entries; 1: the whole batch in
     this thread). The result does not
     depend on it.
 
@@ -160,6 +161,9 @@ def run(
     seeds = np.broadcast_to(np.asarray(seed, np.int64), (B,))
     if lanes is None:
         lanes = int(os.environ.get("MUONLAB_LANES", 0)) or problem.backend.threads
+        size = max(m * n for m, n in problem.layer_shapes)
+        if lanes > 1 and B // lanes * size < problem.backend.lane_min_elements:
+            lanes = 1
     lanes = max(1, min(int(lanes), B))
     kw = dict(
         steps=int(steps),
