@@ -103,6 +103,7 @@ class Backend:
                 device=self.device,
                 torch_threads=torch.get_num_threads(),
                 torch_mkl=bool(torch.backends.mkl.is_available()),
+                lane_min_elements=self.lane_min_elements,
                 tf32_matmul=bool(torch.backends.cuda.matmul.allow_tf32) if self.device != "cpu" else None,
             )
         elif self.name == "cupy":

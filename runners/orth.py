@@ -162,6 +162,7 @@ def kernel_levers() -> dict:
         "gram_product": "syrk" if syrk else "gemm on a scaled transposed copy",
         "gram_source": "forced (runners.orth.GRAM_SYRK)" if GRAM_SYRK is not None else "detected BLAS kernel",
         "gram_fuse_ratio": GRAM_FUSE_RATIO,
+        "gram_on_transposed_view": sorted(VIEW_GEMM_NAMESPACES),
     }
 
 
