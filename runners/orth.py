@@ -168,7 +168,9 @@ def kernel_levers() -> dict:
 
 def _gram(z, s, out, zt, xp, syrk: bool):
     """out = s Z Z^T (``zt``: a (B, q, p) buffer for the gemm path; unused with syrk)."""
-    if syrk:
+    if syrk and xp is not np:  # torch: the scaling inside the GEMM (alpha); with the lerp EMA +1-5% on W
+        xp.baddbmm(out, z, z.swapaxes(-1, -2), beta=0, alpha=s, out=out)
+    elif syrk:
         xp.matmul(z, z.swapaxes(-1, -2), out=out)
         out *= s
     else:
