@@ -86,3 +86,17 @@ def test_orthogonalization_formats_match_numpy_on_every_backend(orth, precision,
         assert np.abs(got - ref).max() <= 1e-4
     else:
         assert np.abs(got - ref).max() <= 4 * FORMATS.get(precision).eps
+
+
+def test_lanes_split_only_batches_whose_lanes_hold_enough_entries(backend, monkeypatch):
+    # Backend.lane_min_elements: a lane's largest layer must hold that many entries to be split off
+    monkeypatch.delenv("MUONLAB_LANES", raising=False)
+    bk = get_backend(backend, "float64")
+    if not bk.on_host or bk.threads < 2:
+        pytest.skip("lanes need a host backend with >= 2 threads")
+    for runs in (2, 64):
+        P = problems.make("linear_net", runs=runs, seed=np.arange(runs), backend=bk, dtype="float64", **CASES[1])
+        res = runners.run(P, runners.make("gd", lr=1e-2), steps=2, seed=np.arange(runs), log_points=2)
+        size = max(m * n for m, n in P.layer_shapes) * (runs // bk.threads)
+        want = 1 if size < bk.lane_min_elements else min(bk.threads, runs)
+        assert res.extra["lanes"] == want
