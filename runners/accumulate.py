@@ -49,12 +49,12 @@ def columns(names) -> list[str]:
 class Accumulators:
     """Running minimum and sum per run of the quantities ``names`` (device arrays, float64)."""
 
-    def __init__(self, names, runs: int, xp):
+    def __init__(self, names, runs: int, xp, device="cpu"):
         self.names = check(names)
         self.keys = [k for n in self.names for k in _KEYS[n]]
         self.xp = xp
-        self.sum = {k: xp.zeros((runs,), dtype=xp.float64) for k in self.keys}
-        self.min = {k: xp.full((runs,), np.inf, dtype=xp.float64) for k in self.keys}
+        self.sum = {k: xp.zeros((runs,), dtype=xp.float64, device=device) for k in self.keys}
+        self.min = {k: xp.full((runs,), np.inf, dtype=xp.float64, device=device) for k in self.keys}
 
     def add(self, q: dict, mask) -> None:
         """Accumulate one iterate: ``q[name]`` (B,) device values of every accumulated quantity

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from problems.backend import RunRNG, all_finite, limit_blas_threads, single_thread
+from problems.backend import RunRNG, all_finite, device_of, limit_blas_threads, single_thread
 
 from . import accumulate as _acc
 from . import orth as _orth
@@ -253,10 +253,11 @@ def _run_batch(
     rows = []
     active = np.ones(B, bool)
     diverged_step = np.full(B, -1, np.int64)
-    active_dev = None if sync_every_step else xp.ones((B,), dtype=bool)
-    step_dev = None if sync_every_step else xp.full((B,), -1, dtype=xp.int64)
+    dev = device_of(params[0])  # creation functions get the device of the run's arrays
+    active_dev = None if sync_every_step else xp.ones((B,), dtype=xp.bool, device=dev)
+    step_dev = None if sync_every_step else xp.full((B,), -1, dtype=xp.int64, device=dev)
     calls = 0
-    acc = _acc.Accumulators(accumulate, B, xp) if accumulate else None
+    acc = _acc.Accumulators(accumulate, B, xp, dev) if accumulate else None
     f64 = xp.float64
     told, t_told = 0, time.perf_counter()  # steps reported to ``progress``, and when
 
@@ -272,7 +273,7 @@ def _run_batch(
                     if known is not None
                     else _measure(problem, params, xstar, xp, acc.names)
                 )
-                acc.add(q, xp.asarray(active) if sync_every_step else active_dev)
+                acc.add(q, xp.asarray(active, device=dev) if sync_every_step else active_dev)
             known = None
             oracle = Oracle(problem, problem.sample(rng))
             is_logged = t in logged_set
@@ -307,13 +308,13 @@ def _run_batch(
                 active &= ~newly
                 diverged_step[newly] = t
             if not active.all():
-                keep = xp.asarray(active)[:, None, None]
+                keep = xp.asarray(active, device=dev)[:, None, None]
                 new = tuple(xp.where(keep, x1, x0) for x1, x0 in zip(new, params))
                 if is_logged:
                     m = _metrics(problem, new, xstar, backend)
             if not sync_every_step:
-                active_dev = xp.asarray(active)
-                step_dev = xp.asarray(diverged_step)
+                active_dev = xp.asarray(active, device=dev)
+                step_dev = xp.asarray(diverged_step, device=dev)
             params = new
             if is_logged:
                 m[ORTH_ERR] = np.where(active, backend.to_host(_orth.probe_error(probed, B, xp)), np.nan)

@@ -200,7 +200,7 @@ def newton_schulz(u, coeffs, norm_scale: float = 1.0):
     flat = u.reshape(B, 1, m * n)
     nrm = xp.sqrt(xp.matmul(flat, flat.swapaxes(-1, -2))) * norm_scale  # (B, 1, 1)
     r = (nrm > 0) / xp.where(nrm > 0, nrm, 1)
-    x = xp.empty((B, p, q), dtype=u.dtype)
+    x = xp.empty((B, p, q), dtype=u.dtype, device=_device(u))
     xp.multiply(u.swapaxes(-1, -2) if tall else u, xp.astype(r, u.dtype, copy=False), out=x)
     if coeffs and GRAM_FUSE_RATIO is not None and q >= GRAM_FUSE_RATIO * p:
         x = _ns_gram_fused(x, coeffs, xp)
@@ -231,8 +231,8 @@ def _ns_direct(z, coeffs, xp):
     """The iteration on X = d Z (p <= q), updating Z in place of a ping-pong buffer pair."""
     B, p, q = z.shape
     syrk = gram_syrk(xp)
-    zt = None if syrk else xp.empty((B, q, p), dtype=z.dtype)
-    g = xp.empty((B, p, p), dtype=z.dtype)
+    zt = None if syrk else xp.empty((B, q, p), dtype=z.dtype, device=_device(z))
+    g = xp.empty((B, p, p), dtype=z.dtype, device=_device(z))
     h = xp.empty_like(g)
     g_diag, h_diag = _diag(g), _diag(h)
     z2 = xp.empty_like(z)
@@ -263,7 +263,7 @@ def _ns_gram_fused(x, coeffs, xp):
     chain of 5 steps it was ~30x larger on ill-conditioned inputs)."""
     B, p, q = x.shape
     syrk = gram_syrk(xp)
-    xt = None if syrk else xp.empty((B, q, p), dtype=x.dtype)
+    xt = None if syrk else xp.empty((B, q, p), dtype=x.dtype, device=_device(x))
     start = 0
     while start < len(coeffs):
         group = coeffs[start : start + (2 if start == 0 else 3)]
@@ -475,7 +475,7 @@ def singular_values(g):
     gram = xp.matmul(g, g.swapaxes(-1, -2))
     ok = all_finite(gram, (1, 2))[:, None]
     ev = xp.linalg.eigvalsh(xp.where(ok[:, :, None], gram, 0))
-    return xp.where(ok, xp.sqrt(xp.clip(xp.flip(ev, axis=-1), 0, None)), xp.nan)
+    return xp.where(ok, xp.sqrt(xp.maximum(xp.flip(ev, axis=-1), 0.0)), xp.nan)
 
 
 # orth_error takes the Gram route (singular_values) where its error on tiny singular values,

@@ -75,7 +75,7 @@ def lr_factor(t: int, hp: dict, xp):
         f = float(t) ** -hp["lr_p"]
     else:
         w, big_t = hp["warmup"], hp["horizon"]
-        s = xp.clip((t - w) / xp.maximum(big_t - w, 1.0), 0.0, 1.0)
+        s = xp.minimum(xp.maximum((t - w) / xp.maximum(big_t - w, 1.0), 0.0), 1.0)  # clip: CuPy's wrapper syncs
         fin = hp["lr_final"]
         if kind == "cosine":
             f = fin + (1.0 - fin) * 0.5 * (1.0 + xp.cos(math.pi * s))

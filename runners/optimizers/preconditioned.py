@@ -18,7 +18,7 @@ instead of crashing LAPACK for the whole batch.
 
 from __future__ import annotations
 
-from problems.backend import array_module
+from problems.backend import array_module, device_of
 
 from ..orth import finite_runs
 from ..registry import register
@@ -41,7 +41,7 @@ def damped_power(s, eps, p: float):
     clip only undoes rounding). Runs with non-finite S give NaN."""
     xp = array_module(s)
     s, bad = finite_runs(s)
-    w, q = xp.linalg.eigh(s + eps * xp.eye(s.shape[-1], dtype=s.dtype))
+    w, q = xp.linalg.eigh(s + eps * xp.eye(s.shape[-1], dtype=s.dtype, device=device_of(s)))
     out = (q * xp.maximum(w[:, None, :], eps) ** p) @ _t(q)
     return out if bad is None else xp.where(bad[:, None, None], xp.nan, out)
 
@@ -63,7 +63,7 @@ def _sides(params, xp, dtype=None, eye=False):
         mats = []
         for x in params:
             k, dt = x.shape[axis], dtype or xp.float64
-            one = xp.eye(k, dtype=dt) if eye else xp.zeros((k, k), dtype=dt)
+            one = xp.eye(k, dtype=dt, device=device_of(x)) if eye else xp.zeros((k, k), dtype=dt, device=device_of(x))
             mats.append(xp.asarray(xp.broadcast_to(one, (x.shape[0], k, k)), copy=True))
         out.append(tuple(mats))
     return tuple(out)
