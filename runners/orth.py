@@ -123,59 +123,66 @@ def polar_svd(u, steps=None):
 GRAM_FUSE_RATIO: float | None = 3.0
 
 
-# The Gram product Z Z^T on the host: BLAS syrk (NumPy's ``z @ z.T``) or gemm on a scaled transposed
-# copy, chosen by the BLAS kernel detected at run time (problems.backend.blas_kernel), where each
-# was measured faster (docs/benchmarks.md): syrk on OpenBLAS's Haswell (AVX2) kernels, 1.5-2.4x
-# faster than copy + gemm on an AVX2-only AMD Zen 3; gemm on the SkylakeX (AVX-512) kernels, where
-# syrk was ~2.6x slower. An unmeasured kernel keeps the gemm path. GRAM_SYRK forces it (True /
-# False; None = detect).
+# The Gram product s Z Z^T, one of GRAM_PRODUCTS, chosen per array namespace by gram_product():
+# - "syrk": the product with the transposed view (BLAS syrk under NumPy's ``z @ z.T``), then the
+#   p x p scaling;
+# - "copy": gemm on a scaled transposed copy;
+# - "gemm_alpha": torch's batched GEMM reads the transposed view with a transpose flag and scales
+#   inside the GEMM (``baddbmm(..., alpha=s)``).
+# On the host (NumPy) by the BLAS kernel detected at run time (problems.backend.blas_kernel), where
+# each was measured faster (docs/benchmarks.md): syrk on OpenBLAS's Haswell (AVX2) kernels, 1.5-2.4x
+# faster than copy + gemm on an AVX2-only AMD Zen 3; copy on the SkylakeX (AVX-512) kernels, where
+# syrk was ~2.6x slower; an unmeasured kernel keeps the copy. GRAM_SYRK forces the host's choice
+# (True / False; None = detect). On torch "gemm_alpha": on the Intel AVX-512 kind W ran 177-182 ->
+# 197-202 GFLOP/s (large) and 112-113 -> 120-125 (small) against the copy with the view alone (one
+# lane, 2 runs each), and the alpha a further +1-5% (with the lerp EMA). Other namespaces: "copy".
 SYRK_KERNELS = frozenset({"Haswell"})
 GRAM_SYRK: bool | None = None
+NAMESPACE_GRAM = {"array_api_compat.torch": "gemm_alpha"}
 _DETECTED: dict = {}
 
 
-# torch takes the transposed view itself (its batched GEMM reads it with a transpose flag, no copy):
-# on the Intel AVX-512 kind W ran 177-182 -> 197-202 GFLOP/s (large) and 112-113 -> 120-125 (small)
-# against the scaled transposed copy (one lane, 2 runs each; docs/benchmarks.md).
-VIEW_GEMM_NAMESPACES = frozenset({"array_api_compat.torch"})
+def _gram_syrk(z, s, out, zt, xp):
+    xp.matmul(z, z.swapaxes(-1, -2), out=out)
+    if s != 1.0:
+        out *= s
 
 
-def gram_syrk(xp=np) -> bool:
-    """Whether the Gram products of the kernels below multiply by the transposed view (syrk on
-    the host BLAS, the GEMM's transpose flag on torch) on array module ``xp`` now, rather than
-    gemm on a scaled transposed copy."""
+def _gram_copy(z, s, out, zt, xp):
+    _scaled_transpose(z, s, zt, xp)
+    xp.matmul(z, zt, out=out)
+
+
+def _gram_alpha(z, s, out, zt, xp):
+    xp.baddbmm(out, z, z.swapaxes(-1, -2), beta=0, alpha=s, out=out)
+
+
+# name -> fn(z, s, out, zt, xp): out = s Z Z^T (``zt``: a (B, q, p) buffer, used by "copy" only)
+GRAM_PRODUCTS = {"syrk": _gram_syrk, "copy": _gram_copy, "gemm_alpha": _gram_alpha}
+GRAM_LABELS = {"syrk": "syrk", "copy": "gemm on a scaled transposed copy", "gemm_alpha": "gemm with alpha on the view"}
+
+
+def gram_product(xp=np) -> str:
+    """The name (in GRAM_PRODUCTS) of the Gram product the kernels below use on namespace ``xp``."""
     if xp is not np:
-        return getattr(xp, "__name__", "") in VIEW_GEMM_NAMESPACES
+        return NAMESPACE_GRAM.get(getattr(xp, "__name__", ""), "copy")
     if GRAM_SYRK is not None:
-        return bool(GRAM_SYRK)
+        return "syrk" if GRAM_SYRK else "copy"
     if "syrk" not in _DETECTED:
         _DETECTED["kernel"] = blas_kernel()
         _DETECTED["syrk"] = _DETECTED["kernel"] in SYRK_KERNELS
-    return _DETECTED["syrk"]
+    return "syrk" if _DETECTED["syrk"] else "copy"
 
 
 def kernel_levers() -> dict:
     """The kernel levers in effect on the host (recorded in every manifest via lab.perf_env)."""
-    syrk = gram_syrk(np)
     return {
         "blas_kernel": _DETECTED.get("kernel") or blas_kernel(),
-        "gram_product": "syrk" if syrk else "gemm on a scaled transposed copy",
+        "gram_product": GRAM_LABELS[gram_product(np)],
         "gram_source": "forced (runners.orth.GRAM_SYRK)" if GRAM_SYRK is not None else "detected BLAS kernel",
         "gram_fuse_ratio": GRAM_FUSE_RATIO,
-        "gram_on_transposed_view": sorted(VIEW_GEMM_NAMESPACES),
+        "gram_product_by_namespace": {k: GRAM_LABELS[v] for k, v in NAMESPACE_GRAM.items()},
     }
-
-
-def _gram(z, s, out, zt, xp, syrk: bool):
-    """out = s Z Z^T (``zt``: a (B, q, p) buffer for the gemm path; unused with syrk)."""
-    if syrk and xp is not np:  # torch: the scaling inside the GEMM (alpha); with the lerp EMA +1-5% on W
-        xp.baddbmm(out, z, z.swapaxes(-1, -2), beta=0, alpha=s, out=out)
-    elif syrk:
-        xp.matmul(z, z.swapaxes(-1, -2), out=out)
-        out *= s
-    else:
-        _scaled_transpose(z, s, zt, xp)
-        xp.matmul(z, zt, out=out)
 
 
 def newton_schulz(u, coeffs, norm_scale: float = 1.0):
@@ -188,7 +195,7 @@ def newton_schulz(u, coeffs, norm_scale: float = 1.0):
     it against the plain iteration): per step three matmuls into preallocated buffers and one
     elementwise pass. With X = d Z (the scalar d carried on the host), G = Z (c d^2 Z^T) = c A is
     one product: syrk then a p x p scaling, or gemm on a scaled transposed copy, whichever was
-    measured faster on the detected BLAS kernel (:func:`gram_syrk`), and completing
+    measured faster on the detected BLAS kernel (:func:`gram_product`), and completing
     the square, H = G + b/2 I, gives c (a I + b A + c A^2) = H^2 + (a c - b^2 / 4) I, so
     Z <- (H^2 + k I) Z and d <- d / c need no other elementwise work. Wide-enough rectangular
     inputs take the fused Gram path (:data:`GRAM_FUSE_RATIO`)."""
@@ -230,8 +237,9 @@ def _scaled_transpose(z, s, out, xp):
 def _ns_direct(z, coeffs, xp):
     """The iteration on X = d Z (p <= q), updating Z in place of a ping-pong buffer pair."""
     B, p, q = z.shape
-    syrk = gram_syrk(xp)
-    zt = None if syrk else xp.empty((B, q, p), dtype=z.dtype, device=_device(z))
+    kind = gram_product(xp)
+    gram = GRAM_PRODUCTS[kind]
+    zt = xp.empty((B, q, p), dtype=z.dtype, device=_device(z)) if kind == "copy" else None
     g = xp.empty((B, p, p), dtype=z.dtype, device=_device(z))
     h = xp.empty_like(g)
     g_diag, h_diag = _diag(g), _diag(h)
@@ -239,11 +247,11 @@ def _ns_direct(z, coeffs, xp):
     d = 1.0
     for a, b, c in coeffs:
         if c == 0:  # cubic step: Z <- (a I + b A) Z
-            _gram(z, b * d * d, g, zt, xp, syrk)
+            gram(z, b * d * d, g, zt, xp)
             g_diag += a
             xp.matmul(g, z, out=z2)
         else:
-            _gram(z, c * d * d, g, zt, xp, syrk)  # c A
+            gram(z, c * d * d, g, zt, xp)  # c A
             g_diag += b / 2
             xp.matmul(g, g, out=h)
             h_diag += a * c - b * b / 4  # c (a I + b A + c A^2)
@@ -262,17 +270,15 @@ def _ns_gram_fused(x, coeffs, xp):
     step 2 and then every 3 steps (float32 error then as small as the direct iteration's; with one
     chain of 5 steps it was ~30x larger on ill-conditioned inputs)."""
     B, p, q = x.shape
-    syrk = gram_syrk(xp)
-    xt = None if syrk else xp.empty((B, q, p), dtype=x.dtype, device=_device(x))
+    kind = gram_product(xp)
+    gram = GRAM_PRODUCTS[kind]
+    xt = xp.empty((B, q, p), dtype=x.dtype, device=_device(x)) if kind == "copy" else None
     start = 0
     while start < len(coeffs):
         group = coeffs[start : start + (2 if start == 0 else 3)]
         start += len(group)
-        if syrk:
-            a_k = xp.matmul(x, x.swapaxes(-1, -2))
-        else:
-            xt[...] = x.swapaxes(-1, -2)
-            a_k = xp.matmul(x, xt)
+        a_k = xp.empty((B, p, p), dtype=x.dtype, device=_device(x))
+        gram(x, 1.0, a_k, xt, xp)
         qk = None
         for i, (a, b, c) in enumerate(group):
             phi = xp.matmul(a_k, a_k)
