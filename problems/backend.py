@@ -38,7 +38,9 @@ class Backend:
     xp: Any
     dtype: Any
     module: Any = None  # the library itself (numpy, cupy, torch); xp is its Array API namespace
-    device: str = "cpu"  # where the arrays live: "cpu", or "cuda" (cupy; torch with a visible GPU)
+    # where the arrays live, in the form the namespace's ``device=`` arguments take: "cpu" (NumPy),
+    # a torch.device, a cupy.cuda.Device; str(device) == "cpu" on the host
+    device: Any = "cpu"
     # the run loop splits a batch into lanes only where each lane's largest layer holds at least
     # this many entries (B / lanes x m x n): torch dispatches every op under the GIL and spreads
     # each op over its own threads, so small per-lane ops run faster in one lane (docs/benchmarks.md)
@@ -47,12 +49,13 @@ class Backend:
     def asarray(self, a, dtype=None):
         """Move a host (NumPy) array or scalar onto this backend, cast to the float dtype (on the
         host a NumPy array of that dtype is shared, not copied)."""
-        dtype = self.dtype if dtype is None else dtype
-        if self.name == "torch":
-            if isinstance(a, np.ndarray) and not a.flags.writeable:
-                a = np.array(a)  # torch shares host memory and cannot mark a tensor read-only
-            return self.xp.asarray(a, dtype=dtype, device=self.device)
-        return self.xp.asarray(a, dtype=dtype)
+        if self.name == "torch" and isinstance(a, np.ndarray) and not a.flags.writeable:
+            a = np.array(a)  # torch shares host memory and cannot mark a tensor read-only
+        return self.xp.asarray(a, dtype=self.dtype if dtype is None else dtype, device=self.device)
+
+    def zeros(self, shape, dtype=None):
+        """Zeros on this backend's device, in the float dtype (or ``dtype``)."""
+        return self.xp.zeros(shape, dtype=self.dtype if dtype is None else dtype, device=self.device)
 
     def to_host(self, a) -> np.ndarray:
         """Bring an array back to NumPy (a no-op on the numpy backend)."""
@@ -66,14 +69,14 @@ class Backend:
         """Wait until queued device work is done (timing; a no-op on the host)."""
         if self.name == "cupy":
             self.module.cuda.get_current_stream().synchronize()
-        elif self.name == "torch" and self.device != "cpu":
+        elif self.name == "torch" and not self.on_host:
             self.module.cuda.synchronize()
 
     @property
     def on_host(self) -> bool:
         """Whether the arrays live in host memory (numpy, torch on the CPU): reading a flag costs
         no device wait there."""
-        return self.device == "cpu"
+        return str(self.device) == "cpu"
 
     @property
     def threads(self) -> int:
@@ -100,17 +103,17 @@ class Backend:
             torch = self.module
             out.update(
                 torch=torch.__version__,
-                device=self.device,
+                device=str(self.device),
                 torch_threads=torch.get_num_threads(),
                 torch_mkl=bool(torch.backends.mkl.is_available()),
                 lane_min_elements=self.lane_min_elements,
-                tf32_matmul=bool(torch.backends.cuda.matmul.allow_tf32) if self.device != "cpu" else None,
+                tf32_matmul=None if self.on_host else bool(torch.backends.cuda.matmul.allow_tf32),
             )
         elif self.name == "cupy":
             import os  # noqa: PLC0415
 
             tf32 = os.environ.get("CUPY_TF32", "0") == "1"
-            out.update(cupy=self.module.__version__, device=self.device, tf32_matmul=tf32)
+            out.update(cupy=self.module.__version__, device=str(self.device), tf32_matmul=tf32)
         return out
 
 
@@ -171,10 +174,11 @@ def get_backend(name: "str | Backend" = "numpy", dtype: str = "float32") -> Back
             _CACHE[key] = Backend(name=name, xp=np, dtype=getattr(np, dtype), module=np)
         elif name == "cupy":
             cupy, xp = _import_cupy()
-            _CACHE[key] = Backend(name=name, xp=xp, dtype=getattr(xp, dtype), module=cupy, device="cuda")
+            device = cupy.cuda.Device()  # the current device
+            _CACHE[key] = Backend(name=name, xp=xp, dtype=getattr(xp, dtype), module=cupy, device=device)
         else:
             torch, xp = _import_torch()
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+            device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
             _CACHE[key] = Backend(
                 name, xp, getattr(xp, dtype), module=torch, device=device, lane_min_elements=TORCH_LANE_MIN
             )
@@ -343,6 +347,12 @@ def all_finite(x, axis):
     if xp is np:
         return np.isfinite(x).all(axis=axis)
     return xp.isfinite(xp.max(xp.abs(x), axis=axis))
+
+
+def on_host(a) -> bool:
+    """Whether array ``a`` lives in host memory (NumPy, torch on the CPU): reading it costs no
+    device wait."""
+    return str(device_of(a)) == "cpu"
 
 
 def device_of(a):

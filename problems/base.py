@@ -54,11 +54,6 @@ class Problem:
         """Parameter ``name`` as a host array of shape (B,)."""
         return per_run(self.params[name], self.runs, dtype)
 
-    def zeros(self, shape):
-        """A backend array of zeros in the float dtype, on the backend's device."""
-        kw = {"device": self.backend.device} if self.backend.name == "torch" else {}
-        return self.xp.zeros(shape, dtype=self.dtype, **kw)
-
     def index(self, idx):
         """A host integer index array moved onto the backend (for indexing backend arrays)."""
         return self.backend.asarray(np.asarray(idx, np.int64), dtype=self.xp.int64)
@@ -112,7 +107,7 @@ class Problem:
 
     def init(self, rng) -> tuple:
         """Initial parameters (a tuple of (B, m, n) arrays); default: zeros."""
-        return tuple(self.zeros((self.runs, m, n)) for m, n in self.layer_shapes)
+        return tuple(self.backend.zeros((self.runs, m, n)) for m, n in self.layer_shapes)
 
     def loss(self, params) -> "object":
         raise NotImplementedError

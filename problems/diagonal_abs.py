@@ -116,7 +116,7 @@ class DiagonalAbs(Problem):
         return self.xp.matmul(self.a, d[..., None])[..., 0] - self.c
 
     def init(self, rng):
-        x0 = self.zeros((self.runs, self.m, self.n))
+        x0 = self.backend.zeros((self.runs, self.m, self.n))
         scale = self.p("init_scale")
         if np.any(scale > 0):
             g = rng.normal((self.m, self.n))
@@ -141,7 +141,7 @@ class DiagonalAbs(Problem):
         return (g,)
 
     def optimum(self):
-        return (self.xstar,), self.zeros(self.runs)
+        return (self.xstar,), self.backend.zeros(self.runs)
 
     def constants(self):
         k, mn = self.k, self.m * self.n

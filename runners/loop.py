@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from problems.backend import RunRNG, all_finite, device_of, limit_blas_threads, single_thread
+from problems.backend import RunRNG, all_finite, limit_blas_threads, single_thread
 
 from . import accumulate as _acc
 from . import orth as _orth
@@ -253,7 +253,7 @@ def _run_batch(
     rows = []
     active = np.ones(B, bool)
     diverged_step = np.full(B, -1, np.int64)
-    dev = device_of(params[0])  # creation functions get the device of the run's arrays
+    dev = backend.device
     active_dev = None if sync_every_step else xp.ones((B,), dtype=xp.bool, device=dev)
     step_dev = None if sync_every_step else xp.full((B,), -1, dtype=xp.int64, device=dev)
     calls = 0

@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from problems.backend import array_module as _xp
-from problems.backend import all_finite, blas_kernel
+from problems.backend import all_finite, blas_kernel, on_host
 from problems.backend import device_of as _device
 from problems.registry import Registry
 
@@ -397,7 +397,7 @@ def safe_scaled(u):
     full-size passes per call, which this check replaces by one read (docs/benchmarks.md). On a
     device the check would wait for the queue every step, so there the rescaling always runs."""
     xp = _xp(u)
-    if str(_device(u)) != "cpu":
+    if not on_host(u):
         return max_abs_normalize(u)
     B, m, n = u.shape
     flat = u.reshape(B, 1, m * n)

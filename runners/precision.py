@@ -42,7 +42,7 @@ from typing import Callable
 import numpy as np
 
 from problems.backend import array_module as _xp
-from problems.backend import device_of
+from problems.backend import on_host
 from problems.registry import Registry
 
 
@@ -117,7 +117,7 @@ def matmul(a, b, fmt: Format, stored: bool = False):
     ``stored``: a and b already hold values of the storage format, which then needs no operand
     rounding when the operands have that format too (bf16, fp16)."""
     xp = _xp(a)
-    if fmt.name == "fp16" and str(device_of(a)) != "cpu":  # a native half GEMM on the device
+    if fmt.name == "fp16" and not on_host(a):  # a native half GEMM on the device
         return xp.astype(xp.matmul(xp.astype(a, xp.float16), xp.astype(b, xp.float16)), xp.float32)
     if not (stored and fmt.operand is fmt.storage):
         a, b = fmt.operand(a), fmt.operand(b)
