@@ -30,7 +30,7 @@ from runners import loop, orth
 
 from . import peers as _peers
 from . import perf_env
-from problems.backend import BackendError, get_backend, limit_blas_threads, single_thread
+from problems.backend import BackendError, get_backend, limit_blas_threads
 
 CASES = {  # name: (m, n, N, B)
     "small": (64, 64, 256, 64),
@@ -97,7 +97,7 @@ def matmul_peak(backend="numpy", repeats: int = 5, seconds: float = 0.1) -> dict
         t = _median_time(lambda: [xp.matmul(a, b, out=c) for _ in range(reps)], repeats, bk.sync)
         rows.append({"shape": shape, "how": "one call (BLAS threads)", "gflops": flops * reps / t / 1e9})
         if B > 1 and lanes > 1:
-            with limit_blas_threads(1), ThreadPoolExecutor(lanes, initializer=single_thread) as pool:
+            with limit_blas_threads(1), ThreadPoolExecutor(lanes) as pool:
                 t = _median_time(lambda: _lanes_matmul(xp, a, b, c, lanes, reps, pool), repeats, bk.sync)
             rows.append({"shape": shape, "how": f"{lanes} lanes x 1 BLAS thread", "gflops": flops * reps / t / 1e9})
     return {"rows": rows, "peak": max(r["gflops"] for r in rows)}

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from problems.backend import RunRNG, all_finite, limit_blas_threads, single_thread
+from problems.backend import RunRNG, all_finite, limit_blas_threads
 
 from . import accumulate as _acc
 from . import orth as _orth
@@ -177,8 +177,7 @@ def run(
         if lanes == 1:
             return _run_batch(problem, optimizer, seeds, **kw)
         parts = np.array_split(np.arange(B), lanes)
-        pool = ThreadPoolExecutor(lanes, thread_name_prefix="muonlab-lane", initializer=single_thread)
-        with limit_blas_threads(1), pool:
+        with limit_blas_threads(1), ThreadPoolExecutor(lanes, thread_name_prefix="muonlab-lane") as pool:
             futures = [
                 pool.submit(
                     _run_batch, _take_problem(problem, idx), _take_optimizer(optimizer, idx, B), seeds[idx], **kw

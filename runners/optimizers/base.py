@@ -147,12 +147,13 @@ def momentum(ms, gs, b, kind: str = "ema", nesterov: bool = False):
     direction, sums are accumulated in place into the fresh products, so a Muon step allocates 3
     full-size temporaries here instead of 6; every value is bit-identical to the plain expressions
     (the same products and sums, in the same order; addition is commutative in IEEE arithmetic).
-    On torch the EMA is ``lerp(G, M, b)`` = G + b (M - G), one fused pass instead of two passes
-    and a shared third (W, Muon: +4-5% at 64^2, +1-3% at 256^2; docs/benchmarks.md), equal to
-    the expression up to rounding (tests/runners/test_backend_parity.py).
+    Where the namespace has ``lerp`` (torch) the EMA is ``lerp(G, M, b)`` = G + b (M - G), one
+    fused pass instead of two passes and a shared third (W, Muon, with the Gram alpha: +4-5% at
+    64^2, +1-3% at 256^2 on the Intel AVX-512 kind; docs/benchmarks.md), equal to the expression
+    up to rounding (tests/runners/test_backend_parity.py).
     """
     xp = array_module(gs[0])
-    if kind == "ema" and xp is not np and hasattr(xp, "lerp"):  # torch: one fused pass per EMA
+    if kind == "ema" and hasattr(xp, "lerp"):  # torch: one fused pass per EMA
         m = tuple(xp.lerp(g, mi, b) for mi, g in zip(ms, gs))
         u = tuple(xp.lerp(g, mi, b) for mi, g in zip(m, gs)) if nesterov else m
     elif kind == "ema":

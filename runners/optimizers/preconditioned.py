@@ -62,8 +62,8 @@ def _sides(params, xp, dtype=None, eye=False):
     for axis in (1, 2):
         mats = []
         for x in params:
-            k, dt = x.shape[axis], dtype or xp.float64
-            one = xp.eye(k, dtype=dt, device=device_of(x)) if eye else xp.zeros((k, k), dtype=dt, device=device_of(x))
+            k, kw = x.shape[axis], {"dtype": dtype or xp.float64, "device": device_of(x)}
+            one = xp.eye(k, **kw) if eye else xp.zeros((k, k), **kw)
             mats.append(xp.asarray(xp.broadcast_to(one, (x.shape[0], k, k)), copy=True))
         out.append(tuple(mats))
     return tuple(out)
