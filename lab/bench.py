@@ -103,6 +103,47 @@ def matmul_peak(backend="numpy", repeats: int = 5, seconds: float = 0.1) -> dict
     return {"rows": rows, "peak": max(r["gflops"] for r in rows)}
 
 
+def _w_products(xp, bk, case: str) -> list[tuple]:
+    """The matmuls of one Muon step of W's ``case`` as (A, B, out) buffer triples: the gradient's
+    two products, then for each of the 5 Newton-Schulz steps Z Z^T (on a contiguous Z^T, the
+    layout that needs no transpose), G G and H Z, on the Gram side p <= q."""
+    m, n, N, B = CASES[case]
+    p, q = min(m, n), max(m, n)
+    rng = np.random.default_rng(0)
+
+    def buf(*shape):  # bounded values: every product reads the same inputs, nothing grows
+        return bk.asarray(rng.standard_normal((B, *shape)) / np.sqrt(shape[-1]))
+
+    x, a, r, atn, g = buf(m, n), buf(n, N), buf(m, N), buf(N, n), buf(m, n)
+    z, zt, gram, h, z2 = buf(p, q), buf(q, p), buf(p, p), buf(p, p), buf(p, q)
+    return [(x, a, r), (r, atn, g)] + [(z, zt, gram), (gram, gram, h), (h, z, z2)] * len(orth.KELLER)
+
+
+def gemm_floor(case: str, backend="numpy", repeats: int = 5) -> dict:
+    """Seconds of W's matmuls alone on ``case`` (:func:`_w_products`, T = STEPS steps, into
+    preallocated buffers, nothing else): the better median of one call per product (library
+    threads) and of lanes with one thread each, as the run loop splits its batch. No
+    implementation of W with the same products on this library beats it; the side by side's
+    bound for the lab and for every peer."""
+    bk = get_backend(backend, "float32")
+    mm = bk.module.matmul
+    triples = _w_products(bk.xp, bk, case)
+
+    def steps(sl):
+        for _ in range(STEPS):
+            for a, b, c in triples:
+                mm(a[sl], b[sl], out=c[sl])
+
+    t = _median_time(lambda: steps(slice(None)), repeats, bk.sync)
+    lanes = min(bk.threads, CASES[case][3])
+    if lanes > 1:
+        bounds = np.linspace(0, CASES[case][3], lanes + 1).astype(int)
+        parts = [slice(i, j) for i, j in zip(bounds[:-1], bounds[1:])]
+        with limit_blas_threads(1), ThreadPoolExecutor(lanes) as pool:
+            t = min(t, _median_time(lambda: list(pool.map(steps, parts)), repeats, bk.sync))
+    return {"seconds": t, "lanes_tried": lanes}
+
+
 # --- workload W ----------------------------------------------------------------------------
 
 
@@ -264,36 +305,43 @@ LAB_ROWS = {
     "lab_torch_bare": ("torch", 0),
 }
 LAB_W = ("lab", "lab_torch")
+# W's matmuls alone (gemm_floor) on each backend: the bound on the lab's and the peers' rows
+FLOOR_ROWS = {"floor": "numpy", "floor_torch": "torch"}
+
+
+def _contenders(repeats: int) -> dict:
+    """name -> fn(case) -> seconds, for every row of the side by side: the lab's rows
+    (LAB_ROWS), the peers (lab.peers.RUNNERS) and W's matmuls alone (FLOOR_ROWS). A row whose
+    backend or framework is missing raises BackendError or lab.peers.PeerMissing."""
+    out = {
+        name: lambda case, b=backend, lp=log_points: workload(case, "muon", b, repeats, lp)["seconds"]
+        for name, (backend, log_points) in LAB_ROWS.items()
+    }
+    out.update({name: lambda case, k=name: _peers.time_peer(k, _case(case), STEPS, repeats) for name in _peers.RUNNERS})
+    out.update({name: lambda case, b=b: gemm_floor(case, b, repeats)["seconds"] for name, b in FLOOR_ROWS.items()})
+    return out
 
 
 def peer_comparison(cases=PEER_CASES, passes: int = 3, repeats: int = 5, progress=print) -> dict:
-    """Lab (``runners.run``, Muon) and each installed peer (lab.peers) on W's ``cases``,
-    interleaved pass by pass (lab, then each peer, per case); each figure is the median over
-    passes of the per-pass median of ``repeats`` runs. Missing peers are listed with the reason."""
-    names = [*LAB_ROWS, *_peers.RUNNERS]
+    """Lab (``runners.run``, Muon), each installed peer (lab.peers) and W's matmuls alone
+    (:func:`gemm_floor`) on W's ``cases``, interleaved pass by pass (in that order, per case);
+    each figure is the median over passes of the per-pass median of ``repeats`` runs. Missing
+    rows are listed with the reason."""
+    contenders = _contenders(repeats)
+    names = list(contenders)
     secs = {(c, k): [] for c in cases for k in names}
     missing = {}
     for i in range(passes):
         for case in cases:
             progress(f"peers, pass {i + 1}/{passes}: {case} ...")
-            for name, (backend, log_points) in LAB_ROWS.items():
+            for name, timed in contenders.items():
                 if name in missing:
                     continue
                 try:
-                    row = workload(case, "muon", backend=backend, repeats=repeats, log_points=log_points)
-                except BackendError as exc:
+                    secs[(case, name)].append(timed(case))
+                except (BackendError, _peers.PeerMissing) as exc:
                     missing[name] = str(exc)
-                    progress(f"lab row {name} skipped: {exc}")
-                    continue
-                secs[(case, name)].append(row["seconds"])
-            for name in _peers.RUNNERS:
-                if name in missing:
-                    continue
-                try:
-                    secs[(case, name)].append(_peers.time_peer(name, _case(case), STEPS, repeats))
-                except _peers.PeerMissing as exc:
-                    missing[name] = str(exc)
-                    progress(f"peer {name} skipped: {exc}")
+                    progress(f"row {name} skipped: {exc}")
     rows = []
     for case in cases:
         m, n, N, B = CASES[case]
@@ -474,6 +522,8 @@ def _peer_lines(pr: dict, peak: float) -> list[str]:
         "lab_torch_bare": "lab, backend torch, metrics at steps 0, 1, T only",
         "torch": "hand-batched torch.bmm",
         "jax": "JAX + optax muon",
+        "floor": "W's matmuls alone, NumPy",
+        "floor_torch": "W's matmuls alone, torch",
     }
     v = pr["versions"]
     lines = [
@@ -481,16 +531,28 @@ def _peer_lines(pr: dict, peak: float) -> list[str]:
         f"torch {v.get('torch')} ({v.get('torch_threads')} threads), jax {v.get('jax')}, optax {v.get('optax')}; "
         f"same-run matmul peak {peak:.0f} GFLOP/s). GFLOP/s (fraction of the peak):",
         "",
-        "| size | " + " | ".join(label.get(k, k) for k in names) + " | lab (faster backend) / best peer |",
-        "|---" * (len(names) + 2) + "|",
+        "| size | "
+        + " | ".join(label.get(k, k) for k in names)
+        + " | lab (faster backend) / best peer | lab / faster matmuls alone | best peer / faster matmuls alone |",
+        "|---" * (len(names) + 4) + "|",
     ]
+
+    def best(r, keys):
+        return max((r[k]["gflops"] for k in keys if r.get(k) is not None), default=None)
+
+    def ratio(a, b):
+        return "n/a" if a is None or b is None else f"{a / b:.2f}x"
+
     for r in pr["rows"]:
         cells = ["skipped" if r[k] is None else f"{r[k]['gflops']:.1f} ({r[k]['gflops'] / peak:.2f})" for k in names]
-        best = max((r[k]["gflops"] for k in names if k not in LAB_ROWS and r[k] is not None), default=None)
-        lab = max((r[k]["gflops"] for k in LAB_W if r.get(k) is not None), default=None)
-        ratio = "n/a" if best is None or lab is None else f"{lab / best:.2f}x"
-        lines.append(f"| {r['case']} {r['m']}x{r['n']}, B = {r['B']} | " + " | ".join(cells) + f" | {ratio} |")
-    lines += [f"\n{'Row' if k in LAB_ROWS else 'Peer'} {k} skipped: {why}" for k, why in pr["missing"].items()]
+        peer = best(r, [k for k in names if k not in LAB_ROWS and k not in FLOOR_ROWS])
+        lab, floor = best(r, LAB_W), best(r, FLOOR_ROWS)
+        lines.append(
+            f"| {r['case']} {r['m']}x{r['n']}, B = {r['B']} | "
+            + " | ".join(cells)
+            + f" | {ratio(lab, peer)} | {ratio(lab, floor)} | {ratio(peer, floor)} |"
+        )
+    lines += [f"\nRow {k} skipped: {why}" for k, why in pr["missing"].items()]
     return lines
 
 

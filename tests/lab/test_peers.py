@@ -3,12 +3,15 @@ iterates equal the lab's Muon (same data, same math), optax's Muon (bias-correct
 equals it after one step, where the two coincide; a missing framework is reported, not raised
 as a crash. Skipped per framework when the ``peers`` extra is not installed."""
 
+import re
+
 import numpy as np
 import pytest
 
 import problems
 import runners
 from lab import bench, peers
+from problems.backend import get_backend
 
 
 def lab_muon(case, steps):
@@ -48,5 +51,23 @@ def test_missing_peer_is_a_line_not_a_crash(monkeypatch):
     assert "nopeer" in res["missing"] and any("skipped" in s for s in lines)
     text = "\n".join(bench._peer_lines(res, peak=100.0))
     assert "skipped" in text and "pip install" in text
-    # the lab's second row (fewer logged metrics) is measured but is not a peer: no ratio without one
-    assert res["rows"][0]["lab_bare"]["gflops"] > 0 and text.splitlines()[-3].endswith("| n/a |")
+    # the lab's second row (fewer logged metrics) and W's matmuls alone are measured but are not
+    # peers: no lab / peer ratio without one, while the lab / matmuls-alone ratio is a number
+    assert res["rows"][0]["lab_bare"]["gflops"] > 0 and res["rows"][0]["floor"]["gflops"] > 0
+    row = next(s for s in text.splitlines() if s.startswith("| tiny"))
+    lab_peer, lab_floor, peer_floor = (c.strip() for c in row.strip("|").split("|")[-3:])
+    assert lab_peer == "n/a" and peer_floor == "n/a" and re.fullmatch(r"\d+\.\d\dx", lab_floor)
+
+
+@pytest.mark.parametrize("case", list(bench.CASES))
+def test_the_matmul_floor_does_w_s_products(case):
+    """gemm_floor times exactly the FLOPs W counts for Muon (lab.bench.step_flops): the products
+    of one step, 2 x rows x inner x cols each, with the operands' shapes chaining as in the step."""
+    m, n, N, B = bench.CASES[case]
+    bk = get_backend("numpy", "float32")
+    triples = bench._w_products(bk.xp, bk, case)
+    for a, b, c in triples:
+        assert a.shape[0] == b.shape[0] == c.shape[0] == B
+        assert a.shape[2] == b.shape[1] and c.shape == (B, a.shape[1], b.shape[2])
+    flops = sum(2.0 * a.shape[1] * a.shape[2] * b.shape[2] for a, b, _ in triples)
+    assert flops == bench.step_flops(runners.make("muon"), m, n, N, 1.0)[0]
