@@ -343,6 +343,72 @@ def all_finite(x, axis):
     return xp.isfinite(xp.max(xp.abs(x), axis=axis))
 
 
+# Batched LAPACK routines (eigh, svd, ...) loop over the batch on one core: neither NumPy's
+# OpenBLAS LAPACK nor torch's MKL path splits the batch over threads (torch eigvalsh of 64 x
+# 64 x 64 float64: 5.4 ms with 2 threads or 1). batched_linalg splits it where the work, B m n
+# min(m, n), is at least SPLIT_LINALG_MIN: measured on the Intel AVX-512 kind (2 cores, 2 chunks
+# against the whole batch, both on one BLAS thread), float64 eigvalsh gained 1.4-2.3x from 2^23
+# on (64 x 64 x 64: 1.4-1.8x), was mixed at 2^22 (64 x 64 x 16: 1.3-1.4x, 2 x 128^2: 0.1-0.8x)
+# and lost below (a thread start costs ~0.1-0.2 ms); docs/benchmarks.md.
+SPLIT_LINALG_MIN = 1 << 23
+
+
+def library_threads(a) -> int:
+    """Threads the array library of host array ``a`` uses now (NumPy's BLAS, torch's intra-op
+    pool; 1 inside :func:`limit_blas_threads` (1), as in the run loop's lanes); 1 on a device."""
+    if not on_host(a):
+        return 1
+    if array_module(a) is np:
+        return blas_threads()
+    torch = sys.modules.get("torch")
+    return int(torch.get_num_threads()) if torch is not None else 1
+
+
+def batched_linalg(fn, x, **kw):
+    """``fn(x, **kw)`` for a batched linear-algebra routine ``fn`` (``xp.linalg.eigvalsh``,
+    ``svd``, ...) that treats each matrix of the leading axis on its own.
+
+    On the host every call runs with one BLAS thread: LAPACK's results depend on the BLAS
+    thread count at larger sizes (eigvalsh of 256 x 256 float64 moved by ~1e-12 between 1 and 2
+    threads, which made the logged grad_nuc of a run depend on the run loop's lanes), so a
+    matrix gets the same bits in any batch, lane or split. With the library on k >= 2 threads
+    now and at least :data:`SPLIT_LINALG_MIN` work, the batch is cut in k chunks run in k
+    threads (this one and k - 1 helpers, joined before returning) and the results are joined
+    along the leading axis (each output of a tuple, as a plain tuple); tested bit for bit in
+    tests/problems/test_backend_arrays.py. On a device: ``fn(x, **kw)``."""
+    if not on_host(x):
+        return fn(x, **kw)
+    B = x.shape[0]
+    k = min(library_threads(x), B) if x.ndim >= 3 else 1
+    if k < 2 or B * x.shape[-2] * x.shape[-1] * min(x.shape[-2:]) < SPLIT_LINALG_MIN:
+        with limit_blas_threads(1):
+            return fn(x, **kw)
+    bounds = np.linspace(0, B, k + 1).astype(int)
+    parts = [x[i:j] for i, j in zip(bounds[:-1], bounds[1:])]
+    out: list = [None] * k
+
+    def one(i):
+        try:
+            out[i] = fn(parts[i], **kw)
+        except BaseException as exc:  # re-raised in the caller's thread
+            out[i] = exc
+
+    with limit_blas_threads(1):
+        helpers = [threading.Thread(target=one, args=(i,), name="muonlab-linalg") for i in range(1, k)]
+        for t in helpers:
+            t.start()
+        one(0)
+        for t in helpers:
+            t.join()
+    for r in out:
+        if isinstance(r, BaseException):
+            raise r
+    xp = array_module(x)
+    if isinstance(out[0], tuple):
+        return tuple(xp.concat(rs, axis=0) for rs in zip(*out))
+    return xp.concat(out, axis=0)
+
+
 def on_host(a) -> bool:
     """Whether array ``a`` lives in host memory (NumPy, torch on the CPU): reading it costs no
     device wait."""

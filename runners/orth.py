@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from problems.backend import array_module as _xp
-from problems.backend import all_finite, blas_kernel, on_host
+from problems.backend import all_finite, batched_linalg, blas_kernel, on_host
 from problems.backend import device_of as _device
 from problems.registry import Registry
 
@@ -111,7 +111,7 @@ def polar_svd(u, steps=None):
     max(m, n) * eps(dtype) * s_max (so zero maps to zero). Runs with non-finite input give NaN."""
     xp = _xp(u)
     u, bad = finite_runs(u)
-    w, s, vt = xp.linalg.svd(u, full_matrices=False)
+    w, s, vt = batched_linalg(xp.linalg.svd, u, full_matrices=False)
     keep = xp.astype(s > null_tol(s, u), u.dtype)
     out = xp.matmul(w * keep[..., None, :], vt)
     return out if bad is None else xp.where(bad[:, None, None], xp.nan, out)
@@ -480,7 +480,7 @@ def singular_values(g):
         g = g.swapaxes(-1, -2)
     gram = xp.matmul(g, g.swapaxes(-1, -2))
     ok = all_finite(gram, (1, 2))[:, None]
-    ev = xp.linalg.eigvalsh(xp.where(ok[:, :, None], gram, 0))
+    ev = batched_linalg(xp.linalg.eigvalsh, xp.where(ok[:, :, None], gram, 0))
     return xp.where(ok, xp.sqrt(xp.maximum(xp.flip(ev, axis=-1), 0.0)), xp.nan)
 
 
@@ -512,8 +512,8 @@ def orth_error(u, o):
     if gram_rank_safe(u):
         su, so = singular_values(u0), singular_values(o0)
     else:
-        su = xp.linalg.svdvals(xp.astype(u0, xp.float64))
-        so = xp.linalg.svdvals(xp.astype(o0, xp.float64))
+        su = batched_linalg(xp.linalg.svdvals, xp.astype(u0, xp.float64))
+        so = batched_linalg(xp.linalg.svdvals, xp.astype(o0, xp.float64))
     k = (su > null_tol(su, u0)).sum(axis=-1, keepdims=True)
     err = xp.max(xp.where(xp.arange(so.shape[-1], device=_device(so))[None, :] < k, xp.abs(so - 1), 0), axis=-1)
     for bad in (bad_u, bad_o):

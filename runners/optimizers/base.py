@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from problems.backend import array_module
+from problems.backend import array_module, batched_linalg
 from problems.params import Param, ParamError
 from problems.registry import Registry
 
@@ -218,7 +218,7 @@ def nuclear(u):
     xp = array_module(u)
     u, bad = finite_runs(u)
     amax = xp.max(xp.abs(u), axis=(-2, -1), keepdims=True)
-    sv = xp.linalg.svdvals(max_abs_normalize(u))
+    sv = batched_linalg(xp.linalg.svdvals, max_abs_normalize(u))
     out = amax * sv.sum(axis=-1)[:, None, None]
     return out if bad is None else xp.where(bad[:, None, None], xp.nan, out)
 

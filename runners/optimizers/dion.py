@@ -7,7 +7,7 @@ import math
 import zlib
 
 
-from problems.backend import array_module, device_of, dtype_name, host_rng
+from problems.backend import array_module, batched_linalg, device_of, dtype_name, host_rng
 from problems.params import Param
 
 from ..registry import register
@@ -44,7 +44,7 @@ def power_iteration(b, q, iters: int):
     s = xp.where(amax > 0, amax, 1)
     bn = b / s
     for _ in range(iters):
-        p = xp.linalg.qr(xp.matmul(bn, q))[0]
+        p = batched_linalg(xp.linalg.qr, xp.matmul(bn, q))[0]
         r = xp.matmul(bn.swapaxes(-1, -2), p)
         q_unit, q = _unit_columns(r, q)
     return p, s * r, q_unit, q

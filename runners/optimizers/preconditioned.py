@@ -18,7 +18,7 @@ instead of crashing LAPACK for the whole batch.
 
 from __future__ import annotations
 
-from problems.backend import array_module, device_of
+from problems.backend import array_module, batched_linalg, device_of
 
 from ..orth import finite_runs
 from ..registry import register
@@ -41,7 +41,7 @@ def damped_power(s, eps, p: float):
     clip only undoes rounding). Runs with non-finite S give NaN."""
     xp = array_module(s)
     s, bad = finite_runs(s)
-    w, q = xp.linalg.eigh(s + eps * xp.eye(s.shape[-1], dtype=s.dtype, device=device_of(s)))
+    w, q = batched_linalg(xp.linalg.eigh, s + eps * xp.eye(s.shape[-1], dtype=s.dtype, device=device_of(s)))
     out = (q * xp.maximum(w[:, None, :], eps) ** p) @ _t(q)
     return out if bad is None else xp.where(bad[:, None, None], xp.nan, out)
 
@@ -51,7 +51,7 @@ def eigenbasis(s, dtype):
     to ``dtype``; NaN for runs with non-finite S."""
     xp = array_module(s)
     s, bad = finite_runs(s)
-    q = xp.astype(xp.linalg.eigh(s)[1], dtype)
+    q = xp.astype(batched_linalg(xp.linalg.eigh, s)[1], dtype)
     return q if bad is None else xp.where(bad[:, None, None], xp.nan, q)
 
 

@@ -57,6 +57,18 @@ def test_lanes_change_no_value(kind, name):
     _same(one, three)
 
 
+def test_lanes_change_no_logged_metric_where_lapack_uses_blas_threads():
+    """At 256 x 256 LAPACK's eigvalsh (the logged grad_nuc, grad_op, orth_err) gave other bits
+    with 2 BLAS threads (one lane) than with 1 (each of 2 lanes), ~1e-11 on grad_nuc, until
+    problems.backend.batched_linalg ran every call on one BLAS thread."""
+    P = problems.make("sample_lsq", runs=4, seed=np.arange(4), m=256, n=256, samples=64, alpha=1.0)
+    opt = runners.make("muon")
+    one = runners.run(P, opt, steps=4, seed=np.arange(4), log_points=2, lanes=1)
+    two = runners.run(P, opt, steps=4, seed=np.arange(4), log_points=2, lanes=2)
+    assert two.extra["lanes"] == 2
+    _same(one, two)
+
+
 @pytest.mark.parametrize("name", ["gd", "muon"])
 def test_device_side_divergence_flags_equal_host_flags(name):
     """The path that keeps the flags on the device between logged steps (used on GPUs) gives the
