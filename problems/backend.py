@@ -313,6 +313,27 @@ class RunRNG:
         st["pos"] += 1
         return out if self._inverse is None else out[self._inverse]
 
+    def normal_ragged(self, rows, shape: tuple[int, ...]):
+        """Standard normal draws of shape (B, max(rows), *shape) where run b's first ``rows[b]``
+        rows are what ``normal((rows[b], *shape))`` gives it, so what it would draw alone or in
+        a batch where every run has its row count, and its rows past ``rows[b]`` are 0. A run's
+        draws thus do not depend on its neighbours' row counts (a per-run minibatch size): one
+        call of :meth:`normal` per distinct count > 0; with a single count, that call itself."""
+        rows = np.asarray(rows, np.int64).reshape(-1)
+        top = int(rows.max())
+        counts = [int(r) for r in np.unique(rows) if r > 0]
+        if counts == [top] and bool((rows == top).all()):
+            return self.normal((top, *shape))
+        xp = self.backend.xp
+        out = self.backend.zeros((self.runs, top, *shape))
+        for r in counts:
+            d = self.normal((r, *shape))
+            if r < top:
+                d = xp.concat([d, self.backend.zeros((self.runs, top - r, *shape))], axis=1)
+            mask = self.backend.asarray((rows == r).reshape(-1, *([1] * (1 + len(shape)))), dtype=xp.bool)
+            out = xp.where(mask, d, out)
+        return out
+
 
 def array_module(a):
     """The Array API namespace an array belongs to: numpy, or the array_api_compat wrapper of

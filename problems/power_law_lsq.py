@@ -125,8 +125,10 @@ class PowerLawLSQ(Problem):
         return (self._from_eig(self._to_eig(params[0] - self.xstar) * self.lam),)
 
     def sample_batch(self, rng):
-        # z then e, both always drawn: a run's draws do not depend on its neighbours' parameters
-        return {"z": rng.normal((self.bmax, self.n)), "e": rng.normal((self.bmax, self.m))}
+        # z then e, both always drawn, each run's from streams of its own batch size: a run's
+        # draws do not depend on its neighbours' parameters (before, all drew bmax rows, so a
+        # run's minibatches changed with the largest batch size in its job or lane)
+        return {"z": rng.normal_ragged(self.batch, (self.n,)), "e": rng.normal_ragged(self.batch, (self.m,))}
 
     def batch_grad(self, params, xi):
         xp = self.xp

@@ -5,7 +5,7 @@ import pytest
 
 import problems
 import runners
-from problems.backend import RunRNG
+from problems.backend import RunRNG, get_backend
 
 
 def make(**kw):
@@ -140,3 +140,40 @@ def test_mode_errors_follow_gd_closed_form():
         curve = res.curves[f"mode_err_{j}"][:, 0]
         e0 = (P.xstar[0] @ P.q[0][:, j - 1]) @ (P.xstar[0] @ P.q[0][:, j - 1])
         np.testing.assert_allclose(curve, e0 * (1 - lr * lam[j - 1]) ** (2 * res.steps), rtol=1e-10)
+
+
+def test_ragged_draws_are_each_run_s_own(backend):
+    """RunRNG.normal_ragged: run b's first rows[b] rows are the draws normal((rows[b], n)) gives
+    that run alone, call after call; rows past them are 0; with one row count it is normal()."""
+    bk = get_backend(backend, "float64")
+    seeds, rows = np.array([3, 5, 3, 7]), np.array([2, 6, 6, 0])
+    rng = RunRNG(seeds, bk, stream=1)
+    alone = {b: RunRNG(seeds[b : b + 1], bk, stream=1) for b in range(4) if rows[b]}
+    for _ in range(3):
+        got = bk.to_host(rng.normal_ragged(rows, (4,)))
+        assert got.shape == (4, 6, 4)
+        for b in range(4):
+            if rows[b]:
+                want = bk.to_host(alone[b].normal((int(rows[b]), 4)))[0]
+                np.testing.assert_array_equal(got[b, : rows[b]], want)
+            assert not got[b, rows[b] :].any()
+    same = RunRNG(seeds, bk, stream=1).normal_ragged(np.full(4, 5), (4,))
+    np.testing.assert_array_equal(bk.to_host(same), bk.to_host(RunRNG(seeds, bk, stream=1).normal((5, 4))))
+
+
+def test_a_run_s_minibatches_do_not_depend_on_its_neighbours_batch_sizes():
+    """A run with batch size 4 beside runs of 256 sees the minibatches it sees alone: before,
+    every run drew max(batch_size) rows, so its trajectory changed with its job's or lane's
+    largest batch size (by O(1)); now only the rounding of the zero-padded sums differs."""
+    kw = dict(m=8, n=16, noise="minibatch", label_noise=0.5, rotate=True, dtype="float64")
+    mixed = make(runs=4, seed=[0, 1, 0, 1], batch_size=[4, 256, 256, 4], **kw)
+    alone = make(runs=2, seed=[0, 1], batch_size=4, **kw)
+    zm = mixed.sample(RunRNG(mixed.seeds, mixed.backend, stream=1))["batch"]["z"]
+    za = alone.sample(RunRNG(alone.seeds, alone.backend, stream=1))["batch"]["z"]
+    np.testing.assert_array_equal(zm[[0, 3], :4], za)
+    opt = runners.make("gd", lr=0.05)
+    a = runners.run(mixed, opt, steps=30, seed=[0, 1, 0, 1], log_points=4, lanes=1)
+    b = runners.run(alone, opt, steps=30, seed=[0, 1], log_points=4, lanes=1)
+    np.testing.assert_allclose(a.params[0][[0, 3]], b.params[0], rtol=1e-10, atol=1e-13)
+    lanes = runners.run(mixed, opt, steps=30, seed=[0, 1, 0, 1], log_points=4, lanes=2)
+    np.testing.assert_allclose(lanes.params[0], a.params[0], rtol=1e-10, atol=1e-13)
