@@ -54,6 +54,8 @@ class Param:
             return v
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
             raise bad
+        if not np.isfinite(float(v)):  # before int(): int(inf) and int(nan) raise, not as a ParamError
+            raise bad
         if self.type is int:
             if float(v) != int(v):
                 raise bad
@@ -68,6 +70,34 @@ class Param:
             raise bad
         return v
 
+    def _check_numeric(self, value, n: int):
+        """The (n,) array :meth:`check` returns for per-run numbers that all pass, checked as one
+        array (a job's thousands of per-run values in ~0.1 ms instead of ~4 us each); None where
+        any value needs the per-value check (a bool, a non-number, a failing value: that check
+        then names it)."""
+        if self.type not in (float, int) or self.choices is not None:
+            return None
+        if isinstance(value, np.ndarray):
+            if value.dtype.kind not in "iuf":
+                return None
+        elif any(type(v) not in (int, float) for v in value):  # bool, str, nested, numpy scalars
+            return None
+        try:
+            v = np.asarray(value, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError, OverflowError):
+            return None
+        if v.shape[0] != n or not np.isfinite(v).all():
+            return None
+        if self.low is not None and ((v < self.low).any() or (self.low_open and (v == self.low).any())):
+            return None
+        if self.high is not None and (v > self.high).any():
+            return None
+        if self.type is int:
+            if (v != np.trunc(v)).any() or (np.abs(v) > 2**53).any():
+                return None
+            return v.astype(np.int64)
+        return v
+
     def check(self, name: str, value, runs: int | None = None):
         """Validate a scalar, or (for per-run parameters) a sequence/array of shape (runs,).
         Returns the scalar, or a NumPy array of shape (runs,)."""
@@ -79,6 +109,9 @@ class Param:
                 )
             if runs is not None and arr.shape[0] != runs:
                 raise ParamError(f"{name}: per-run values must have length runs={runs}, got {arr.shape[0]}")
+            fast = self._check_numeric(value, arr.shape[0]) if self.per_run else None
+            if fast is not None:
+                return fast
             vals = [self._check_one(name, v) for v in arr.tolist()]
             if not self.per_run:
                 return vals[0]
