@@ -178,10 +178,36 @@ def check_unbiased(kind, params, backend="numpy", draws=12000, level=1e-4) -> No
     assert z <= stats.norm.isf(level / 2 / 2), (kind, "projection on grad", z)
 
 
+def varied(kind, params, runs: int = 3) -> dict:
+    """``params`` with every per-run number (per_run, int or float, no choices) given as a list
+    of ``runs`` values: the first run's moved within the parameter's bounds (int: +1, float:
+    1.5 v + 0.25, kept <= high), the others as given; a parameter whose moved value does not
+    build (a combination the kind refuses) keeps its one value."""
+    decl = problems.get(kind).cls.PARAMS
+    out = dict(params)
+    for name, p in decl.items():
+        if not p.per_run or p.type not in (int, float) or p.choices is not None:
+            continue
+        v = params.get(name, p.default)
+        alt = v + 1 if p.type is int else 1.5 * v + 0.25
+        if p.high is not None:
+            alt = min(alt, p.high)
+        if alt == v:
+            continue
+        trial = {**out, name: [alt] + [v] * (runs - 1)}
+        try:
+            build(kind, trial, np.arange(runs))
+        except problems.ParamError:
+            continue
+        out = trial
+    return out
+
+
 def check_batching(kind, params, backend="numpy", seeds=(11, 4, 11)) -> None:
     """Run b of a batch equals the same seed and parameters built alone: instance (X*, f*,
     constants, spectra), X0, loss/grad/gap at a point, extra metrics, and the stochastic
-    gradient under the run's own oracle stream."""
+    gradient under the run's own oracle stream. Per-run parameters may be lists (one value a
+    run, :func:`varied`): run b alone then takes its own value."""
     seeds = np.asarray(seeds, np.int64)
     Pb = build(kind, params, seeds, backend)
     rng = np.random.default_rng(3)
@@ -205,7 +231,8 @@ def check_batching(kind, params, backend="numpy", seeds=(11, 4, 11)) -> None:
 
     together = everything(Pb, pt)
     for r, s in enumerate(seeds):
-        alone = everything(build(kind, params, [s], backend), tuple(x[r : r + 1] for x in pt))
+        own = {k: v[r] if isinstance(v, list) else v for k, v in params.items()}
+        alone = everything(build(kind, own, [s], backend), tuple(x[r : r + 1] for x in pt))
         assert set(alone) == set(together)
         for k in together:
             np.testing.assert_allclose(

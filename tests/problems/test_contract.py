@@ -17,7 +17,7 @@ import problems
 import runners
 
 sys.path.insert(0, str(Path(__file__).parent))
-from contract_checks import build, cases, check_batching, check_instance, check_unbiased  # noqa: E402
+from contract_checks import build, cases, check_batching, check_instance, check_unbiased, varied  # noqa: E402
 
 CASES = [pytest.param(kind, params, id=f"{kind}-{i}") for kind, i, params in cases()]
 
@@ -51,6 +51,14 @@ def test_stochastic_gradient_is_unbiased(kind, params, backend):
 @pytest.mark.parametrize("kind,params", CASES)
 def test_batching_invariance(kind, params, backend):
     check_batching(kind, params, backend=backend)
+
+
+@pytest.mark.parametrize("kind,params", CASES)
+def test_batching_invariance_with_per_run_parameters(kind, params, backend):
+    """The same, with the first run's per-run numbers (batch size, noise, exponents, ...) moved:
+    a run's instance and oracle draws do not depend on its neighbours' parameters (per-run
+    minibatch sizes once made every run draw the batch's largest size)."""
+    check_batching(kind, varied(kind, params), backend=backend)
 
 
 @pytest.mark.parametrize("kind,params", CASES)
