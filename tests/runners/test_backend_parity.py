@@ -5,6 +5,9 @@ rounding carries those checks over to torch (and CuPy where a GPU is visible).""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -144,14 +147,20 @@ def test_optimizer_steps_keep_every_array_on_the_device(name):
 
 @pytest.mark.parametrize("kind", sorted(problems.REGISTRY))
 def test_problem_oracles_keep_every_array_on_the_device(kind):
+    """Every example, and the same with per-run parameters that differ between runs (a per-run
+    minibatch size takes RunRNG.normal_ragged's path)."""
     from problems.backend import RunRNG
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "problems"))
+    from contract_checks import varied  # noqa: PLC0415
 
     bk = _meta_backend()
     for example in problems.get(kind).cls.EXAMPLES:
-        P = problems.make(kind, runs=3, seed=SEEDS, backend=bk, **example)
-        params = P.init(RunRNG(SEEDS, bk, stream=2))
-        out = [*P.grad(params), P.gap(params), P.loss(params), *P.optimum()[0]]
-        xi = P.sample(RunRNG(SEEDS, bk, stream=1))
-        out += list(P.stoch_grad(params, xi))
-        out += list(P.extra_metrics(params).values())
-        assert all(a.device.type == "meta" for a in out)
+        for params in (example, varied(kind, example)):
+            P = problems.make(kind, runs=3, seed=SEEDS, backend=bk, **params)
+            x = P.init(RunRNG(SEEDS, bk, stream=2))
+            out = [*P.grad(x), P.gap(x), P.loss(x), *P.optimum()[0]]
+            xi = P.sample(RunRNG(SEEDS, bk, stream=1))
+            out += list(P.stoch_grad(x, xi))
+            out += list(P.extra_metrics(x).values())
+            assert all(a.device.type == "meta" for a in out), params
