@@ -26,6 +26,7 @@ from typing import Callable
 
 import numpy as np
 
+import problems.backend as _backend
 from problems.backend import array_module as _xp
 from problems.backend import all_finite, batched_linalg, blas_kernel, on_host
 from problems.backend import device_of as _device
@@ -182,6 +183,8 @@ def kernel_levers() -> dict:
         "gram_source": "forced (runners.orth.GRAM_SYRK)" if GRAM_SYRK is not None else "detected BLAS kernel",
         "gram_fuse_ratio": GRAM_FUSE_RATIO,
         "gram_product_by_namespace": {k: GRAM_LABELS[v] for k, v in NAMESPACE_GRAM.items()},
+        # problems.backend.batched_linalg: LAPACK calls on one BLAS thread each, split from this work on
+        "linalg_split_min_work": _backend.SPLIT_LINALG_MIN,
     }
 
 

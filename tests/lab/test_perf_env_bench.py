@@ -39,6 +39,9 @@ def test_settings_record_the_cpu_and_the_kernel_levers():
     assert set(got["cpu"]) >= {"vendor", "avx2", "avx512", "cores"} and got["cpu"]["cores"] >= 1
     labels = {"syrk": "syrk", "copy": "gemm on a scaled transposed copy"}
     assert got["kernels"]["gram_product"] == labels[orth.gram_product()]
+    from problems import backend
+
+    assert got["kernels"]["linalg_split_min_work"] == backend.SPLIT_LINALG_MIN
 
 
 @pytest.mark.parametrize(
