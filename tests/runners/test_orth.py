@@ -113,3 +113,21 @@ def test_spectral_sd_step_with_a_non_finite_run_does_not_crash():
     with np.errstate(invalid="ignore"):  # inf / inf in that run's rescaling, as the run loop allows
         new, _ = opt.step(params, state, Oracle(P, None), 1, hp)
     assert np.isfinite(new[0][0]).all() and not np.isfinite(new[0][1]).all()
+
+
+def test_every_batched_lapack_call_in_runners_goes_through_batched_linalg():
+    """A direct xp.linalg.svd(...) / eigh(...) / ... call on the batch in runners/ would run on the library's
+    BLAS threads, whose count changes LAPACK's bits at larger sizes and so would make a run's
+    result depend on its lane (problems.backend.batched_linalg runs them on one thread)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "runners"
+    direct = re.compile(r"\bxp\.linalg\.(svd|svdvals|eigh|eigvalsh|eig|qr|cholesky|solve|inv|lstsq|pinv)\s*\(")
+    found = [
+        f"{path.relative_to(root.parent)}:{i}: {line.strip()}"
+        for path in sorted(root.rglob("*.py"))
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if direct.search(line)
+    ]
+    assert not found, found
