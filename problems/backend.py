@@ -415,12 +415,16 @@ def batched_linalg(fn, x, **kw):
             out[i] = exc
 
     with limit_blas_threads(1):
-        helpers = [threading.Thread(target=one, args=(i,), name="muonlab-linalg") for i in range(1, k)]
-        for t in helpers:
-            t.start()
-        one(0)
-        for t in helpers:
-            t.join()
+        helpers = []
+        try:  # every started helper is joined before the limit is released, whatever happens
+            for i in range(1, k):
+                helpers.append(threading.Thread(target=one, args=(i,), name="muonlab-linalg"))
+                helpers[-1].start()
+            one(0)
+        finally:
+            for t in helpers:
+                if t.ident is not None:
+                    t.join()
     for r in out:
         if isinstance(r, BaseException):
             raise r

@@ -89,15 +89,20 @@ class AdditiveNoise:
     def sample(self, rng):
         """zeta as a tuple of layers (B, m_i, n_i), or None when there is no additive noise.
 
-        One flat draw of shape (N,) per step (and (df, N) for the chi-square), so the draws use
-        their own RunRNG streams, apart from any data draws of the problem."""
+        One flat draw of shape (N,) per step, and (df, 1, N) for the chi-square: a 1-D and a 3-D
+        key, so neither shares a RunRNG stream with a problem's 2-D data draws, whose row counts
+        can vary per run (RunRNG.normal_ragged; the chi-square's (df, N) clashed with a data
+        draw (r, n) where N = n and a neighbour's batch size r was df, which moved a run's noise
+        with its neighbours' batch sizes). A 1-D data draw (two_sided_lsq's per-sample label
+        noise) of length N shares the flat draw's stream: consecutive draws of one stream, still
+        independent, and its length is one value per job."""
         if not self.active:
             return None
         xp = self.backend.xp
         z = rng.normal((self.size,))
         if self.kind == "student_t":
-            w = rng.normal((self.df, self.size))
-            chi2 = (w * w).sum(axis=1)
+            w = rng.normal((self.df, 1, self.size))
+            chi2 = (w * w).sum(axis=(1, 2))
             z = z * xp.sqrt((self.df - 2) / chi2)
         z = z * self.scale
         out, off = [], 0

@@ -54,16 +54,18 @@ class Param:
             return v
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
             raise bad
-        if not np.isfinite(float(v)):  # before int(): int(inf) and int(nan) raise, not as a ParamError
+        try:
+            f = float(v)
+        except OverflowError:  # a Python int beyond the float range
+            raise bad from None
+        if not np.isfinite(f):  # before int(): int(inf) and int(nan) raise, not as a ParamError
             raise bad
         if self.type is int:
-            if float(v) != int(v):
+            if f != int(v) or not -(2**63) <= int(v) < 2**63:  # integral, and an int64 (per-run arrays)
                 raise bad
             v = int(v)
         else:
-            v = float(v)
-        if not np.isfinite(v):
-            raise bad
+            v = f
         if self.low is not None and (v < self.low or (self.low_open and v == self.low)):
             raise bad
         if self.high is not None and v > self.high:
@@ -93,10 +95,10 @@ class Param:
         if self.high is not None and (v > self.high).any():
             return None
         if self.type is int:
-            if (v != np.trunc(v)).any() or (np.abs(v) > 2**53).any():
+            if (v != np.trunc(v)).any() or (np.abs(v) >= 2**53).any():  # beyond: float64 is inexact
                 return None
             return v.astype(np.int64)
-        return v
+        return v.copy() if np.shares_memory(v, value) else v  # never the caller's own array
 
     def check(self, name: str, value, runs: int | None = None):
         """Validate a scalar, or (for per-run parameters) a sequence/array of shape (runs,).

@@ -16,7 +16,8 @@ DECLS = {
 
 
 def reference(p: Param, value):
-    """The per-value check: _check_one on every entry, then the array check() returns."""
+    """The per-value check: _check_one on every entry, then the array check() returns (an
+    integer beyond int64 is refused by _check_one, so the int64 cast cannot overflow)."""
     vals = [p._check_one("x", v) for v in np.asarray(value, dtype=object).reshape(-1).tolist()]
     return np.asarray(vals, dtype={float: np.float64, int: np.int64}[p.type])
 
@@ -29,6 +30,8 @@ def inputs(rng):
         [True, 1, 2.0],
         [np.int64(3), np.float32(0.5), 4],
         [2**60, 1.0, 5],
+        [2**53 + 1, -(2**53) - 1, 2**53, 4],
+        [1e20, 2**64, 3],
         ["a", 1.0],
     ]
     for pool in pools:
@@ -52,4 +55,5 @@ def test_per_run_check_equals_the_per_value_check(decl):
             continue
         got = p.check("x", value)
         assert got.dtype == want.dtype, value
+        assert not (isinstance(value, np.ndarray) and np.shares_memory(got, value)), value
         np.testing.assert_array_equal(got, want, err_msg=str(value))

@@ -177,3 +177,17 @@ def test_a_run_s_minibatches_do_not_depend_on_its_neighbours_batch_sizes():
     np.testing.assert_allclose(a.params[0][[0, 3]], b.params[0], rtol=1e-10, atol=1e-13)
     lanes = runners.run(mixed, opt, steps=30, seed=[0, 1, 0, 1], log_points=4, lanes=2)
     np.testing.assert_allclose(lanes.params[0], a.params[0], rtol=1e-10, atol=1e-13)
+
+
+def test_student_t_noise_does_not_move_with_a_neighbour_s_batch_size():
+    """m = 1: the layer has N = n entries, so the chi-square draw (df, N) had the shape of a data
+    draw (r, n); a neighbour with batch size r = df advanced that stream and moved this run's
+    noise. The chi-square now draws on a 3-D key of its own."""
+    kw = dict(m=1, n=3, noise="student_t", sigma=0.4, df=4, label_noise=0.1, dtype="float64")
+    mixed = make(runs=2, seed=[11, 4], batch_size=[2, 4], **kw)
+    alone = make(runs=1, seed=[11], batch_size=2, **kw)
+    rm, ra = RunRNG(mixed.seeds, mixed.backend, stream=1), RunRNG(alone.seeds, alone.backend, stream=1)
+    for _ in range(3):
+        xm, xa = mixed.sample(rm), alone.sample(ra)
+        np.testing.assert_array_equal(xm["batch"]["z"][0, :2], xa["batch"]["z"][0])
+        np.testing.assert_array_equal(xm["add"][0][0], xa["add"][0][0])
