@@ -66,16 +66,13 @@ def _median_time(fn, repeats: int, sync) -> float:
 # --- the matmul peak -------------------------------------------------------------------------
 
 
-def _lanes_matmul(xp, a, b, c, lanes, reps, pool):
-    """``reps`` products on ``lanes`` sub-batches in threads, one BLAS thread each, joined once
-    at the end (as the run loop's lanes)."""
-
-    def one(sl):
-        for _ in range(reps):
-            xp.matmul(a[sl], b[sl], out=c[sl])
-
-    bounds = np.linspace(0, a.shape[0], lanes + 1).astype(int)
-    list(pool.map(one, [slice(i, j) for i, j in zip(bounds[:-1], bounds[1:])]))
+def _lanes_time(fn, B: int, lanes: int, repeats: int, sync) -> float:
+    """Median seconds of ``fn(slice)`` run on ``lanes`` sub-batches of B in threads, one BLAS
+    thread each, joined once at the end (as the run loop's lanes)."""
+    bounds = np.linspace(0, B, lanes + 1).astype(int)
+    parts = [slice(i, j) for i, j in zip(bounds[:-1], bounds[1:])]
+    with limit_blas_threads(1), ThreadPoolExecutor(lanes) as pool:
+        return _median_time(lambda: list(pool.map(fn, parts)), repeats, sync)
 
 
 def matmul_peak(backend="numpy", repeats: int = 5, seconds: float = 0.1) -> dict:
@@ -97,13 +94,17 @@ def matmul_peak(backend="numpy", repeats: int = 5, seconds: float = 0.1) -> dict
         t = _median_time(lambda: [xp.matmul(a, b, out=c) for _ in range(reps)], repeats, bk.sync)
         rows.append({"shape": shape, "how": "one call (BLAS threads)", "gflops": flops * reps / t / 1e9})
         if B > 1 and lanes > 1:
-            with limit_blas_threads(1), ThreadPoolExecutor(lanes) as pool:
-                t = _median_time(lambda: _lanes_matmul(xp, a, b, c, lanes, reps, pool), repeats, bk.sync)
+
+            def products(sl, a=a, b=b, c=c, reps=reps):
+                for _ in range(reps):
+                    xp.matmul(a[sl], b[sl], out=c[sl])
+
+            t = _lanes_time(products, B, lanes, repeats, bk.sync)
             rows.append({"shape": shape, "how": f"{lanes} lanes x 1 BLAS thread", "gflops": flops * reps / t / 1e9})
     return {"rows": rows, "peak": max(r["gflops"] for r in rows)}
 
 
-def _w_products(xp, bk, case: str) -> list[tuple]:
+def _w_products(bk, case: str) -> list[tuple]:
     """The matmuls of one Muon step of W's ``case`` as (A, B, out) buffer triples: the gradient's
     two products, then for each of the 5 Newton-Schulz steps Z Z^T (on a contiguous Z^T, the
     layout that needs no transpose), G G and H Z, on the Gram side p <= q."""
@@ -127,7 +128,7 @@ def gemm_floor(case: str, backend="numpy", repeats: int = 5) -> dict:
     bound for the lab and for every peer."""
     bk = get_backend(backend, "float32")
     mm = bk.module.matmul
-    triples = _w_products(bk.xp, bk, case)
+    triples = _w_products(bk, case)
 
     def steps(sl):
         for _ in range(STEPS):
@@ -135,12 +136,10 @@ def gemm_floor(case: str, backend="numpy", repeats: int = 5) -> dict:
                 mm(a[sl], b[sl], out=c[sl])
 
     t = _median_time(lambda: steps(slice(None)), repeats, bk.sync)
-    lanes = min(bk.threads, CASES[case][3])
+    B = CASES[case][3]
+    lanes = min(bk.threads, B)
     if lanes > 1:
-        bounds = np.linspace(0, CASES[case][3], lanes + 1).astype(int)
-        parts = [slice(i, j) for i, j in zip(bounds[:-1], bounds[1:])]
-        with limit_blas_threads(1), ThreadPoolExecutor(lanes) as pool:
-            t = min(t, _median_time(lambda: list(pool.map(steps, parts)), repeats, bk.sync))
+        t = min(t, _lanes_time(steps, B, lanes, repeats, bk.sync))
     return {"seconds": t, "lanes_tried": lanes}
 
 

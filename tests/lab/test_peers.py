@@ -65,7 +65,7 @@ def test_the_matmul_floor_does_w_s_products(case):
     of one step, 2 x rows x inner x cols each, with the operands' shapes chaining as in the step."""
     m, n, N, B = bench.CASES[case]
     bk = get_backend("numpy", "float32")
-    triples = bench._w_products(bk.xp, bk, case)
+    triples = bench._w_products(bk, case)
     for a, b, c in triples:
         assert a.shape[0] == b.shape[0] == c.shape[0] == B
         assert a.shape[2] == b.shape[1] and c.shape == (B, a.shape[1], b.shape[2])
