@@ -80,13 +80,9 @@ class Backend:
 
     @property
     def threads(self) -> int:
-        """Threads the host array library uses now (NumPy's BLAS, torch's intra-op pool); 1 on a
-        device. The run loop's default number of lanes."""
-        if self.name == "numpy":
-            return blas_threads()
-        if self.name == "torch" and self.on_host:
-            return int(self.module.get_num_threads())
-        return 1
+        """Threads the host array library uses now (:func:`host_threads`); 1 on a device. The run
+        loop's default number of lanes."""
+        return host_threads(self.xp) if self.on_host else 1
 
     @property
     def np_dtype(self) -> np.dtype:
@@ -374,15 +370,19 @@ def all_finite(x, axis):
 SPLIT_LINALG_MIN = 1 << 23
 
 
-def library_threads(a) -> int:
-    """Threads the array library of host array ``a`` uses now (NumPy's BLAS, torch's intra-op
-    pool; 1 inside :func:`limit_blas_threads` (1), as in the run loop's lanes); 1 on a device."""
-    if not on_host(a):
-        return 1
-    if array_module(a) is np:
+def host_threads(xp) -> int:
+    """Threads the host library of namespace ``xp`` uses now: NumPy's BLAS, else torch's intra-op
+    pool (the only other host library here); 1 inside :func:`limit_blas_threads` (1), as in the
+    run loop's lanes."""
+    if xp is np:
         return blas_threads()
     torch = sys.modules.get("torch")
     return int(torch.get_num_threads()) if torch is not None else 1
+
+
+def library_threads(a) -> int:
+    """:func:`host_threads` of host array ``a``'s library; 1 on a device."""
+    return host_threads(array_module(a)) if on_host(a) else 1
 
 
 def batched_linalg(fn, x, **kw):
