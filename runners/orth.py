@@ -163,6 +163,15 @@ GRAM_PRODUCTS = {"syrk": _gram_syrk, "copy": _gram_copy, "gemm_alpha": _gram_alp
 GRAM_LABELS = {"syrk": "syrk", "copy": "gemm on a scaled transposed copy", "gemm_alpha": "gemm with alpha on the view"}
 
 
+def _gram_for(z, xp):
+    """(the Gram product function for namespace ``xp``, its (B, q, p) buffer or None) for
+    batches shaped like ``z`` (B, p, q)."""
+    kind = gram_product(xp)
+    B, p, q = z.shape
+    zt = xp.empty((B, q, p), dtype=z.dtype, device=_device(z)) if kind == "copy" else None
+    return GRAM_PRODUCTS[kind], zt
+
+
 def gram_product(xp=np) -> str:
     """The name (in GRAM_PRODUCTS) of the Gram product the kernels below use on namespace ``xp``."""
     if xp is not np:
@@ -240,9 +249,7 @@ def _scaled_transpose(z, s, out, xp):
 def _ns_direct(z, coeffs, xp):
     """The iteration on X = d Z (p <= q), updating Z in place of a ping-pong buffer pair."""
     B, p, q = z.shape
-    kind = gram_product(xp)
-    gram = GRAM_PRODUCTS[kind]
-    zt = xp.empty((B, q, p), dtype=z.dtype, device=_device(z)) if kind == "copy" else None
+    gram, zt = _gram_for(z, xp)
     g = xp.empty((B, p, p), dtype=z.dtype, device=_device(z))
     h = xp.empty_like(g)
     g_diag, h_diag = _diag(g), _diag(h)
@@ -273,9 +280,7 @@ def _ns_gram_fused(x, coeffs, xp):
     step 2 and then every 3 steps (float32 error then as small as the direct iteration's; with one
     chain of 5 steps it was ~30x larger on ill-conditioned inputs)."""
     B, p, q = x.shape
-    kind = gram_product(xp)
-    gram = GRAM_PRODUCTS[kind]
-    xt = xp.empty((B, q, p), dtype=x.dtype, device=_device(x)) if kind == "copy" else None
+    gram, xt = _gram_for(x, xp)
     start = 0
     while start < len(coeffs):
         group = coeffs[start : start + (2 if start == 0 else 3)]
