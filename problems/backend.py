@@ -276,6 +276,7 @@ class RunRNG:
     _uniq: np.ndarray = field(default=None, init=False, repr=False)
     _inverse: object = field(default=None, init=False, repr=False)
     _state: dict = field(default_factory=dict, init=False, repr=False)
+    _ragged: dict = field(default_factory=dict, init=False, repr=False)  # normal_ragged's plans
 
     BLOCK_BYTES = 4 << 20
 
@@ -316,17 +317,25 @@ class RunRNG:
         draws thus do not depend on its neighbours' row counts (a per-run minibatch size): one
         call of :meth:`normal` per distinct count > 0; with a single count, that call itself."""
         rows = np.asarray(rows, np.int64).reshape(-1)
-        top = int(rows.max())
-        counts = [int(r) for r in np.unique(rows) if r > 0]
-        if counts == [top] and bool((rows == top).all()):
+        key = (rows.tobytes(), len(shape))
+        plan = self._ragged.get(key)
+        if plan is None:  # once per row-count vector: the counts and their device masks
+            top = int(rows.max())
+            counts = [int(r) for r in np.unique(rows) if r > 0]
+            uniform = counts == [top] and bool((rows == top).all())
+            col = (-1, *([1] * (1 + len(shape))))
+            as_mask = lambda r: self.backend.asarray((rows == r).reshape(col), dtype=self.backend.xp.bool)  # noqa: E731
+            masks = None if uniform else [as_mask(r) for r in counts]
+            plan = self._ragged[key] = (top, counts, masks)
+        top, counts, masks = plan
+        if masks is None:
             return self.normal((top, *shape))
         xp = self.backend.xp
         out = self.backend.zeros((self.runs, top, *shape))
-        for r in counts:
+        for r, mask in zip(counts, masks):
             d = self.normal((r, *shape))
             if r < top:
                 d = xp.concat([d, self.backend.zeros((self.runs, top - r, *shape))], axis=1)
-            mask = self.backend.asarray((rows == r).reshape(-1, *([1] * (1 + len(shape)))), dtype=xp.bool)
             out = xp.where(mask, d, out)
         return out
 
