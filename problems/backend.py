@@ -324,8 +324,9 @@ class RunRNG:
             counts = [int(r) for r in np.unique(rows) if r > 0]
             uniform = counts == [top] and bool((rows == top).all())
             col = (-1, *([1] * (1 + len(shape))))
-            as_mask = lambda r: self.backend.asarray((rows == r).reshape(col), dtype=self.backend.xp.bool)  # noqa: E731
-            masks = None if uniform else [as_mask(r) for r in counts]
+            masks = None
+            if not uniform:
+                masks = [self.backend.asarray((rows == r).reshape(col), dtype=self.backend.xp.bool) for r in counts]
             plan = self._ragged[key] = (top, counts, masks)
         top, counts, masks = plan
         if masks is None:
